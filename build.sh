@@ -4,7 +4,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$top"
-B=$top/build
+B=${KEEL_BUILD_DIR:-$top/build}
 export LC_ALL=C
 
 # Debian bookworm packages keel needs to build and test.
