@@ -56,7 +56,7 @@ ensure_deb_src() {
 	[ "$(id -u)" = 0 ] || die "no deb-src entry in apt's sources and not root to add one (or set KEEL_LWIP_SRC/KEEL_BEARSSL_SRC)"
 	local uri
 	uri=$(grep -rhsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-		grep -oE 'https?://[^ ]*debian/?' | grep -v security | head -n 1)
+		grep -oE 'https?://[^ ]*debian/?' | grep -v security | head -n 1 || true)
 	[ -n "$uri" ] || uri=http://deb.debian.org/debian
 	say "adding deb-src entry for $uri"
 	cat > /etc/apt/sources.list.d/keel-src.sources <<-EOF
