@@ -41,3 +41,18 @@ int snap_unhex(const char *s, size_t len, uint8_t out[SNAP_HASH_LEN])
 		out[i] = (uint8_t)(nibble(s[2 * i]) << 4 | nibble(s[2 * i + 1]));
 	return 0;
 }
+
+int snap_name_valid(const char *s, size_t len)
+{
+	if (len < 1 || len > SNAP_NAME_MAX)
+		return 0;
+	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}

@@ -46,9 +46,276 @@ int snap_is_hex64(const char *s, size_t len);
 /* Parses a hex64; 0 or -EINVAL. */
 int snap_unhex(const char *s, size_t len, uint8_t out[SNAP_HASH_LEN]);
 
-/* ---- wire --------------------------------------------------------------- */
+/* 1 when s[0..len) is a valid ref / sandbox name: [A-Za-z0-9._-]{1,64}, not "." or "..". */
+int snap_name_valid(const char *s, size_t len);
+#define SNAP_NAME_MAX 64
+
+/* ---- one store interface (directory store and partition image) ---------- */
+
+/* What an id names: raw objects live in objects/, manifests in manifests/. */
+#define SNAP_KIND_OBJECT 1
+#define SNAP_KIND_MANIFEST 2
+
+/*
+ * The read side every store offers. locate() gives an fd OWNED BY THE SOURCE
+ * (valid until the source is closed; do not close it) and the byte range of
+ * the item in it: off is page-aligned in the partition image and 0 in the
+ * directory store, so guest memory chunks can be mmap'ed MAP_PRIVATE without
+ * copying. locate() does NOT verify the bytes; callers that do not verify
+ * themselves use snap_source_read(). Both return 0 or -errno (-ENOENT absent).
+ */
+struct snap_source {
+	void *ctx;
+	int (*locate)(void *ctx, int kind, const uint8_t id[SNAP_HASH_LEN], int *fd, uint64_t *off,
+		      uint64_t *len);
+	int (*ref)(void *ctx, const char *name, uint8_t id[SNAP_HASH_LEN]);
+};
+
+/* Reads an item and re-verifies its hash into a malloc'd buffer (free() it). -EBADMSG: corrupt. */
+int snap_source_read(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN],
+		     uint8_t **buf, size_t *len);
+/* Re-hashes an item in place (streaming, O(1) memory); 0, -EBADMSG (corrupt) or -errno. */
+int snap_source_check(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN]);
+/* A ref name or a manifest hex64 -> manifest id. -ENOENT unknown ref, -EINVAL neither form. */
+int snap_source_resolve(const struct snap_source *src, const char *name_or_hex,
+			uint8_t id[SNAP_HASH_LEN]);
+
+/* ---- directory store (snap/store.c) -------------------------------------- */
+
+/*
+ * Layout: DIR/objects/<hex64>, DIR/manifests/<hex64>, DIR/refs/<name> (a
+ * hex64 line). Every path is derived only from a validated hex64 or a
+ * validated name. Writes: unique temp file in the same directory, fsync,
+ * rename, fsync of the directory. Objects are write-once.
+ */
+struct snap_store;
+
+/* Creates DIR (if missing) and its layout; 0 also when it is already a store. */
+int snap_store_init(const char *dir);
+/* Opens an existing store; -ENOTDIR / -ENOENT when DIR is not one. */
+int snap_store_open(const char *dir, struct snap_store **out);
+void snap_store_close(struct snap_store *s);
+const char *snap_store_dir(const struct snap_store *s);
+/* Fills src with this store's read side (valid while s is open). */
+void snap_store_source(struct snap_store *s, struct snap_source *src);
+
+/* Streaming verified writer for OBJECTS (manifests go through snap_store_put_manifest). */
+struct snap_store_writer {
+	struct snap_store *store;
+	int fd;                  /* staged temp file; -1 when idle */
+	uint64_t len;            /* bytes written so far */
+	struct snap_b3 hash;     /* incremental hash of those bytes */
+	char tmp[40];            /* temp file name in objects/ */
+};
+int snap_store_begin(struct snap_store *s, struct snap_store_writer *w);
+int snap_store_write(struct snap_store_writer *w, const void *buf, size_t len);
+/*
+ * Finishes the object: if expect is non-NULL and the hash differs, removes
+ * the temp file and returns -EBADMSG. id (may be NULL) gets the computed id.
+ * The writer is idle afterwards, whatever the result.
+ */
+int snap_store_commit(struct snap_store_writer *w, const uint8_t *expect, uint8_t *id);
+/* Drops the staged bytes (no-op when idle). */
+void snap_store_abort(struct snap_store_writer *w);
+
+/* Whole-buffer put of an object (kind SNAP_KIND_OBJECT) or a manifest. */
+int snap_store_put_buf(struct snap_store *s, int kind, const void *buf, size_t len,
+		       uint8_t id[SNAP_HASH_LEN]);
+/*
+ * Puts a manifest: parses it strictly (message in err) and refuses (-ENOENT,
+ * err names the id) unless every object it references (kernel, initrd,
+ * chunks, vcpu, vm-state, devices; not parent) is present.
+ */
+int snap_store_put_manifest(struct snap_store *s, const void *buf, size_t len,
+			    uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
+/* 1 present, 0 absent, -errno. Does not re-hash. */
+int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN]);
+/* Verified read into a malloc'd buffer; -EBADMSG when corrupt. */
+int snap_store_get(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN], uint8_t **buf,
+		   size_t *len);
+
+/* Refs: name -> manifest id. get: -ENOENT when absent. set moves it by atomic rename. */
+int snap_store_ref_get(struct snap_store *s, const char *name, uint8_t id[SNAP_HASH_LEN]);
+int snap_store_ref_set(struct snap_store *s, const char *name, const uint8_t id[SNAP_HASH_LEN]);
+int snap_store_ref_delete(struct snap_store *s, const char *name);
+/* Calls fn for every ref (stops early and returns fn's value when it is non-zero). */
+int snap_store_ref_each(struct snap_store *s,
+			int (*fn)(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN]), void *arg);
+/* Points ref <manifest's name> at manifest id (which must be present and parse). */
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN]);
+
+/*
+ * Re-hashes every object and manifest and checks every ref. bad() (may be
+ * NULL) is called once per problem with the path relative to DIR and an
+ * -errno (-EBADMSG: corrupt). Returns the number of problems or -errno.
+ */
+int snap_store_verify(struct snap_store *s, void (*bad)(void *arg, const char *path, int err), void *arg);
+/*
+ * Removes objects and manifests no ref reaches (a manifest keeps its objects
+ * and its parent chain) and stale temp files. Returns the number removed or -errno.
+ */
+int snap_store_gc(struct snap_store *s, uint64_t *bytes_freed);
+
+/* ---- manifest v1 (snap/manifest.c) --------------------------------------- */
+
+#define SNAP_MANIFEST_MAGIC "keel-manifest 1\n"
+#define SNAP_CMDLINE_MAX 4096
+#define SNAP_MARKER_MAX 256
+#define SNAP_MAX_VCPUS 64        /* format limit; the parser enforces CONFIG_VMM_MAX_VCPUS */
+#define SNAP_SIG_LEN 64          /* r || s, 32 bytes each */
+
+struct snap_manifest_chunk {
+	uint64_t index;
+	uint8_t id[SNAP_HASH_LEN];
+};
+
+struct snap_manifest {
+	char name[SNAP_NAME_MAX + 1];
+	int has_parent, has_kernel, has_initrd;      /* 0: "none" */
+	uint8_t parent[SNAP_HASH_LEN];
+	uint8_t kernel[SNAP_HASH_LEN];
+	uint8_t initrd[SNAP_HASH_LEN];
+	char cmdline[SNAP_CMDLINE_MAX + 1];
+	uint64_t memory_bytes;
+	uint64_t chunk_bytes;
+	struct snap_manifest_chunk *chunks;          /* malloc'd, index strictly ascending */
+	size_t nchunks;
+	uint32_t vcpus;
+	uint8_t vcpu[SNAP_MAX_VCPUS][SNAP_HASH_LEN];
+	uint8_t vm_state[SNAP_HASH_LEN];
+	uint8_t devices[SNAP_HASH_LEN];
+	uint32_t cpu_quota;                          /* percent, 1..100*vcpus */
+	int net;                                     /* policy-net on */
+	char health_marker[SNAP_MARKER_MAX + 1];
+	uint32_t health_timeout;                     /* seconds */
+	uint64_t created;                            /* unix seconds */
+	int has_signature;
+	uint8_t sig_keyid[SNAP_HASH_LEN];
+	uint8_t sig[SNAP_SIG_LEN];
+	size_t signed_len;                           /* parse: bytes before the signature line */
+};
+
+/* Zeroes m and sets the defaults of optional values (no parent/kernel/initrd, 1 vCPU, ...). */
+void snap_manifest_init(struct snap_manifest *m);
+/*
+ * Strict parse of untrusted bytes. On error returns -EINVAL (-E2BIG over the
+ * size cap, -ENOMEM) and err gets one line naming the line number and what
+ * was wrong; m is left freed. On success free m with snap_manifest_free.
+ */
+int snap_manifest_parse(const void *buf, size_t len, struct snap_manifest *m, char *err, size_t errlen);
+/* Canonical bytes of m (signature line included when m->has_signature); malloc'd. */
+int snap_manifest_format(const struct snap_manifest *m, char **buf, size_t *len);
+void snap_manifest_free(struct snap_manifest *m);
+/* Calls fn for each object id m references (not parent); stops on non-zero and returns it. */
+int snap_manifest_each_object(const struct snap_manifest *m,
+			      int (*fn)(void *arg, const uint8_t id[SNAP_HASH_LEN]), void *arg);
+
+/* ---- signatures: ECDSA P-256 (snap/sig.c, BearSSL) ------------------------ */
+
+struct snap_pubkey {
+	uint8_t q[65];                   /* uncompressed point 04 || X || Y */
+	uint8_t id[SNAP_HASH_LEN];       /* BLAKE3 of q: the KEYID of signature lines */
+};
+struct snap_privkey {
+	uint8_t x[32];                   /* big-endian scalar */
+	struct snap_pubkey pub;
+};
+
+/* PEM "PUBLIC KEY" (SubjectPublicKeyInfo, P-256). 0, -EINVAL, -ENOTSUP (other curve/alg), -errno. */
+int snap_key_parse_pub(const void *pem, size_t len, struct snap_pubkey *k);
+int snap_key_load_pub(const char *path, struct snap_pubkey *k);
+/* PEM "EC PRIVATE KEY" (SEC1) or "PRIVATE KEY" (PKCS#8), P-256. */
+int snap_key_parse_priv(const void *pem, size_t len, struct snap_privkey *k);
+int snap_key_load_priv(const char *path, struct snap_privkey *k);
+/* A fresh key from getrandom(); PEM writers (SEC1 private, SPKI public), files mode 0600/0644. */
+int snap_key_generate(struct snap_privkey *k);
+int snap_key_save_priv(const char *path, const struct snap_privkey *k);
+int snap_key_save_pub(const char *path, const struct snap_pubkey *k);
+/* Raw signature (r||s) over a 32-byte digest; verify returns 0 or -EKEYREJECTED. */
+int snap_sign_digest(const struct snap_privkey *k, const uint8_t digest[32], uint8_t sig[SNAP_SIG_LEN]);
+int snap_verify_digest(const struct snap_pubkey *k, const uint8_t digest[32], const uint8_t sig[SNAP_SIG_LEN]);
+
+/*
+ * Signs a manifest: drops any signature line, appends "signature ecdsa-p256
+ * KEYID HEX128\n" over SHA-256 of the bytes before it. out is malloc'd.
+ */
+int snap_manifest_sign(const void *buf, size_t len, const struct snap_privkey *k, uint8_t **out,
+		       size_t *outlen);
+/*
+ * 0 when buf parses and is signed by one of keys; -ENOKEY unsigned or no
+ * key with its KEYID, -EKEYREJECTED bad signature, -EINVAL unparsable.
+ */
+int snap_manifest_verify(const void *buf, size_t len, const struct snap_pubkey *keys, size_t nkeys);
+
+/* ---- SNAPPACK 1 (snap/pack.c) -------------------------------------------- */
+
+#define SNAP_WIRE_VERSION 1
+#define SNAP_WIRE_MAGIC "SNAPPACK 1\n"
+/* Cap on a header line including its "\n"; the longest valid one is 95 bytes. */
+#define SNAP_PACK_MAX_HEADER_BYTES 128
+
+struct snap_pack_limits {
+	uint64_t max_object_bytes;       /* 0: no limit */
+	uint64_t max_stream_bytes;       /* 0: no limit */
+	uint64_t reserve_bytes;          /* free space to keep on the store's filesystem */
+	size_t max_manifest_bytes;       /* 0: CONFIG_SNAP_MAX_MANIFEST_BYTES */
+	const struct snap_pubkey *keys;  /* nkeys > 0: the manifest must verify with one of them */
+	size_t nkeys;
+};
+
+/*
+ * Push parser: fixed-size state, O(1) memory per record (the manifest
+ * payload, capped, is the one buffered thing). Objects are filed as they
+ * verify; the manifest is committed only by finish(), after "end" and EOF.
+ * The first error is sticky: feed/finish return it again and
+ * snap_pack_rx_error() gives one line naming what and at which byte offset.
+ */
+struct snap_pack_rx {
+	struct snap_store *store;
+	struct snap_pack_limits lim;
+	int state;
+	int err;                         /* sticky first error (-errno), 0 while fine */
+	uint64_t off;                    /* stream bytes consumed */
+	uint64_t rec_off;                /* offset of the current record's header */
+	char line[SNAP_PACK_MAX_HEADER_BYTES];
+	size_t line_len;
+	uint64_t remaining;              /* payload bytes still due */
+	int is_manifest;
+	int duplicate;                   /* object present: hash only, do not stage */
+	uint8_t claimed[SNAP_HASH_LEN];
+	struct snap_b3 hash;             /* for duplicates */
+	struct snap_store_writer w;
+	uint8_t *manifest;               /* malloc'd payload, <= the cap */
+	size_t manifest_len;
+	uint64_t objects, stored, duplicates, bytes;
+	char msg[200];
+};
+
+int snap_pack_rx_init(struct snap_pack_rx *rx, struct snap_store *s, const struct snap_pack_limits *lim);
+int snap_pack_rx_feed(struct snap_pack_rx *rx, const void *buf, size_t len);
+/* 1 once "end\n" has been read (more bytes are then an error). */
+int snap_pack_rx_done(const struct snap_pack_rx *rx);
+/* At EOF: checks "end" was seen, commits the manifest (if any). manifest_id may be NULL. */
+int snap_pack_rx_finish(struct snap_pack_rx *rx, int *has_manifest, uint8_t manifest_id[SNAP_HASH_LEN]);
+/* The sticky error as one line ("" when none). */
+const char *snap_pack_rx_error(const struct snap_pack_rx *rx);
+/* Drops any staged object and the manifest buffer. Safe after finish. */
+void snap_pack_rx_free(struct snap_pack_rx *rx);
+
+/* Writes magic, one obj record per id (in order), the manifest (if any) last, "end". */
+int snap_pack_send(int fd, const struct snap_source *src, const uint8_t (*ids)[SNAP_HASH_LEN], size_t n,
+		   const uint8_t *manifest_id);
+/* Sends every object a manifest names (each once) and then the manifest. */
+int snap_pack_send_manifest(int fd, const struct snap_source *src, const uint8_t manifest_id[SNAP_HASH_LEN]);
 
 /* Prints the SNAPPACK wire version and capabilities (`keel version --capabilities`). */
 int snap_print_capabilities(FILE *f);
+
+/* ---- tool commands ------------------------------------------------------- */
+
+int snap_cmd_store(int argc, char **argv);      /* keel store init|put|get|verify|gc|ref */
+int snap_cmd_manifest(int argc, char **argv);   /* keel manifest show|create|sign|verify */
+int snap_cmd_key(int argc, char **argv);        /* keel key gen */
+int snap_cmd_pack(int argc, char **argv);       /* keel pack send|receive */
 
 #endif

@@ -4,7 +4,9 @@
 
 int snap_print_capabilities(FILE *f)
 {
-	if (fprintf(f, "snappack %d\ncapabilities obj manifest%s\n", 1, CONFIG_SNAP_CAR ? " car1" : "") < 0)
+	/* The version comes from SNAP_WIRE_VERSION, the same constant SNAP_WIRE_MAGIC spells out. */
+	if (fprintf(f, "snappack %d\ncapabilities obj manifest%s%s\n", SNAP_WIRE_VERSION,
+		    CONFIG_SNAP_SIGNATURES ? " sig-ecdsa-p256" : "", CONFIG_SNAP_CAR ? " car1" : "") < 0)
 		return -1;
 	return 0;
 }
