@@ -31,6 +31,7 @@ int init_cmd_version(int argc, char **argv)
 	printf("musl %s\n", KEEL_MUSL_VERSION);
 	printf("lwip %s\n", net_stack_version());
 	printf("bearssl %s (%s)\n", KEEL_BEARSSL_VERSION, net_tls_selftest());
+	printf("blake3 %s\n", snap_b3_impl());
 	int kvm = vmm_kvm_api_version();
 	if (kvm >= 0)
 		printf("kvm api %d\n", kvm);

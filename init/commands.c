@@ -9,6 +9,7 @@
 
 const struct init_command init_commands[] = {
 	{ "version", init_cmd_version, "print versions of keel and of what it is built with" },
+	{ "b3sum", snap_cmd_b3sum, "BLAKE3 sums of files, in the format of b3sum" },
 	{ NULL, NULL, NULL },
 };
 

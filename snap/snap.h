@@ -32,9 +32,9 @@ void snap_b3_update(struct snap_b3 *h, const void *buf, size_t len);
 void snap_b3_final(const struct snap_b3 *h, uint8_t *out, size_t outlen);
 /* One-shot hash of a buffer using up to nthreads threads (0: one per online CPU). */
 void snap_b3_hash(const void *buf, size_t len, int nthreads, uint8_t out[SNAP_HASH_LEN]);
-/* Name of the compression path picked at run time: "avx2", "sse41" or "portable". */
+/* Name of the compression path picked at run time: "avx512", "avx2", "sse41" or "portable". */
 const char *snap_b3_impl(void);
-/* Forces a path by name ("portable", "sse41", "avx2"); -ENOTSUP if the CPU lacks it. */
+/* Forces a path by name ("portable", "sse41", "avx2", "avx512"); -ENOTSUP if the CPU lacks it. */
 int snap_b3_force_impl(const char *name);
 
 /* ---- content addresses -------------------------------------------------- */
@@ -317,5 +317,6 @@ int snap_cmd_store(int argc, char **argv);      /* keel store init|put|get|verif
 int snap_cmd_manifest(int argc, char **argv);   /* keel manifest show|create|sign|verify */
 int snap_cmd_key(int argc, char **argv);        /* keel key gen */
 int snap_cmd_pack(int argc, char **argv);       /* keel pack send|receive */
+int snap_cmd_b3sum(int argc, char **argv);      /* keel b3sum */
 
 #endif

@@ -1,0 +1,128 @@
+/* BLAKE3 on AVX-512: sixteen inputs hashed side by side, one input per 32-bit lane. */
+#include <immintrin.h>
+
+#include "snap/blake3_impl.h"
+
+static const uint8_t sched[7][16] = B3_SCHED_INIT;
+static const uint32_t iv[8] = B3_IV_INIT;
+
+#define V __m512i
+
+static inline V add(V a, V b)
+{
+	return _mm512_add_epi32(a, b);
+}
+
+static inline V xor(V a, V b)
+{
+	return _mm512_xor_si512(a, b);
+}
+
+#define G(a, b, c, d, x, y)                                        \
+	do {                                                       \
+		v[a] = add(add(v[a], v[b]), (x));                  \
+		v[d] = _mm512_ror_epi32(xor(v[d], v[a]), 16);      \
+		v[c] = add(v[c], v[d]);                            \
+		v[b] = _mm512_ror_epi32(xor(v[b], v[c]), 12);      \
+		v[a] = add(add(v[a], v[b]), (y));                  \
+		v[d] = _mm512_ror_epi32(xor(v[d], v[a]), 8);       \
+		v[c] = add(v[c], v[d]);                            \
+		v[b] = _mm512_ror_epi32(xor(v[b], v[c]), 7);       \
+	} while (0)
+
+#define ROUND(r)                                                          \
+	do {                                                              \
+		G(0, 4, 8, 12, m[sched[r][0]], m[sched[r][1]]);           \
+		G(1, 5, 9, 13, m[sched[r][2]], m[sched[r][3]]);           \
+		G(2, 6, 10, 14, m[sched[r][4]], m[sched[r][5]]);          \
+		G(3, 7, 11, 15, m[sched[r][6]], m[sched[r][7]]);          \
+		G(0, 5, 10, 15, m[sched[r][8]], m[sched[r][9]]);          \
+		G(1, 6, 11, 12, m[sched[r][10]], m[sched[r][11]]);        \
+		G(2, 7, 8, 13, m[sched[r][12]], m[sched[r][13]]);         \
+		G(3, 4, 9, 14, m[sched[r][14]], m[sched[r][15]]);         \
+	} while (0)
+
+/*
+ * Rows r[0..15] become columns: r[i] word j ends up in r[j] word i.
+ * 32- and 64-bit unpacks transpose 4x4 blocks inside each 128-bit lane;
+ * two rounds of 128-bit lane shuffles then put the blocks in place.
+ */
+static inline void transpose16(V r[16])
+{
+	V a[16], b[16], c[16];
+
+	for (int i = 0; i < 8; i++) {
+		a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+		a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+	}
+	/* b[4g + j]: in 128-bit lane L, word 4L+j of rows 4g..4g+3 */
+	for (int g = 0; g < 4; g++) {
+		b[4 * g + 0] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+		b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+		b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+		b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+	}
+	/* c[j], c[4+j]: lanes 0,1 (2,3) of row groups 0,1; c[8+j], c[12+j]: of groups 2,3 */
+	for (int j = 0; j < 4; j++) {
+		c[j] = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44);
+		c[4 + j] = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee);
+		c[8 + j] = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0x44);
+		c[12 + j] = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0xee);
+	}
+	for (int j = 0; j < 4; j++) {
+		r[j] = _mm512_shuffle_i32x4(c[j], c[8 + j], 0x88);
+		r[4 + j] = _mm512_shuffle_i32x4(c[j], c[8 + j], 0xdd);
+		r[8 + j] = _mm512_shuffle_i32x4(c[4 + j], c[12 + j], 0x88);
+		r[12 + j] = _mm512_shuffle_i32x4(c[4 + j], c[12 + j], 0xdd);
+	}
+}
+
+void snap_b3_lanes16_avx512(const uint8_t *in, size_t stride, size_t nblocks,
+			    const uint32_t key[8], uint64_t counter, int inc, uint8_t flags,
+			    uint8_t fstart, uint8_t fend, uint8_t *out)
+{
+	V h[16], v[16], m[16], lo, hi;
+	uint32_t clo[16], chi[16];
+
+	for (int i = 0; i < 8; i++)
+		h[i] = _mm512_set1_epi32((int)key[i]);
+	for (int k = 0; k < 16; k++) {
+		uint64_t c = counter + (inc ? (uint64_t)k : 0);
+
+		clo[k] = (uint32_t)c;
+		chi[k] = (uint32_t)(c >> 32);
+	}
+	lo = _mm512_loadu_si512(clo);
+	hi = _mm512_loadu_si512(chi);
+	for (size_t b = 0; b < nblocks; b++) {
+		uint8_t f = flags | (b == 0 ? fstart : 0) | (b + 1 == nblocks ? fend : 0);
+		const uint8_t *p = in + b * B3_BLOCK_LEN;
+
+		for (int k = 0; k < 16; k++)
+			m[k] = _mm512_loadu_si512(p + k * stride);
+		transpose16(m);
+		for (int i = 0; i < 8; i++)
+			v[i] = h[i];
+		for (int i = 0; i < 4; i++)
+			v[8 + i] = _mm512_set1_epi32((int)iv[i]);
+		v[12] = lo;
+		v[13] = hi;
+		v[14] = _mm512_set1_epi32(B3_BLOCK_LEN);
+		v[15] = _mm512_set1_epi32(f);
+		ROUND(0);
+		ROUND(1);
+		ROUND(2);
+		ROUND(3);
+		ROUND(4);
+		ROUND(5);
+		ROUND(6);
+		for (int i = 0; i < 8; i++)
+			h[i] = xor(v[i], v[i + 8]);
+	}
+	/* Rows 8..15 are don't-care: only the first 8 words of each output row are kept. */
+	for (int i = 8; i < 16; i++)
+		h[i] = h[i - 8];
+	transpose16(h);
+	for (int k = 0; k < 16; k++)
+		_mm256_storeu_si256((__m256i *)(out + 32 * k), _mm512_castsi512_si256(h[k]));
+}
