@@ -10,6 +10,10 @@
 const struct init_command init_commands[] = {
 	{ "version", init_cmd_version, "print versions of keel and of what it is built with" },
 	{ "b3sum", snap_cmd_b3sum, "BLAKE3 sums of files, in the format of b3sum" },
+	{ "store", snap_cmd_store, "directory store: init, put, get, verify, gc, ref" },
+	{ "manifest", snap_cmd_manifest, "snapshot manifests: show, create, sign, verify" },
+	{ "key", snap_cmd_key, "ECDSA P-256 key pairs for manifest signatures" },
+	{ "pack", snap_cmd_pack, "SNAPPACK 1 streams: send, receive" },
 	{ NULL, NULL, NULL },
 };
 

@@ -1,0 +1,12 @@
+/* Private to snap/: helpers shared between the store, sources and packs. */
+#ifndef KEEL_SNAP_STORE_INT_H
+#define KEEL_SNAP_STORE_INT_H
+
+#include <stdint.h>
+
+#include "snap/snap.h"
+
+/* BLAKE3 of len bytes of fd from off (mmap, multithreaded; pread fallback). 0 or -errno. */
+int snap_store_hash_fd(int fd, uint64_t off, uint64_t len, uint8_t out[SNAP_HASH_LEN]);
+
+#endif
