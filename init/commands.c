@@ -14,6 +14,7 @@ const struct init_command init_commands[] = {
 	{ "manifest", snap_cmd_manifest, "snapshot manifests: show, create, sign, verify" },
 	{ "key", snap_cmd_key, "ECDSA P-256 key pairs for manifest signatures" },
 	{ "pack", snap_cmd_pack, "SNAPPACK 1 streams: send, receive" },
+	{ "vm", vmm_cmd_vm, "boot, snapshot and restore KVM microVMs" },
 	{ NULL, NULL, NULL },
 };
 

@@ -2,7 +2,72 @@
 #ifndef KEEL_VMM_H
 #define KEEL_VMM_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* KVM_GET_API_VERSION of /dev/kvm, or -errno when KVM is not usable. */
 int vmm_kvm_api_version(void);
+
+/* `keel vm run|restore ...` (vmm/cmd_vm.c). */
+int vmm_cmd_vm(int argc, char **argv);
+
+/* Wall time of each setup step of the last create/restore, in nanoseconds. */
+struct vmm_timing {
+	uint64_t vm_create;    /* KVM_CREATE_VM (+ TSS/identity map addresses) */
+	uint64_t mem_slots;    /* mmap + KVM_SET_USER_MEMORY_REGION */
+	uint64_t irqchip;      /* KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2 */
+	uint64_t vcpus;        /* KVM_CREATE_VCPU + kvm_run mmap */
+	uint64_t vcpu_state;   /* CPUID + registers (boot) or every vCPU blob (restore) */
+	uint64_t vm_state;     /* irqchip, PIT and clock blob (restore) */
+	uint64_t devices;      /* device blob (restore) */
+	uint64_t manifest;     /* locate, read, verify and parse the manifest (restore) */
+	uint64_t map;          /* mapping the memory chunks (restore) */
+	uint64_t first_exit;   /* resume -> the first exit of vCPU 0 */
+	uint64_t total;        /* the whole create/restore call until the first exit */
+};
+
+struct vmm_disk {
+	const char *path;
+	int ro;
+};
+
+#define VMM_MAX_DISKS 4
+
+struct vmm_config {
+	uint64_t mem_bytes;          /* 32 MiB .. 3 GiB, multiple of 2 MiB */
+	int vcpus;                   /* 1 .. CONFIG_VMM_MAX_VCPUS */
+	const char *kernel;          /* bzImage or ELF (vmlinux, tiny test guests) */
+	const char *initrd;          /* NULL: none */
+	const char *cmdline;         /* NULL: none; virtio devices are appended */
+	struct vmm_disk disks[VMM_MAX_DISKS];
+	int ndisks;
+	int rng;                     /* add a virtio-rng device */
+	int out_fd;                  /* console output (the UART's transmitter), -1: none */
+	int in_fd;                   /* console input (the UART's receiver), -1: none */
+	const char *snapshot_marker; /* pause and report VMM_EXIT_SNAPSHOT once seen on the console */
+	const char *health_marker;   /* write "healthy\n" to ready_fd once seen */
+	int ready_fd;                /* -1: none */
+	int irqchip_first;           /* benchmarks only: the slow KVM setup order */
+};
+
+struct vmm;
+
+enum vmm_exit {
+	VMM_EXIT_POWEROFF = 0,       /* the guest powered off */
+	VMM_EXIT_RESET = 1,          /* triple fault, 0xcf9 or i8042 reset: reboot or crash */
+	VMM_EXIT_SNAPSHOT = 2,       /* the snapshot marker appeared; every vCPU is paused */
+};
+
+/* Creates the VM and loads cfg->kernel; on failure err holds one line. 0 or -errno. */
+int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t errlen);
+/* Runs every vCPU until an exit; returns enum vmm_exit or -errno (vmm_error() says why). */
+int vmm_run(struct vmm *vm);
+const char *vmm_error(const struct vmm *vm);
+void vmm_destroy(struct vmm *vm);
+/* Host pointer to guest-physical [gpa, gpa+len), NULL when outside RAM. */
+void *vmm_mem(struct vmm *vm, uint64_t gpa, uint64_t len);
+uint64_t vmm_mem_size(const struct vmm *vm);
+int vmm_vcpu_count(const struct vmm *vm);
+const struct vmm_timing *vmm_timings(const struct vmm *vm);
 
 #endif

@@ -1,0 +1,32 @@
+# keel vm run with the tiny test guest on the host's /dev/kvm: boot, console, exits, errors.
+. "$(dirname "$0")/../lib.sh"
+TINY=$KEEL_BUILD/tests/guest/tiny.elf
+
+if [ ! -c /dev/kvm ] || ! "$KEEL" version >/dev/null 2>&1; then
+	skip boot "no /dev/kvm on this machine"
+	exit 0
+fi
+[ -f "$TINY" ] || { fail boot "tiny guest not built ($TINY)"; exit 0; }
+
+out=$T_TMP/out
+vm() { "$KEEL" vm run --kernel "$TINY" "$@" </dev/null >"$out" 2>"$T_TMP/err"; }
+
+check_status poweroff_exits_0 0 vm --cmdline "tiny=hello"
+check console_shows_guest_output grep -qx "tiny: hello" "$out"
+vm --cmdline "tiny=count n=7 d=50"
+check counter_runs_to_the_end grep -qx "tiny: count 7." "$out"
+check tsc_is_monotonic grep -qx "tiny: tsc monotonic" "$out"
+check_status two_vcpus_1g_boot 0 vm --cmdline "tiny=hello" --vcpus 2 --mem 1024
+check_status reset_port_cf9_exits_1 1 vm --cmdline "tiny=cf9"
+check reset_is_one_line one_line_error "$T_TMP/err"
+check_status reset_i8042_exits_1 1 vm --cmdline "tiny=kbd"
+check_status triple_fault_exits_1 1 vm --cmdline "tiny=triple"
+check_status missing_kernel_exits_1 1 "$KEEL" vm run --kernel "$T_TMP/nope"
+check missing_kernel_one_line one_line_error "$T_TMP/.err"
+printf 'garbage, not a kernel' > "$T_TMP/junk"
+check_status junk_kernel_exits_1 1 "$KEEL" vm run --kernel "$T_TMP/junk"
+check_status bad_mem_exits_2 2 "$KEEL" vm run --kernel "$TINY" --mem lots
+check_status too_little_mem_exits_1 1 "$KEEL" vm run --kernel "$TINY" --mem 8
+check_status bad_vcpus_exits_2 2 "$KEEL" vm run --kernel "$TINY" --vcpus 0
+check_status no_kernel_exits_2 2 "$KEEL" vm run
+check_status help_exits_0 0 "$KEEL" vm --help

@@ -1,0 +1,162 @@
+/* `keel vm run|restore`: the tool front end of the VMM. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "init/init.h"
+#include "vmm/vmm_int.h"
+
+static const char help_text[] =
+	"usage: keel vm run --kernel IMAGE [--initrd FILE] [--cmdline TEXT] [--mem MiB] [--vcpus N]\n"
+	"                   [--disk FILE[,ro]]... [--rng] [--timing]\n"
+	"\n"
+	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
+	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
+	"(IRQ 4) as the console on stdin/stdout, an MP table for the vCPUs, and virtio-mmio devices\n"
+	"announced on the command line (virtio_mmio.device=4K@ADDR:IRQ): --disk adds a virtio-blk\n"
+	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(). Default command line:\n"
+	"\"console=ttyS0 reboot=t panic=-1 acpi=off\"; default 256 MiB, 1 vCPU.\n"
+	"Exit status: 0 when the guest powers off (the kernel's \"reboot: Power down\" line: without\n"
+	"ACPI that is its only power-off signal), 1 on a reset (reboot, triple fault, crash) or error.\n"
+	"\n"
+	"--timing prints the setup steps' durations on stderr.\n";
+
+static void print_timing(const struct vmm_timing *t)
+{
+	fprintf(stderr,
+		"timing: vm_create %.1f us, mem_slots %.1f us, irqchip %.1f us, vcpus %.1f us, vcpu_state %.1f us, "
+		"vm_state %.1f us, devices %.1f us, manifest %.1f us, map %.1f us, total %.1f us, first_exit %.1f us\n",
+		t->vm_create / 1e3, t->mem_slots / 1e3, t->irqchip / 1e3, t->vcpus / 1e3, t->vcpu_state / 1e3,
+		t->vm_state / 1e3, t->devices / 1e3, t->manifest / 1e3, t->map / 1e3, t->total / 1e3,
+		t->first_exit / 1e3);
+}
+
+static int parse_disk(struct vmm_config *cfg, char *arg)
+{
+	char *comma = strrchr(arg, ',');
+
+	if (cfg->ndisks >= VMM_MAX_DISKS)
+		return -E2BIG;
+	cfg->disks[cfg->ndisks].ro = 0;
+	if (comma && !strcmp(comma, ",ro")) {
+		*comma = 0;
+		cfg->disks[cfg->ndisks].ro = 1;
+	} else if (comma && !strcmp(comma, ",rw")) {
+		*comma = 0;
+	}
+	if (!*arg)
+		return -EINVAL;
+	cfg->disks[cfg->ndisks++].path = arg;
+	return 0;
+}
+
+static int parse_mem(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	size_t n = strlen(s);
+
+	if (cli_parse_size(s, &v))
+		return -EINVAL;
+	if (n && s[n - 1] >= '0' && s[n - 1] <= '9')
+		v <<= 20;   /* a bare number is MiB */
+	*out = v;
+	return 0;
+}
+
+/* Finishes a run: 0 power off, 1 reset or error (one line on stderr). */
+static int finish(const char *cmd, struct vmm *vm, int r, int timing)
+{
+	if (timing)
+		print_timing(vmm_timings(vm));
+	if (r == VMM_EXIT_POWEROFF)
+		return 0;
+	if (r == VMM_EXIT_RESET)
+		return cli_error(cmd, "%s", vmm_error(vm));
+	return cli_error(cmd, "%s", vmm_error(vm));
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' }, { "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'n' }, { "disk", required_argument, NULL, 'd' },
+		{ "rng", no_argument, NULL, 'r' }, { "snapshot-on", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, 'S' }, { "name", required_argument, NULL, 'N' },
+		{ "health", required_argument, NULL, 'H' }, { "timing", no_argument, NULL, 't' },
+		{ "irqchip-first", no_argument, NULL, 'I' }, { NULL, 0, NULL, 0 },
+	};
+	struct vmm_config cfg = { .mem_bytes = 256ULL << 20, .vcpus = 1, .out_fd = 1, .in_fd = 0, .ready_fd = -1,
+				  .cmdline = "console=ttyS0 reboot=t panic=-1 acpi=off" };
+	const char *store = NULL, *name = NULL;
+	char err[256];
+	struct vmm *vm;
+	int c, r, timing = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': cfg.kernel = optarg; break;
+		case 'i': cfg.initrd = optarg; break;
+		case 'c': cfg.cmdline = optarg; break;
+		case 'm':
+			if (parse_mem(optarg, &cfg.mem_bytes))
+				return cli_usage("vm run", "bad --mem %s (MiB)", optarg);
+			break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > CONFIG_VMM_MAX_VCPUS)
+				return cli_usage("vm run", "--vcpus must be 1..%d", CONFIG_VMM_MAX_VCPUS);
+			cfg.vcpus = (int)v;
+			break;
+		}
+		case 'd':
+			if (parse_disk(&cfg, optarg))
+				return cli_usage("vm run", "bad --disk %s (FILE[,ro], at most %d)", optarg, VMM_MAX_DISKS);
+			break;
+		case 'r': cfg.rng = 1; break;
+		case 's': cfg.snapshot_marker = optarg; break;
+		case 'S': store = optarg; break;
+		case 'N': name = optarg; break;
+		case 'H': cfg.health_marker = optarg; break;
+		case 't': timing = 1; break;
+		case 'I': cfg.irqchip_first = 1; break;
+		default:
+			return cli_usage("vm run", "unknown or incomplete option %s", argv[optind - 1]);
+		}
+	}
+	if (optind != argc)
+		return cli_usage("vm run", "unexpected argument %s", argv[optind]);
+	if (!cfg.kernel)
+		return cli_usage("vm run", "--kernel is required");
+	if (cfg.snapshot_marker || store || name)
+		return cli_usage("vm run", "snapshots are not available in this build yet");
+	if (!*cfg.kernel || (cfg.snapshot_marker && !*cfg.snapshot_marker))
+		return cli_usage("vm run", "empty --kernel or --snapshot-on");
+
+	signal(SIGPIPE, SIG_IGN);
+	r = vmm_create(&cfg, &vm, err, sizeof(err));
+	if (r)
+		return cli_error("vm run", "%s", err);
+	r = vmm_run(vm);
+	r = finish("vm run", vm, r, timing);
+	vmm_destroy(vm);
+	return r;
+}
+
+int vmm_cmd_vm(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		return argc < 2 ? cli_usage("vm", "expected run or restore (keel vm --help)") : cli_help(help_text);
+	if (cli_wants_help(argc, argv))
+		return cli_help(help_text);
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	return cli_usage("vm", "unknown subcommand %s (run or restore)", argv[1]);
+}

@@ -1,0 +1,198 @@
+/*
+ * virtio-mmio version 2 (virtio 1.x "modern" register layout) and split virtqueues.
+ * The guest owns the rings: every index and address read from them is bounds-checked, and
+ * a malformed ring marks the device DEVICE_NEEDS_RESET instead of being trusted.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "vmm/vmm_int.h"
+
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_VENDOR_ID 0x00c
+#define R_DEV_FEATURES 0x010
+#define R_DEV_FEATURES_SEL 0x014
+#define R_DRV_FEATURES 0x020
+#define R_DRV_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_INT_STATUS 0x060
+#define R_INT_ACK 0x064
+#define R_STATUS 0x070
+#define R_QUEUE_DESC_LO 0x080
+#define R_QUEUE_DESC_HI 0x084
+#define R_QUEUE_DRIVER_LO 0x090
+#define R_QUEUE_DRIVER_HI 0x094
+#define R_QUEUE_DEVICE_LO 0x0a0
+#define R_QUEUE_DEVICE_HI 0x0a4
+#define R_CONFIG_GEN 0x0fc
+#define R_CONFIG 0x100
+
+#define STATUS_NEEDS_RESET 0x40
+#define DESC_F_NEXT 1
+#define DESC_F_WRITE 2
+
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+static void reset(struct vmm_virtio *d)
+{
+	d->driver_features = 0;
+	d->dev_feat_sel = d->drv_feat_sel = d->queue_sel = 0;
+	d->status = 0;
+	d->isr = 0;
+	memset(d->vq, 0, sizeof(d->vq));
+}
+
+int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len)
+{
+	struct vmm_vq *q = d->queue_sel < d->nqueues ? &d->vq[d->queue_sel] : NULL;
+	uint32_t v = 0;
+
+	(void)vm;
+	if (off >= R_CONFIG) {
+		memset(data, 0, len);
+		if (d->device_id == VMM_VIRTIO_BLK)
+			vmm_virtio_blk_config(d, off - R_CONFIG, data, len);
+		return 0;
+	}
+	switch (off) {
+	case R_MAGIC: v = 0x74726976; break;            /* "virt" */
+	case R_VERSION: v = 2; break;
+	case R_DEVICE_ID: v = d->device_id; break;
+	case R_VENDOR_ID: v = 0x4c45454b; break;        /* "KEEL" */
+	case R_DEV_FEATURES:
+		v = d->dev_feat_sel == 0 ? (uint32_t)d->features :
+		    d->dev_feat_sel == 1 ? (uint32_t)(d->features >> 32) : 0;
+		break;
+	case R_QUEUE_NUM_MAX: v = q ? VMM_VQ_SIZE : 0; break;
+	case R_QUEUE_READY: v = q ? q->ready : 0; break;
+	case R_INT_STATUS: v = d->isr; break;
+	case R_STATUS: v = d->status; break;
+	case R_CONFIG_GEN: v = d->cfg_gen; break;
+	default: v = 0; break;
+	}
+	memset(data, 0, len);
+	memcpy(data, &v, len < 4 ? len : 4);
+	return 0;
+}
+
+int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, const uint8_t *data, unsigned len)
+{
+	struct vmm_vq *q = d->queue_sel < d->nqueues ? &d->vq[d->queue_sel] : NULL;
+	uint32_t v;
+
+	if (len != 4 || off >= R_CONFIG)
+		return 0;   /* our config spaces are read-only */
+	v = get32(data);
+	switch (off) {
+	case R_DEV_FEATURES_SEL: d->dev_feat_sel = v; break;
+	case R_DRV_FEATURES:
+		if (d->drv_feat_sel == 0)
+			d->driver_features = (d->driver_features & ~0xffffffffULL) | (v & (uint32_t)d->features);
+		else if (d->drv_feat_sel == 1)
+			d->driver_features = (d->driver_features & 0xffffffffULL) |
+					     ((uint64_t)(v & (uint32_t)(d->features >> 32)) << 32);
+		break;
+	case R_DRV_FEATURES_SEL: d->drv_feat_sel = v; break;
+	case R_QUEUE_SEL: d->queue_sel = v; break;
+	case R_QUEUE_NUM:
+		if (q && v && v <= VMM_VQ_SIZE && !(v & (v - 1)))
+			q->num = v;
+		break;
+	case R_QUEUE_READY:
+		if (q)
+			q->ready = v & 1;
+		break;
+	case R_QUEUE_NOTIFY:
+		if (v >= d->nqueues || !d->vq[v].ready || (d->status & STATUS_NEEDS_RESET))
+			return 0;
+		if (d->device_id == VMM_VIRTIO_BLK)
+			return vmm_virtio_blk_notify(vm, d, v);
+		if (d->device_id == VMM_VIRTIO_RNG)
+			return vmm_virtio_rng_notify(vm, d, v);
+		return 0;
+	case R_INT_ACK: d->isr &= ~v; break;
+	case R_STATUS:
+		if (v == 0)
+			reset(d);
+		else
+			d->status = v & 0xff;
+		break;
+	case R_QUEUE_DESC_LO: if (q) q->desc = (q->desc & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DESC_HI: if (q) q->desc = (q->desc & 0xffffffffULL) | (uint64_t)v << 32; break;
+	case R_QUEUE_DRIVER_LO: if (q) q->avail = (q->avail & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DRIVER_HI: if (q) q->avail = (q->avail & 0xffffffffULL) | (uint64_t)v << 32; break;
+	case R_QUEUE_DEVICE_LO: if (q) q->used = (q->used & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DEVICE_HI: if (q) q->used = (q->used & 0xffffffffULL) | (uint64_t)v << 32; break;
+	default: break;
+	}
+	return 0;
+}
+
+int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n)
+{
+	uint8_t *avail, *desc;
+	uint16_t idx, i;
+	unsigned k = 0;
+
+	if (!q->num)
+		return -EINVAL;
+	avail = vmm_gpa(vm, q->avail, 4 + 2ULL * q->num);
+	desc = vmm_gpa(vm, q->desc, 16ULL * q->num);
+	if (!avail || !desc)
+		return -EINVAL;
+	idx = __atomic_load_n((uint16_t *)(avail + 2), __ATOMIC_ACQUIRE);
+	if (idx == q->last_avail)
+		return 0;
+	if ((uint16_t)(idx - q->last_avail) > q->num)
+		return -EINVAL;
+	i = rd16(avail + 4 + 2 * (q->last_avail % q->num));
+	*head = i;
+	for (;;) {
+		const uint8_t *dd;
+		uint64_t addr;
+		uint32_t len;
+		uint16_t flags;
+
+		if (i >= q->num || k >= VMM_CHAIN_MAX)
+			return -EINVAL;
+		dd = desc + 16 * i;
+		memcpy(&addr, dd, 8);
+		len = get32(dd + 8);
+		flags = rd16(dd + 12);
+		bufs[k].p = vmm_gpa(vm, addr, len);
+		if (!bufs[k].p)
+			return -EINVAL;
+		bufs[k].len = len;
+		bufs[k].write = !!(flags & DESC_F_WRITE);
+		k++;
+		if (!(flags & DESC_F_NEXT))
+			break;
+		i = rd16(dd + 14);
+	}
+	q->last_avail++;
+	*n = k;
+	return 1;
+}
+
+int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t written)
+{
+	uint8_t *used = vmm_gpa(vm, q->used, 4 + 8ULL * q->num);
+	uint8_t *e;
+	uint32_t id = head;
+
+	if (!used || !q->num)
+		return -EINVAL;
+	e = used + 4 + 8 * (q->used_idx % q->num);
+	memcpy(e, &id, 4);
+	memcpy(e + 4, &written, 4);
+	q->used_idx++;
+	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
+	return 0;
+}

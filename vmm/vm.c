@@ -1,0 +1,209 @@
+/* The VM object: create and boot a guest, run it, tear it down. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vmm/vmm_int.h"
+
+struct vmm *vmm_alloc(void)
+{
+	struct vmm *vm = calloc(1, sizeof(*vm));
+	int i;
+
+	if (!vm)
+		return NULL;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->out_fd = vm->in_fd = vm->ready_fd = -1;
+	for (i = 0; i < CONFIG_VMM_MAX_VCPUS; i++)
+		vm->vcpu[i].fd = -1;
+	for (i = 0; i < VMM_MAX_VIRTIO; i++)
+		vm->virtio[i].fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	vmm_uart_reset(&vm->uart);
+	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->event_fd < 0) {
+		free(vm);
+		return NULL;
+	}
+	return vm;
+}
+
+void vmm_destroy(struct vmm *vm)
+{
+	int i;
+
+	if (!vm)
+		return;
+	vmm_stop(vm);
+	vmm_kvm_close(vm);
+	for (i = 0; i < vm->nvirtio; i++)
+		if (vm->virtio[i].fd >= 0)
+			close(vm->virtio[i].fd);
+	close(vm->event_fd);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	free(vm);
+}
+
+int vmm_add_devices(struct vmm *vm, const struct vmm_config *cfg, char *err, size_t errlen)
+{
+	int i, r;
+
+	for (i = 0; i < cfg->ndisks; i++) {
+		struct vmm_virtio *d = &vm->virtio[vm->nvirtio];
+
+		r = vmm_virtio_blk_init(d, cfg->disks[i].path, cfg->disks[i].ro);
+		if (r) {
+			snprintf(err, errlen, "disk %s: %s", cfg->disks[i].path, strerror(-r));
+			return r;
+		}
+		vm->nvirtio++;
+	}
+	if (cfg->rng) {
+		struct vmm_virtio *d = &vm->virtio[vm->nvirtio++];
+
+		memset(d, 0, sizeof(*d));
+		d->fd = -1;
+		d->device_id = VMM_VIRTIO_RNG;
+		d->nqueues = 1;
+		d->features = 1ULL << 32;   /* VIRTIO_F_VERSION_1 */
+	}
+	for (i = 0; i < vm->nvirtio; i++) {
+		vm->virtio[i].base = VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE;
+		vm->virtio[i].irq = VMM_MMIO_IRQ0 + (uint32_t)i;
+	}
+	return 0;
+}
+
+/* The user's command line plus one virtio_mmio.device= per device. */
+static int build_cmdline(struct vmm *vm, const char *user, char *out, size_t outlen)
+{
+	size_t n;
+	int i;
+
+	n = (size_t)snprintf(out, outlen, "%s", user ? user : "");
+	for (i = 0; i < vm->nvirtio && n < outlen; i++)
+		n += (size_t)snprintf(out + n, outlen - n, "%svirtio_mmio.device=4K@0x%llx:%u", n ? " " : "",
+				      (unsigned long long)vm->virtio[i].base, vm->virtio[i].irq);
+	return n < outlen ? 0 : -E2BIG;
+}
+
+int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t errlen)
+{
+	uint64_t t_start = vmm_now_ns(), t0, entry = 0;
+	char cmdline[VMM_CMDLINE_MAX];
+	struct vmm *vm;
+	int i, r;
+
+	*out = NULL;
+	if (cfg->mem_bytes < VMM_MIN_MEM || cfg->mem_bytes > VMM_MAX_MEM || cfg->mem_bytes % (2ULL << 20)) {
+		snprintf(err, errlen, "guest memory must be 32..3072 MiB in steps of 2 MiB");
+		return -EINVAL;
+	}
+	if (cfg->vcpus < 1 || cfg->vcpus > CONFIG_VMM_MAX_VCPUS) {
+		snprintf(err, errlen, "vCPUs must be 1..%d", CONFIG_VMM_MAX_VCPUS);
+		return -EINVAL;
+	}
+	if (cfg->ndisks < 0 || cfg->ndisks > VMM_MAX_DISKS) {
+		snprintf(err, errlen, "at most %d disks", VMM_MAX_DISKS);
+		return -EINVAL;
+	}
+	vm = vmm_alloc();
+	if (!vm) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vm->out_fd = cfg->out_fd;
+	vm->in_fd = cfg->in_fd;
+	vm->ready_fd = cfg->ready_fd;
+	vm->snapshot_marker = cfg->snapshot_marker;
+	vm->health_marker = cfg->health_marker;
+	vm->irqchip_first = cfg->irqchip_first;
+
+	r = vmm_kvm_open(vm, cfg->mem_bytes, cfg->vcpus, NULL);
+	if (r) {
+		snprintf(err, errlen, "KVM setup: %s", strerror(-r));
+		goto fail;
+	}
+	r = vmm_kvm_create_vcpus(vm);
+	if (r) {
+		snprintf(err, errlen, "creating vCPUs: %s", strerror(-r));
+		goto fail;
+	}
+	r = vmm_add_devices(vm, cfg, err, errlen);
+	if (r)
+		goto fail;
+	r = build_cmdline(vm, cfg->cmdline, cmdline, sizeof(cmdline));
+	if (r) {
+		snprintf(err, errlen, "command line too long");
+		goto fail;
+	}
+	vmm_boot_pagetables(vm);
+	if (cfg->kernel) {
+		r = vmm_boot_load(vm, cfg->kernel, cfg->initrd, cmdline, &entry, err, errlen);
+		if (r)
+			goto fail;
+	}
+	r = vmm_mptable_write(vm);
+	if (r) {
+		snprintf(err, errlen, "MP table: %s", strerror(-r));
+		goto fail;
+	}
+	t0 = vmm_now_ns();
+	for (i = 0; i < vm->nvcpus; i++) {
+		r = vmm_kvm_setup_cpuid(vm, &vm->vcpu[i]);
+		if (!r)
+			r = vmm_kvm_set_lint(&vm->vcpu[i]);
+		if (!r && i == 0)
+			r = vmm_kvm_longmode(vm, &vm->vcpu[0], entry, VMM_ZERO_PAGE);
+		if (r) {
+			snprintf(err, errlen, "vCPU %d setup: %s", i, strerror(-r));
+			goto fail;
+		}
+	}
+	vm->timing.vcpu_state = vmm_now_ns() - t0;
+	vm->timing.total = vmm_now_ns() - t_start;
+	*out = vm;
+	return 0;
+fail:
+	vmm_destroy(vm);
+	return r;
+}
+
+int vmm_run(struct vmm *vm)
+{
+	int r = vmm_run_loop(vm);
+
+	if (vm->t_first_exit_ns && vm->t_resume_ns && !vm->timing.first_exit)
+		vm->timing.first_exit = vm->t_first_exit_ns - vm->t_resume_ns;
+	return r;
+}
+
+const char *vmm_error(const struct vmm *vm)
+{
+	return vm->error[0] ? vm->error : "unknown error";
+}
+
+void *vmm_mem(struct vmm *vm, uint64_t gpa, uint64_t len)
+{
+	return vmm_gpa(vm, gpa, len);
+}
+
+uint64_t vmm_mem_size(const struct vmm *vm)
+{
+	return vm->mem_size;
+}
+
+int vmm_vcpu_count(const struct vmm *vm)
+{
+	return vm->nvcpus;
+}
+
+const struct vmm_timing *vmm_timings(const struct vmm *vm)
+{
+	return &vm->timing;
+}

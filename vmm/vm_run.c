@@ -1,0 +1,424 @@
+/*
+ * One thread per vCPU running KVM_RUN and serving its exits; the caller's thread waits for
+ * events (power off, reset, errors, the snapshot marker) and feeds console input.
+ *
+ * IMPLEMENTATION NOTES
+ * Pausing: pause_req is set first, then every vCPU thread gets SIGUSR1, whose handler sets
+ * kvm_run.immediate_exit. A thread that sees pause_req enters KVM_RUN once more with
+ * immediate_exit set: KVM then completes an I/O or MMIO instruction whose exit was just
+ * served (its state is only consistent after that) and returns EINTR without running the
+ * guest. Only then does the thread count itself paused, so saved state is always complete.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "vmm/vmm_int.h"
+
+#define POWEROFF_LINE "reboot: Power down"
+
+static __thread struct vmm_vcpu *tls_vcpu;
+
+static void kick_handler(int sig)
+{
+	(void)sig;
+	if (tls_vcpu && tls_vcpu->run)
+		tls_vcpu->run->immediate_exit = 1;
+}
+
+static void event_locked(struct vmm *vm, int ev, const char *msg)
+{
+	uint64_t one = 1;
+
+	if (vm->event == VMM_EV_NONE) {
+		vm->event = ev;
+		if (msg)
+			snprintf(vm->error, sizeof(vm->error), "%s", msg);
+	}
+	if (write(vm->event_fd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow in practice; the event is recorded anyway */
+	}
+}
+
+void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...)
+{
+	char msg[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&vm->lock);
+	event_locked(vm, ev, msg);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static int line_ends_with(const struct vmm *vm, const char *m)
+{
+	size_t n = strlen(m);
+
+	return n && vm->line_len >= n && memcmp(vm->line + vm->line_len - n, m, n) == 0;
+}
+
+/* Called with vm->lock held, from the UART's transmitter. */
+void vmm_console_out(struct vmm *vm, uint8_t c)
+{
+	if (vm->out_fd >= 0)
+		write_all(vm->out_fd, &c, 1);
+	if (c == '\n' || c == '\r') {
+		vm->line_len = 0;
+		return;
+	}
+	if (vm->line_len == sizeof(vm->line)) {
+		memmove(vm->line, vm->line + sizeof(vm->line) / 2, sizeof(vm->line) / 2);
+		vm->line_len = sizeof(vm->line) / 2;
+	}
+	vm->line[vm->line_len++] = (char)c;
+	if (vm->snapshot_marker && line_ends_with(vm, vm->snapshot_marker)) {
+		vm->snapshot_marker = NULL;
+		event_locked(vm, VMM_EV_SNAPSHOT, NULL);
+	}
+	if (!vm->healthy && vm->health_marker && line_ends_with(vm, vm->health_marker)) {
+		vm->healthy = 1;
+		if (vm->ready_fd >= 0)
+			write_all(vm->ready_fd, "healthy\n", 8);
+	}
+	/* Without ACPI the kernel has no power-off method; this line is its last word. */
+	if (line_ends_with(vm, POWEROFF_LINE))
+		event_locked(vm, VMM_EV_POWEROFF, NULL);
+}
+
+static struct vmm_virtio *find_virtio(struct vmm *vm, uint64_t addr)
+{
+	int i;
+
+	for (i = 0; i < vm->nvirtio; i++)
+		if (addr >= vm->virtio[i].base && addr < vm->virtio[i].base + VMM_MMIO_SIZE)
+			return &vm->virtio[i];
+	return NULL;
+}
+
+static void port_io(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned size)
+{
+	int irq = 0;
+
+	if (port >= VMM_UART_PORT && port < VMM_UART_PORT + 8 && size == 1) {
+		pthread_mutex_lock(&vm->lock);
+		if (out)
+			irq = vmm_uart_out(vm, &vm->uart, port - VMM_UART_PORT, data[0]);
+		else
+			vmm_uart_in(&vm->uart, port - VMM_UART_PORT, data);
+		pthread_mutex_unlock(&vm->lock);
+		if (irq)
+			vmm_irq_pulse(vm, VMM_UART_IRQ);
+		return;
+	}
+	if (out) {
+		if (port == 0xcf9 && size == 1 && (data[0] & 0x04))
+			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (port 0xcf9)");
+		else if (port == 0x64 && size == 1 && data[0] == 0xfe)
+			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (i8042)");
+		return;
+	}
+	/* Nothing else is there: an open bus reads all ones (so probes find no device). */
+	memset(data, 0xff, size);
+}
+
+static int handle_exit(struct vmm_vcpu *c)
+{
+	struct vmm *vm = c->vm;
+	struct kvm_run *run = c->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		uint8_t *p = (uint8_t *)run + run->io.data_offset;
+		uint32_t i;
+
+		if (run->io.data_offset + (uint64_t)run->io.count * run->io.size > vm->run_size)
+			return -EINVAL;
+		for (i = 0; i < run->io.count; i++, p += run->io.size)
+			port_io(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, p, run->io.size);
+		return 0;
+	}
+	case KVM_EXIT_MMIO: {
+		struct vmm_virtio *d = find_virtio(vm, run->mmio.phys_addr);
+		int irq = 0;
+
+		if (!d || run->mmio.len > 8) {
+			if (!run->mmio.is_write)
+				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			return 0;
+		}
+		pthread_mutex_lock(&vm->lock);
+		if (run->mmio.is_write)
+			irq = vmm_virtio_mmio_write(vm, d, run->mmio.phys_addr - d->base, run->mmio.data,
+						    run->mmio.len);
+		else
+			vmm_virtio_mmio_read(vm, d, run->mmio.phys_addr - d->base, run->mmio.data, run->mmio.len);
+		pthread_mutex_unlock(&vm->lock);
+		if (irq > 0)
+			vmm_irq_pulse(vm, d->irq);
+		return 0;
+	}
+	case KVM_EXIT_SHUTDOWN:
+		vmm_raise_event(vm, VMM_EV_RESET, "guest reset (triple fault)");
+		return 1;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			vmm_raise_event(vm, VMM_EV_POWEROFF, "guest powered off");
+		else
+			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (system event %u)", run->system_event.type);
+		return 1;
+	case KVM_EXIT_HLT:
+		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d halted with no interrupt controller", c->index);
+		return 1;
+	case KVM_EXIT_FAIL_ENTRY:
+		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d entry failed (hardware reason 0x%llx)", c->index,
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return 1;
+	case KVM_EXIT_INTERNAL_ERROR:
+		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: KVM internal error %u (guest crashed?)", c->index,
+				run->internal.suberror);
+		return 1;
+	default:
+		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: unexpected KVM exit %u", c->index, run->exit_reason);
+		return 1;
+	}
+}
+
+static void park(struct vmm_vcpu *c)
+{
+	struct vmm *vm = c->vm;
+
+	c->run->immediate_exit = 1;
+	if (ioctl(c->fd, KVM_RUN, 0) == 0)
+		handle_exit(c);   /* not expected with immediate_exit; serve it rather than drop it */
+	c->run->immediate_exit = 0;
+	pthread_mutex_lock(&vm->lock);
+	vm->paused++;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->pause_req && !vm->stop_req)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->paused--;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vmm_vcpu *c = arg;
+	struct vmm *vm = c->vm;
+	sigset_t s;
+
+	tls_vcpu = c;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	for (;;) {
+		if (vm->stop_req)
+			break;
+		if (vm->pause_req) {
+			park(c);
+			continue;
+		}
+		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				c->run->immediate_exit = 0;
+				continue;
+			}
+			vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: KVM_RUN: %s", c->index, strerror(errno));
+			break;
+		}
+		if (c->index == 0 && !vm->t_first_exit_ns)
+			vm->t_first_exit_ns = vmm_now_ns();
+		if (handle_exit(c))
+			break;
+	}
+	pthread_mutex_lock(&vm->lock);
+	vm->running--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+static void kick_all(struct vmm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpu[i].started)
+			pthread_kill(vm->vcpu[i].thread, SIGUSR1);
+}
+
+int vmm_pause_all(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = 1;
+	pthread_mutex_unlock(&vm->lock);
+	kick_all(vm);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->paused < vm->running)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
+void vmm_resume_all(struct vmm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = 0;
+	vm->event = VMM_EV_NONE;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void stop_all(struct vmm *vm)
+{
+	int i;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->stop_req = 1;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	kick_all(vm);
+	for (i = 0; i < vm->nvcpus; i++) {
+		if (vm->vcpu[i].started) {
+			pthread_join(vm->vcpu[i].thread, NULL);
+			vm->vcpu[i].started = 0;
+		}
+	}
+}
+
+static int start_threads(struct vmm *vm)
+{
+	static int handler_installed;
+	sigset_t s, old;
+	int i, r;
+
+	if (!handler_installed) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = kick_handler;   /* no SA_RESTART: KVM_RUN must return */
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGUSR1, &sa, NULL) < 0)
+			return -errno;
+		handler_installed = 1;
+	}
+	/* Threads start with SIGUSR1 blocked and unblock it once tls_vcpu is set. */
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &s, &old);
+	for (i = 0; i < vm->nvcpus; i++) {
+		pthread_mutex_lock(&vm->lock);
+		vm->running++;
+		pthread_mutex_unlock(&vm->lock);
+		r = pthread_create(&vm->vcpu[i].thread, NULL, vcpu_main, &vm->vcpu[i]);
+		if (r) {
+			pthread_mutex_lock(&vm->lock);
+			vm->running--;
+			pthread_mutex_unlock(&vm->lock);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			stop_all(vm);
+			return -r;
+		}
+		vm->vcpu[i].started = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return 0;
+}
+
+void vmm_stop(struct vmm *vm)
+{
+	stop_all(vm);
+}
+
+int vmm_run_loop(struct vmm *vm)
+{
+	uint8_t pending[64];
+	size_t npending = 0, poff = 0;
+	int in_open = vm->in_fd >= 0;
+	int r;
+
+	if (!vm->vcpu[0].started) {
+		vm->t_resume_ns = vmm_now_ns();
+		r = start_threads(vm);
+		if (r)
+			return r;
+		if (vm->announce_restored && vm->ready_fd >= 0)
+			write_all(vm->ready_fd, "restored\n", 9);
+	} else {
+		vmm_resume_all(vm);
+	}
+	for (;;) {
+		struct pollfd p[2] = { { .fd = vm->event_fd, .events = POLLIN },
+				       { .fd = in_open && !npending ? vm->in_fd : -1, .events = POLLIN } };
+		int ev;
+
+		r = poll(p, 2, npending ? 10 : -1);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (p[0].revents & POLLIN) {
+			uint64_t v;
+			if (read(vm->event_fd, &v, sizeof(v)) < 0) {
+				/* drained elsewhere; the event field is what counts */
+			}
+		}
+		pthread_mutex_lock(&vm->lock);
+		ev = vm->event;
+		pthread_mutex_unlock(&vm->lock);
+		if (ev == VMM_EV_SNAPSHOT) {
+			vmm_pause_all(vm);
+			return VMM_EXIT_SNAPSHOT;
+		}
+		if (ev != VMM_EV_NONE) {
+			stop_all(vm);
+			if (ev == VMM_EV_POWEROFF)
+				return VMM_EXIT_POWEROFF;
+			if (ev == VMM_EV_RESET)
+				return VMM_EXIT_RESET;
+			return -EIO;
+		}
+		if (p[1].revents & (POLLIN | POLLHUP)) {
+			ssize_t n = read(vm->in_fd, pending, sizeof(pending));
+			if (n <= 0) {
+				in_open = 0;
+			} else {
+				npending = (size_t)n;
+				poff = 0;
+			}
+		}
+		if (npending) {
+			int irq;
+			size_t took;
+
+			pthread_mutex_lock(&vm->lock);
+			took = vmm_uart_rx(&vm->uart, pending + poff, npending, &irq);
+			pthread_mutex_unlock(&vm->lock);
+			poff += took;
+			npending -= took;
+			if (irq)
+				vmm_irq_pulse(vm, VMM_UART_IRQ);
+		}
+	}
+}

@@ -1,0 +1,192 @@
+/* vmm internals shared by the files of vmm/: callers outside vmm/ need only vmm/vmm.h. */
+#ifndef KEEL_VMM_INT_H
+#define KEEL_VMM_INT_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keel_config.h"
+#include "vmm/vmm.h"
+
+/*
+ * Guest physical layout (identical for boot and restore, so snapshots carry no layout):
+ *   0x00500  GDT                      0x07000  zero page (boot_params)
+ *   0x09000  PML4, 0x0a000 PDPT, 0x0b000..0x0efff four PDs (2 MiB pages, identity 0..4 GiB)
+ *   0x20000  kernel command line      0x9fc00  MP table (EBDA, outside e820 RAM)
+ *   0x100000 tiny guests' load address; 0x1000000 Linux kernel; initrd at the top of RAM
+ *   0xd0000000 virtio-mmio windows (4 KiB each), IRQ 5 upwards
+ */
+#define VMM_GDT_ADDR 0x500ULL
+#define VMM_ZERO_PAGE 0x7000ULL
+#define VMM_PML4 0x9000ULL
+#define VMM_PDPT 0xa000ULL
+#define VMM_PD 0xb000ULL
+#define VMM_CMDLINE 0x20000ULL
+#define VMM_CMDLINE_MAX 4096
+#define VMM_EBDA 0x9fc00ULL
+#define VMM_HIMEM 0x100000ULL
+#define VMM_KERNEL_ADDR 0x1000000ULL
+#define VMM_MMIO_BASE 0xd0000000ULL
+#define VMM_MMIO_SIZE 0x1000ULL
+#define VMM_MMIO_IRQ0 5
+#define VMM_MAX_MEM (3072ULL << 20)
+#define VMM_MIN_MEM (32ULL << 20)
+#define VMM_MAX_VIRTIO 8
+#define VMM_UART_PORT 0x3f8
+#define VMM_UART_IRQ 4
+
+/* Every guest-physical access goes through this: NULL unless [gpa, gpa+len) is RAM. */
+void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+
+uint64_t vmm_now_ns(void);
+
+/* ---- 16550 UART (dev_uart.c) ---- */
+struct vmm_uart {
+	uint8_t ier, iir_thre, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
+	uint8_t rx[64];
+	uint8_t rx_head, rx_len;
+};
+void vmm_uart_reset(struct vmm_uart *u);
+/* Port access at offset 0..7; returns 1 when the IRQ line must be pulsed. */
+int vmm_uart_out(struct vmm *vm, struct vmm_uart *u, unsigned off, uint8_t v);
+int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v);
+/* Host input; returns how many bytes were taken and whether to pulse the IRQ. */
+size_t vmm_uart_rx(struct vmm_uart *u, const uint8_t *buf, size_t len, int *irq);
+
+/* ---- virtio-mmio (virtio_mmio.c, virtio_blk.c, virtio_rng.c) ---- */
+#define VMM_VQ_MAX 2
+#define VMM_VQ_SIZE 256
+
+enum { VMM_VIRTIO_BLK = 2, VMM_VIRTIO_RNG = 4 };
+
+struct vmm_vq {
+	uint32_t num, ready;
+	uint64_t desc, avail, used;
+	uint16_t last_avail;
+	uint16_t used_idx;
+};
+
+struct vmm_virtio {
+	uint32_t device_id;
+	uint64_t base;
+	uint32_t irq;
+	uint64_t features;     /* offered */
+	uint64_t driver_features;
+	uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, cfg_gen;
+	uint32_t nqueues;
+	struct vmm_vq vq[VMM_VQ_MAX];
+	/* device specific */
+	int fd;                /* blk backing file, -1 otherwise */
+	int ro;
+	uint64_t capacity;     /* blk: 512-byte sectors */
+	char path[256];
+};
+int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
+/* Returns 1 when the device raised its interrupt. */
+int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, const uint8_t *data, unsigned len);
+int vmm_virtio_blk_init(struct vmm_virtio *d, const char *path, int ro);
+/* Serves the available ring of queue q; returns 1 when used buffers were added. */
+int vmm_virtio_blk_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
+int vmm_virtio_rng_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
+void vmm_virtio_blk_config(struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
+
+/* Walks one descriptor chain; used by the devices. */
+struct vmm_vbuf {
+	uint8_t *p;
+	uint32_t len;
+	int write;             /* device writes into it */
+};
+#define VMM_CHAIN_MAX 64
+/* Pops the next available chain of q: head id and up to VMM_CHAIN_MAX buffers.
+ * 1 when a chain was popped, 0 when the ring is empty, -EINVAL on a malformed ring. */
+int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n);
+int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t written);
+
+/* ---- the VM ---- */
+struct vmm_vcpu {
+	struct vmm *vm;
+	int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	int started;
+};
+
+/* Markers watched on the console: snapshot trigger, health, the kernel's power-down line. */
+#define VMM_LINE_MAX 512
+
+enum vmm_event { VMM_EV_NONE, VMM_EV_POWEROFF, VMM_EV_RESET, VMM_EV_ERROR, VMM_EV_SNAPSHOT };
+
+struct vmm {
+	int kvm_fd, vm_fd;
+	uint8_t *mem;
+	uint64_t mem_size;
+	int nvcpus;
+	struct vmm_vcpu vcpu[CONFIG_VMM_MAX_VCPUS];
+	struct kvm_cpuid2 *cpuid;     /* as set on vCPU 0 (APIC ids patched per vCPU) */
+	size_t run_size;
+
+	pthread_mutex_t lock;         /* devices, console, events */
+	pthread_cond_t cond;
+	struct vmm_uart uart;
+	struct vmm_virtio virtio[VMM_MAX_VIRTIO];
+	int nvirtio;
+
+	int out_fd;                   /* console output */
+	int in_fd;                    /* console input, -1: none */
+	int announce_restored;        /* write "restored\n" to ready_fd on start */
+	char line[VMM_LINE_MAX];
+	size_t line_len;
+	const char *snapshot_marker;  /* NULL: none */
+	const char *health_marker;
+	int ready_fd;                 /* -1: none */
+	int healthy;
+
+	int event_fd;                 /* wakes the main loop */
+	volatile int event;           /* enum vmm_event, first one wins */
+	char error[160];
+	volatile int pause_req;
+	volatile int stop_req;
+	int paused;                   /* vCPUs parked */
+	int running;                  /* vCPU threads alive */
+
+	int irqchip_first;
+	uint64_t t_first_exit_ns;     /* first exit after resume (restore latency) */
+	uint64_t t_resume_ns;
+	struct vmm_timing timing;
+};
+
+/* kvm_x86_64.c */
+int vmm_kvm_open(struct vmm *vm, uint64_t mem_size, int nvcpus, void *premapped);
+int vmm_kvm_create_vcpus(struct vmm *vm);
+int vmm_kvm_setup_cpuid(struct vmm *vm, struct vmm_vcpu *c);
+int vmm_kvm_set_cpuid(struct vmm_vcpu *c, const struct kvm_cpuid2 *cpuid);
+int vmm_kvm_set_lint(struct vmm_vcpu *c);
+int vmm_kvm_longmode(struct vmm *vm, struct vmm_vcpu *c, uint64_t entry, uint64_t rsi);
+void vmm_kvm_close(struct vmm *vm);
+int vmm_irq_pulse(struct vmm *vm, unsigned irq);
+/* Page tables and GDT in guest memory for the 64-bit entry. */
+void vmm_boot_pagetables(struct vmm *vm);
+
+/* boot_linux.c: load a bzImage or an ELF at their 64-bit entry. */
+int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const char *cmdline,
+		  uint64_t *entry, char *err, size_t errlen);
+
+/* mptable.c */
+int vmm_mptable_write(struct vmm *vm);
+
+/* vm_run.c */
+int vmm_run_loop(struct vmm *vm);
+void vmm_stop(struct vmm *vm);
+/* Allocates and initialises an empty VM object (no KVM yet). */
+struct vmm *vmm_alloc(void);
+/* Adds the virtio devices of cfg (disks, rng); fills err on failure. */
+int vmm_add_devices(struct vmm *vm, const struct vmm_config *cfg, char *err, size_t errlen);
+int vmm_pause_all(struct vmm *vm);
+void vmm_resume_all(struct vmm *vm);
+void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void vmm_console_out(struct vmm *vm, uint8_t c);
+
+#endif
