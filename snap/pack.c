@@ -131,7 +131,7 @@ static int parse_header(struct snap_pack_rx *rx)
 		return rx_fail(rx, -EINVAL, rx->rec_off + lenat, "%s record length in header",
 			       r == -ERANGE ? "overflowing" : "non-decimal");
 	snap_hex(rx->claimed, hex);
-	if (rx->lim.max_stream_bytes && len > rx->lim.max_stream_bytes - rx->off)
+	if (rx->lim.max_stream_bytes && (rx->off > rx->lim.max_stream_bytes || len > rx->lim.max_stream_bytes - rx->off))
 		return rx_fail(rx, -EFBIG, rx->rec_off, "record %s of %llu bytes exceeds the stream limit", hex,
 			       (unsigned long long)len);
 	rx->remaining = len;
