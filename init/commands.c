@@ -8,6 +8,8 @@
 #include "vmm/vmm.h"
 
 const struct init_command init_commands[] = {
+	{ "init", init_cmd_init, "PID 1: restore and supervise the sandboxes (dev: --board FILE)" },
+	{ "image", snap_cmd_image, "snapshot partition images: build, ls, verify, extract" },
 	{ "version", init_cmd_version, "print versions of keel and of what it is built with" },
 	{ "b3sum", snap_cmd_b3sum, "BLAKE3 sums of files, in the format of b3sum" },
 	{ "store", snap_cmd_store, "directory store: init, put, get, verify, gc, ref" },

@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include "keel_config.h"
+
 /* One `keel <command>`: run() gets argv with argv[0] = the command name. */
 struct init_command {
 	const char *name;
@@ -30,7 +32,72 @@ int cli_help(const char *text);
 /* Parses a decimal unsigned value with an optional K/M/G suffix; 0 or -EINVAL/-ERANGE. */
 int cli_parse_size(const char *s, unsigned long long *out);
 
+
+/* ---- board configuration (init/board.c) ------------------------------------
+ *
+ * board.conf: one "key = value" per line, '#' starts a comment line, blank
+ * lines are ignored; keys and values are trimmed. Repeatable keys (module,
+ * trusted-key) add one item per line; every other key may appear once.
+ * Sandbox keys are "sandbox.NAME.KEY". board/pc-x86_64/board.conf documents
+ * every key.
+ */
+#define INIT_PATH_MAX 256
+#define INIT_MAX_MODULES 32
+#define INIT_MAX_KEYS 8
+#define INIT_MARKER_MAX 256
+
+enum init_verify {
+	INIT_VERIFY_MANIFEST = 0,   /* re-hash manifests (always done) */
+	INIT_VERIFY_FULL = 1,       /* also every object a snapshot uses, before restoring it */
+};
+
+struct init_sandbox_conf {
+	char name[65];
+	int autostart;                       /* default yes */
+	int has_health_marker;               /* 0: the manifest's policy-health-marker */
+	char health_marker[INIT_MARKER_MAX + 1];
+	unsigned health_timeout_s;           /* 0: healthy once restored */
+	unsigned restart_limit;
+};
+
+struct init_board {
+	char image[INIT_PATH_MAX];           /* snapshot partition (device or file); "" none */
+	char data_device[INIT_PATH_MAX];     /* data partition device; "" = data-dir is a plain directory */
+	char data_fstype[32];
+	char data_dir[INIT_PATH_MAX];        /* where the data partition is (mounted); "" none */
+	char nic[32];
+	char address[64];                    /* "dhcp" or A.B.C.D/PREFIX */
+	char gateway[64];
+	unsigned port;
+	char tls_cert[INIT_PATH_MAX], tls_key[INIT_PATH_MAX], tls_ca[INIT_PATH_MAX];
+	char trusted_keys[INIT_MAX_KEYS][INIT_PATH_MAX];
+	int ntrusted_keys;
+	char modules[INIT_MAX_MODULES][INIT_PATH_MAX];
+	int nmodules;
+	char watchdog[INIT_PATH_MAX];        /* "" none */
+	char runner[INIT_PATH_MAX];          /* program run per sandbox; default /proc/self/exe */
+	int verify;                          /* enum init_verify */
+	unsigned shutdown_timeout_s;
+	unsigned restart_backoff_ms;         /* first restart delay; doubles, capped at 30 s */
+	unsigned restart_reset_s;            /* healthy this long: the restart count starts over */
+	int nsandboxes;
+	struct init_sandbox_conf sandboxes[CONFIG_MAX_SANDBOXES];
+};
+
+/* Defaults for every key (no sandboxes). */
+void init_board_defaults(struct init_board *b);
+/* Strict parse; -EINVAL with err = "line N: what". */
+int init_board_parse(const char *buf, size_t len, struct init_board *b, char *err, size_t errlen);
+/* Reads and parses a file (at most 64 KiB). */
+int init_board_load(const char *path, struct init_board *b, char *err, size_t errlen);
+/* The sandbox called name, or NULL. */
+struct init_sandbox_conf *init_board_sandbox(struct init_board *b, const char *name);
+
 /* `keel version [--capabilities]` */
 int init_cmd_version(int argc, char **argv);
+/* `keel init --board FILE`: PID 1 for development (boot mode when keel is the real init). */
+int init_cmd_init(int argc, char **argv);
+/* Boot-mode PID 1 (getpid() == 1 and not started as `keel init`); never returns. */
+void init_pid1_boot(void);
 
 #endif

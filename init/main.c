@@ -13,8 +13,19 @@ static int usage(FILE *f)
 	return f == stdout ? 0 : 2;
 }
 
+static int is_command(const char *name)
+{
+	for (const struct init_command *c = init_commands; c->name; c++)
+		if (!strcmp(name, c->name))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	/* The kernel's init: PID 1 and no command (the kernel may pass leftover boot words). */
+	if (getpid() == 1 && (argc < 2 || !is_command(argv[1])))
+		init_pid1_boot();
 	if (argc < 2)
 		return usage(stderr);
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))

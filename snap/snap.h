@@ -311,6 +311,79 @@ int snap_pack_send_manifest(int fd, const struct snap_source *src, const uint8_t
 /* Prints the SNAPPACK wire version and capabilities (`keel version --capabilities`). */
 int snap_print_capabilities(FILE *f);
 
+/* ---- partition image (snap/image.c) -------------------------------------- */
+
+/*
+ * One file (dd-able to a partition) holding refs, manifests and objects, laid
+ * out so guest memory chunks can be mmap'ed straight from the device:
+ *   [header 4096][ref table][index][metadata][signature] pad to 4096
+ *   [objects, each at a 4096-aligned offset, in index order] pad to 4096
+ * All integers little-endian. Header: magic "KEELIMG\0", version, header
+ * size, block size, flags, generation, image size, region offsets/counts,
+ * first object offset, parent image id (thin images), and at 4064 the
+ * BLAKE3 of header[0..4064) + table + index + metadata. Table entries (96
+ * bytes): name (64, NUL-padded) + manifest id, sorted by name. Index entries
+ * (56 bytes): id, u32 kind, u32 0, u64 offset, u64 length, sorted by (id,
+ * kind). Signature (96 bytes, optional): KEYID + ECDSA P-256 r||s over
+ * SHA-256 of header + table + index + metadata. The image id is the BLAKE3
+ * of those same bytes.
+ */
+#define SNAP_IMAGE_MAGIC "KEELIMG"        /* 8 bytes with its NUL */
+#define SNAP_IMAGE_VERSION 1
+#define SNAP_IMAGE_HEADER_BYTES 4096
+#define SNAP_IMAGE_BLOCK 4096
+#define SNAP_IMAGE_F_THIN 1u               /* objects missing here come from the parent image */
+#define SNAP_IMAGE_F_SIGNED 2u
+
+struct snap_image;
+
+struct snap_image_info {
+	uint32_t version, flags;
+	uint64_t generation;
+	uint64_t size;                         /* bytes the image occupies */
+	uint64_t nrefs, nobjects;
+	uint8_t id[SNAP_HASH_LEN];
+	uint8_t parent[SNAP_HASH_LEN];         /* valid with SNAP_IMAGE_F_THIN */
+	uint8_t sig_keyid[SNAP_HASH_LEN];      /* valid with SNAP_IMAGE_F_SIGNED */
+	const char *meta;                      /* metadata text (NUL-terminated), valid while open */
+};
+
+/*
+ * Opens an image read-only and checks its structure and checksum without
+ * reading past the end of the file or device (fstat / BLKGETSIZE64). Errors:
+ * -EINVAL malformed (err says what, with the byte offset), -EPROTONOSUPPORT
+ * unknown version, -EBADMSG checksum mismatch, -ENODATA truncated.
+ */
+int snap_image_open(const char *path, struct snap_image **out, char *err, size_t errlen);
+/* Same on an fd the image then owns (closed by snap_image_close, also on failure). */
+int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen);
+void snap_image_close(struct snap_image *img);
+void snap_image_get_info(const struct snap_image *img, struct snap_image_info *info);
+/* 0 signed by one of keys; -ENOKEY unsigned or unknown KEYID; -EKEYREJECTED bad signature. */
+int snap_image_check_sig(const struct snap_image *img, const struct snap_pubkey *keys, size_t nkeys);
+/* Thin images: parent must be the image whose id the header names (-EINVAL otherwise). Not owned. */
+int snap_image_set_parent(struct snap_image *img, struct snap_image *parent);
+/* The image's read side (locate falls back to the parent for thin images). */
+void snap_image_source(struct snap_image *img, struct snap_source *src);
+int snap_image_ref_each(const struct snap_image *img,
+			int (*fn)(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN]), void *arg);
+int snap_image_entry_each(const struct snap_image *img,
+			  int (*fn)(void *arg, int kind, const uint8_t id[SNAP_HASH_LEN], uint64_t off,
+				    uint64_t len),
+			  void *arg);
+
+struct snap_image_build_opts {
+	struct snap_store *store;              /* where the snapshots come from */
+	const char *const *refs;               /* refs to include; nrefs == 0: every ref */
+	size_t nrefs;
+	struct snap_image *parent;             /* thin image on top of parent, or NULL */
+	const struct snap_privkey *key;        /* sign, or NULL */
+	uint64_t generation;                   /* 0: parent's + 1, or 1 */
+	const char *out;                       /* written to OUT.tmp, then renamed */
+};
+/* Each ref's manifest, its parent chain (as far as the store has it) and their objects. */
+int snap_image_build(const struct snap_image_build_opts *o, char *err, size_t errlen);
+
 /* ---- tool commands ------------------------------------------------------- */
 
 int snap_cmd_store(int argc, char **argv);      /* keel store init|put|get|verify|gc|ref */
@@ -318,5 +391,6 @@ int snap_cmd_manifest(int argc, char **argv);   /* keel manifest show|create|sig
 int snap_cmd_key(int argc, char **argv);        /* keel key gen */
 int snap_cmd_pack(int argc, char **argv);       /* keel pack send|receive */
 int snap_cmd_b3sum(int argc, char **argv);      /* keel b3sum */
+int snap_cmd_image(int argc, char **argv);       /* keel image build|ls|verify|extract */
 
 #endif

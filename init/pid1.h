@@ -1,0 +1,67 @@
+/* Private to init/: the pieces PID 1 is made of (log, system setup, snapshots, supervisor). */
+#ifndef KEEL_INIT_PID1_H
+#define KEEL_INIT_PID1_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "init/init.h"
+#include "snap/snap.h"
+
+/* ---- log.c: every line goes to the log fd and, when open, /dev/kmsg ---- */
+/* log_fd: where lines go (console or stderr); kmsg_fd: -1 or /dev/kmsg. */
+void init_log_setup(int log_fd, int kmsg_fd);
+void init_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A boot timeline line: milliseconds since the kernel started (CLOCK_BOOTTIME). */
+void init_timeline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t init_now_ms(void);
+
+/* ---- system.c: mounts, modules, watchdog, power (each logs its failure) ---- */
+void init_sys_mount_base(void);
+int init_sys_console(void);          /* console fd (also made fds 0..2), or -1 */
+void init_sys_modules(const struct init_board *b);
+int init_sys_mount_data(const struct init_board *b);   /* 1 mounted, 0 none needed, -errno */
+void init_sys_umount_data(const struct init_board *b);
+int init_sys_watchdog_open(const char *path, unsigned *interval_s);
+void init_sys_watchdog_pet(int fd);
+void init_sys_watchdog_close(int fd);
+
+/* ---- snapshots.c: which snapshot each sandbox restores, failure records ---- */
+#define INIT_MAX_CANDIDATES 8
+
+struct init_cand {
+	uint8_t id[SNAP_HASH_LEN];
+	int in_image;                        /* 1: partition image, 0: data store */
+};
+
+struct init_stores {
+	struct snap_image *image;            /* NULL: no (acceptable) snapshot partition */
+	char image_path[INIT_PATH_MAX];
+	struct snap_store *data;             /* NULL: no data partition store */
+	char data_store[INIT_PATH_MAX + 16];
+	char failed_path[INIT_PATH_MAX + 32];
+	uint8_t (*failed)[SNAP_HASH_LEN];    /* ids recorded as failed (loaded at start) */
+	size_t nfailed, capfailed;
+};
+
+/* Opens the image (checking header and, with trusted keys, its signature) and the data store. */
+void init_stores_open(struct init_stores *st, const struct init_board *b);
+void init_stores_close(struct init_stores *st);
+/* Newest first: the data store's ref and its parents, then the image's ref and its parents. */
+int init_candidates(struct init_stores *st, const char *name, struct init_cand *out, int max);
+int init_failed_has(const struct init_stores *st, const uint8_t id[SNAP_HASH_LEN]);
+/* Remembers (in memory and, when there is a data partition, on it) that id failed. */
+void init_failed_record(struct init_stores *st, const uint8_t id[SNAP_HASH_LEN], const char *why);
+/*
+ * Re-hashes the manifest and (full) every object it names; on failure what
+ * names the bad item ("object HEX64" / "manifest HEX64"). 0 or -errno.
+ */
+int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what,
+			 size_t whatlen);
+
+/* ---- supervise.c: the PID-1 loop ---- */
+/* boot: the real init (reboot(2) at the end); otherwise returns the exit status. */
+int init_run(const char *board_path, int boot);
+
+#endif

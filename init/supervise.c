@@ -1,0 +1,764 @@
+/*
+ * The PID-1 loop: starts every autostart sandbox in parallel (one child
+ * process each), reaps every child and orphan, restarts with backoff, rolls
+ * back to an older snapshot when one fails to restore or never gets
+ * healthy, handles init signals, pets the watchdog. Nothing here exits or
+ * aborts: each failure is logged and the loop goes on.
+ *
+ * IMPLEMENTATION NOTES
+ * - Signals are blocked and read from a signalfd, but each also has a
+ *   (never run) handler: the kernel drops signals to PID 1 whose
+ *   disposition is SIG_DFL.
+ * - A sandbox child is its own session (setsid), so stopping it reaches
+ *   every process it started: kill(-pid, ...).
+ * - Child -> PID 1 protocol on the ready pipe (fd 3 in the child): lines
+ *   "restored", "healthy", and, from our own pre-exec verification,
+ *   "corrupt WHAT".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "init/pid1.h"
+
+#define READY_FD 3
+#define BACKOFF_CAP_MS 30000
+
+enum sb_state {
+	SB_OFF,          /* not running, not to be started */
+	SB_STARTING,     /* child spawned, waiting for "restored" */
+	SB_RESTORED,     /* waiting for "healthy" */
+	SB_HEALTHY,
+	SB_BACKOFF,      /* crashed; restart at deadline */
+	SB_KILLING,      /* snapshot failed (timeout); killed, waiting for its exit to roll back */
+	SB_STOPPING,     /* asked to stop (shutdown, reload); SIGKILL at deadline */
+	SB_FAILED,       /* gave up */
+};
+
+struct sandbox {
+	struct init_sandbox_conf conf;
+	enum sb_state st;
+	pid_t pid;
+	int rfd;
+	char rbuf[256];
+	size_t rlen;
+	struct init_cand cands[INIT_MAX_CANDIDATES];
+	int ncands, cur;
+	int last_resort;             /* every candidate was recorded failed: trying them anyway */
+	unsigned restarts;
+	uint64_t spawned_ms, healthy_ms, deadline_ms;
+	char why[256];               /* what the child reported before failing */
+	int start_after_stop;        /* reload: start again (newest snapshot) once stopped */
+};
+
+struct init {
+	struct init_board board;
+	char board_path[INIT_PATH_MAX];
+	int boot;
+	struct init_stores st;
+	struct sandbox sb[CONFIG_MAX_SANDBOXES];
+	int nsb;
+	int sigfd;
+	int wdt_fd;
+	unsigned wdt_interval_s;
+	uint64_t wdt_next_ms;
+	int shutdown;                /* 0, or RB_POWER_OFF / RB_AUTOBOOT */
+	uint64_t shutdown_deadline_ms;
+	int killed_all;
+	uint64_t t0_ms;
+};
+
+static const char *short_id(const uint8_t id[SNAP_HASH_LEN], char buf[SNAP_HEX_LEN + 1])
+{
+	snap_hex(id, buf);
+	buf[12] = 0;
+	return buf;
+}
+
+static const char *where(const struct init_cand *c)
+{
+	return c->in_image ? "image" : "data store";
+}
+
+static void sig_noop(int sig)
+{
+	(void)sig;
+}
+
+static const int init_signals[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGPWR };
+
+static int signals_setup(void)
+{
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sig_noop;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(init_signals) / sizeof(init_signals[0]); i++) {
+		sigaction(init_signals[i], &sa, NULL);
+		sigaddset(&set, init_signals[i]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* ---- starting a sandbox ---- */
+
+/* In the child: verify (when asked), then exec the runner. Never returns. */
+static void child_main(struct init *in, struct sandbox *s, int wfd)
+{
+	const struct init_cand *c = &s->cands[s->cur];
+	char hex[SNAP_HEX_LEN + 1], fdarg[12], what[160];
+	char *argv[16];
+	int argc = 0;
+	sigset_t none;
+
+	sigemptyset(&none);
+	for (size_t i = 0; i < sizeof(init_signals) / sizeof(init_signals[0]); i++)
+		signal(init_signals[i], SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	/* The sandbox must not outlive a dev-mode init that is not PID 1. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (wfd != READY_FD) {
+		if (dup2(wfd, READY_FD) < 0)
+			_exit(127);
+		close(wfd);
+	} else {
+		fcntl(READY_FD, F_SETFD, 0);
+	}
+	{
+		int rc = init_verify_snapshot(&in->st, c, in->board.verify == INIT_VERIFY_FULL, what,
+					      sizeof(what));
+		if (rc < 0) {
+			dprintf(READY_FD, "corrupt %s (%s)\n", what, strerror(-rc));
+			_exit(1);
+		}
+	}
+	snap_hex(c->id, hex);
+	snprintf(fdarg, sizeof(fdarg), "%d", READY_FD);
+	argv[argc++] = (char *)"keel";
+	argv[argc++] = (char *)"vm";
+	argv[argc++] = (char *)"restore";
+	argv[argc++] = c->in_image ? (char *)"--image" : (char *)"--store";
+	argv[argc++] = c->in_image ? in->st.image_path : in->st.data_store;
+	argv[argc++] = hex;
+	argv[argc++] = (char *)"--ready-fd";
+	argv[argc++] = fdarg;
+	if (s->conf.has_health_marker) {
+		argv[argc++] = (char *)"--health";
+		argv[argc++] = s->conf.health_marker;
+	}
+	argv[argc] = NULL;
+	execv(in->board.runner, argv);
+	dprintf(READY_FD, "exec %s: %s\n", in->board.runner, strerror(errno));
+	_exit(127);
+}
+
+static void spawn(struct init *in, struct sandbox *s)
+{
+	char idb[SNAP_HEX_LEN + 1];
+	int p[2];
+	pid_t pid;
+
+	s->why[0] = 0;
+	s->rlen = 0;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		init_log("sandbox %s: pipe: %s; retrying", s->conf.name, strerror(errno));
+		goto retry;
+	}
+	pid = fork();
+	if (pid < 0) {
+		init_log("sandbox %s: fork: %s; retrying", s->conf.name, strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		goto retry;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child_main(in, s, p[1]);
+	}
+	setpgid(pid, pid);
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	s->pid = pid;
+	s->rfd = p[0];
+	s->st = SB_STARTING;
+	s->spawned_ms = init_now_ms();
+	s->deadline_ms = s->spawned_ms + 1000ULL * (s->conf.health_timeout_s ? s->conf.health_timeout_s
+									    : CONFIG_HEALTH_TIMEOUT_S);
+	init_log("sandbox %s: restoring %s from the %s (pid %d)", s->conf.name,
+		 short_id(s->cands[s->cur].id, idb), where(&s->cands[s->cur]), (int)pid);
+	return;
+retry:
+	s->st = SB_BACKOFF;
+	s->deadline_ms = init_now_ms() + 1000;
+}
+
+/* Next candidate not recorded as failed, from cur+1 on; -1 when none. */
+static int next_candidate(struct init *in, struct sandbox *s, int from)
+{
+	for (int i = from; i < s->ncands; i++)
+		if (s->last_resort || !init_failed_has(&in->st, s->cands[i].id))
+			return i;
+	return -1;
+}
+
+/* Starts a sandbox from its newest usable snapshot. */
+static void start(struct init *in, struct sandbox *s)
+{
+	int n = init_candidates(&in->st, s->conf.name, s->cands, INIT_MAX_CANDIDATES);
+
+	s->restarts = 0;
+	s->last_resort = 0;
+	s->ncands = n > 0 ? n : 0;
+	if (n <= 0) {
+		init_log("sandbox %s: no snapshot named '%s' in the data store or the image", s->conf.name,
+			 s->conf.name);
+		s->st = SB_FAILED;
+		return;
+	}
+	s->cur = next_candidate(in, s, 0);
+	if (s->cur < 0) {
+		/* Every snapshot failed before; a record is no proof it cannot work now. */
+		init_log("sandbox %s: every snapshot is recorded as failed; trying them again", s->conf.name);
+		s->last_resort = 1;
+		s->cur = 0;
+	}
+	spawn(in, s);
+}
+
+/* The current snapshot failed (restore error, crash before healthy, timeout): roll back. */
+static void snapshot_failed(struct init *in, struct sandbox *s, const char *why)
+{
+	struct init_cand *c = &s->cands[s->cur];
+	char idb[SNAP_HEX_LEN + 1];
+	int next;
+
+	init_log("sandbox %s: snapshot %s (%s) failed: %s", s->conf.name, short_id(c->id, idb), where(c), why);
+	if (!s->last_resort)
+		init_failed_record(&in->st, c->id, why);
+	next = next_candidate(in, s, s->cur + 1);
+	if (next < 0) {
+		init_log("sandbox %s: no older snapshot to roll back to; giving up", s->conf.name);
+		s->st = SB_FAILED;
+		return;
+	}
+	init_log("sandbox %s: rolling back to %s (%s)", s->conf.name, short_id(s->cands[next].id, idb),
+		 where(&s->cands[next]));
+	s->cur = next;
+	spawn(in, s);
+}
+
+static void stop(struct sandbox *s, uint64_t deadline_ms)
+{
+	if (s->pid > 0) {
+		kill(-s->pid, SIGTERM);
+		kill(s->pid, SIGTERM);
+		s->st = SB_STOPPING;
+		s->deadline_ms = deadline_ms;
+	} else {
+		s->st = SB_OFF;
+	}
+}
+
+/* ---- events ---- */
+
+static void became_healthy(struct sandbox *s)
+{
+	char idb[SNAP_HEX_LEN + 1];
+
+	s->st = SB_HEALTHY;
+	s->healthy_ms = init_now_ms();
+	init_timeline("sandbox %s healthy (%s, %llu ms after spawn)", s->conf.name,
+		      short_id(s->cands[s->cur].id, idb), (unsigned long long)(s->healthy_ms - s->spawned_ms));
+}
+
+static void ready_line(struct sandbox *s, const char *line)
+{
+	char idb[SNAP_HEX_LEN + 1];
+
+	if (!strcmp(line, "restored")) {
+		if (s->st != SB_STARTING)
+			return;
+		s->st = SB_RESTORED;
+		init_timeline("sandbox %s restored (%s from the %s, %llu ms after spawn)", s->conf.name,
+			      short_id(s->cands[s->cur].id, idb), where(&s->cands[s->cur]),
+			      (unsigned long long)(init_now_ms() - s->spawned_ms));
+		if (s->conf.health_timeout_s == 0)
+			became_healthy(s);
+	} else if (!strcmp(line, "healthy")) {
+		if (s->st == SB_STARTING || s->st == SB_RESTORED)
+			became_healthy(s);
+	} else {
+		snprintf(s->why, sizeof(s->why), "%.200s", line);
+		init_log("sandbox %s: %s", s->conf.name, line);
+	}
+}
+
+static void ready_read(struct sandbox *s)
+{
+	for (;;) {
+		ssize_t n = read(s->rfd, s->rbuf + s->rlen, sizeof(s->rbuf) - 1 - s->rlen);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			close(s->rfd);
+			s->rfd = -1;
+			return;
+		}
+		s->rlen += (size_t)n;
+		s->rbuf[s->rlen] = 0;
+		char *nl;
+		while ((nl = memchr(s->rbuf, '\n', s->rlen))) {
+			*nl = 0;
+			ready_line(s, s->rbuf);
+			s->rlen -= (size_t)(nl + 1 - s->rbuf);
+			memmove(s->rbuf, nl + 1, s->rlen);
+		}
+		/* A line longer than the buffer is no protocol line: drop it. */
+		if (s->rlen == sizeof(s->rbuf) - 1)
+			s->rlen = 0;
+	}
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "status 0x%x", status);
+}
+
+static void child_exited(struct init *in, struct sandbox *s, int status)
+{
+	char st[80], why[300];
+
+	if (s->rfd >= 0) {
+		ready_read(s);
+		if (s->rfd >= 0) {
+			close(s->rfd);
+			s->rfd = -1;
+		}
+	}
+	s->pid = 0;
+	describe_status(status, st, sizeof(st));
+	switch (s->st) {
+	case SB_STOPPING:
+		init_log("sandbox %s: stopped (%s)", s->conf.name, st);
+		s->st = SB_OFF;
+		if (s->start_after_stop && !in->shutdown) {
+			s->start_after_stop = 0;
+			start(in, s);
+		}
+		return;
+	case SB_STARTING:
+	case SB_RESTORED:
+		snprintf(why, sizeof(why), "%s before it was healthy%s%s", st, s->why[0] ? ": " : "", s->why);
+		snapshot_failed(in, s, why);
+		return;
+	case SB_KILLING:
+		/* Recorded when the timeout fired; now roll back. */
+		snapshot_failed(in, s, s->why[0] ? s->why : "not healthy in time");
+		return;
+	case SB_HEALTHY:
+		if (s->restarts >= s->conf.restart_limit) {
+			init_log("sandbox %s: died (%s) after %u restarts; giving up (restart limit %u)",
+				 s->conf.name, st, s->restarts, s->conf.restart_limit);
+			s->st = SB_FAILED;
+			return;
+		}
+		{
+			uint64_t delay = s->restarts < 16 ? (uint64_t)in->board.restart_backoff_ms << s->restarts
+							   : BACKOFF_CAP_MS;
+			if (delay > BACKOFF_CAP_MS)
+				delay = BACKOFF_CAP_MS;
+			s->restarts++;
+			init_log("sandbox %s: died (%s); restart %u/%u in %llu ms", s->conf.name, st, s->restarts,
+				 s->conf.restart_limit, (unsigned long long)delay);
+			s->st = SB_BACKOFF;
+			s->deadline_ms = init_now_ms() + delay;
+		}
+		return;
+	default:
+		init_log("sandbox %s: child exited (%s)", s->conf.name, st);
+		return;
+	}
+}
+
+static void reap(struct init *in)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		char st[80];
+		int found = 0;
+
+		if (pid <= 0)
+			return;
+		for (int i = 0; i < in->nsb; i++) {
+			if (in->sb[i].pid == pid) {
+				child_exited(in, &in->sb[i], status);
+				found = 1;
+				break;
+			}
+		}
+		if (!found) {
+			describe_status(status, st, sizeof(st));
+			init_log("reaped orphan %d (%s)", (int)pid, st);
+		}
+	}
+}
+
+/* Deadlines: health timeouts, backoff restarts, stop escalation, restart-count reset. */
+static void tick(struct init *in, uint64_t now)
+{
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		switch (s->st) {
+		case SB_STARTING:
+		case SB_RESTORED:
+			if (now < s->deadline_ms)
+				break;
+			snprintf(s->why, sizeof(s->why), "%s within %u s",
+				 s->st == SB_STARTING ? "not restored" : "not healthy",
+				 s->conf.health_timeout_s ? s->conf.health_timeout_s : CONFIG_HEALTH_TIMEOUT_S);
+			init_log("sandbox %s: %s; stopping it", s->conf.name, s->why);
+			kill(-s->pid, SIGKILL);
+			kill(s->pid, SIGKILL);
+			s->st = SB_KILLING;
+			break;
+		case SB_BACKOFF:
+			if (now >= s->deadline_ms && !in->shutdown)
+				spawn(in, s);
+			break;
+		case SB_STOPPING:
+			if (now >= s->deadline_ms && s->pid > 0) {
+				init_log("sandbox %s: did not stop in time; killing it", s->conf.name);
+				kill(-s->pid, SIGKILL);
+				kill(s->pid, SIGKILL);
+				s->deadline_ms = now + 1000 * 3600;
+			}
+			break;
+		case SB_HEALTHY:
+			if (s->restarts && now - s->healthy_ms >= 1000ULL * in->board.restart_reset_s)
+				s->restarts = 0;
+			break;
+		default:
+			break;
+		}
+	}
+	if (in->wdt_fd >= 0 && now >= in->wdt_next_ms) {
+		init_sys_watchdog_pet(in->wdt_fd);
+		in->wdt_next_ms = now + 1000ULL * in->wdt_interval_s;
+	}
+}
+
+static int poll_timeout(struct init *in, uint64_t now)
+{
+	uint64_t next = now + 60000;
+
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		if (s->st == SB_STARTING || s->st == SB_RESTORED || s->st == SB_BACKOFF || s->st == SB_STOPPING)
+			if (s->deadline_ms < next)
+				next = s->deadline_ms;
+		if (s->st == SB_HEALTHY && s->restarts && s->healthy_ms + 1000ULL * in->board.restart_reset_s < next)
+			next = s->healthy_ms + 1000ULL * in->board.restart_reset_s;
+	}
+	if (in->wdt_fd >= 0 && in->wdt_next_ms < next)
+		next = in->wdt_next_ms;
+	if (in->shutdown && in->shutdown_deadline_ms < next)
+		next = in->shutdown_deadline_ms;
+	return next <= now ? 0 : (int)(next - now);
+}
+
+/* ---- configuration ---- */
+
+/* Development mode never mounts, so a data-dir that names a mount point would be the host's. */
+static void dev_adjust(const struct init *in, struct init_board *b)
+{
+	if (!in->boot && b->data_device[0])
+		b->data_dir[0] = 0;
+}
+
+static void add_sandboxes(struct init *in)
+{
+	for (int i = 0; i < in->board.nsandboxes; i++) {
+		struct sandbox *s = &in->sb[in->nsb++];
+		memset(s, 0, sizeof(*s));
+		s->conf = in->board.sandboxes[i];
+		s->rfd = -1;
+		s->st = SB_OFF;
+	}
+}
+
+static void start_all(struct init *in)
+{
+	for (int i = 0; i < in->nsb; i++)
+		if (in->sb[i].conf.autostart && in->sb[i].st == SB_OFF)
+			start(in, &in->sb[i]);
+}
+
+static void reload(struct init *in)
+{
+	static struct init_board nb;
+	char err[200];
+
+	if (init_board_load(in->board_path, &nb, err, sizeof(err)) < 0) {
+		init_log("SIGHUP: %s; keeping the running configuration", err);
+		return;
+	}
+	init_log("SIGHUP: re-reading %s", in->board_path);
+	dev_adjust(in, &nb);
+	init_stores_close(&in->st);
+	in->board = nb;
+	init_stores_open(&in->st, &in->board);
+	/* Sandboxes that left the configuration stop; their slot is dropped once they are off. */
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		struct init_sandbox_conf *c = init_board_sandbox(&in->board, s->conf.name);
+		if (!c) {
+			s->conf.autostart = 0;
+			s->start_after_stop = 0;
+			if (s->pid > 0)
+				stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
+			else
+				s->st = SB_OFF;
+			continue;
+		}
+		s->conf = *c;
+		if (!c->autostart) {
+			if (s->pid > 0)
+				stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
+			continue;
+		}
+		if (s->st == SB_FAILED || s->st == SB_OFF) {
+			s->st = SB_OFF;
+			continue;
+		}
+		/* Running: move to a newer snapshot if one was activated since it started. */
+		struct init_cand nc[INIT_MAX_CANDIDATES];
+		int n = init_candidates(&in->st, s->conf.name, nc, INIT_MAX_CANDIDATES);
+		if (n > 0 && s->ncands > 0 && memcmp(nc[0].id, s->cands[s->cur].id, SNAP_HASH_LEN) &&
+		    !init_failed_has(&in->st, nc[0].id)) {
+			init_log("sandbox %s: a newer snapshot is active; restarting onto it", s->conf.name);
+			if (s->pid > 0) {
+				s->start_after_stop = 1;
+				stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
+			} else {
+				s->st = SB_OFF;
+			}
+		}
+	}
+	/* Compact: drop removed sandboxes that are off; add new ones. */
+	int j = 0;
+	for (int i = 0; i < in->nsb; i++) {
+		if (!init_board_sandbox(&in->board, in->sb[i].conf.name) && in->sb[i].pid <= 0)
+			continue;
+		if (j != i)
+			in->sb[j] = in->sb[i];
+		j++;
+	}
+	in->nsb = j;
+	for (int i = 0; i < in->board.nsandboxes; i++) {
+		int have = 0;
+		for (int k = 0; k < in->nsb; k++)
+			if (!strcmp(in->sb[k].conf.name, in->board.sandboxes[i].name))
+				have = 1;
+		if (!have && in->nsb < CONFIG_MAX_SANDBOXES) {
+			struct sandbox *s = &in->sb[in->nsb++];
+			memset(s, 0, sizeof(*s));
+			s->conf = in->board.sandboxes[i];
+			s->rfd = -1;
+		}
+	}
+	start_all(in);
+}
+
+/* ---- shutdown ---- */
+
+static void begin_shutdown(struct init *in, int how, const char *why)
+{
+	uint64_t now = init_now_ms();
+
+	if (in->shutdown)
+		return;
+	in->shutdown = how;
+	in->shutdown_deadline_ms = now + 1000ULL * in->board.shutdown_timeout_s;
+	init_log("%s: %s; stopping sandboxes", why, how == (int)RB_AUTOBOOT ? "reboot" : "power off");
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		s->start_after_stop = 0;
+		if (s->pid > 0)
+			stop(s, in->shutdown_deadline_ms);
+		else
+			s->st = SB_OFF;
+	}
+}
+
+static int all_stopped(const struct init *in)
+{
+	for (int i = 0; i < in->nsb; i++)
+		if (in->sb[i].pid > 0)
+			return 0;
+	return 1;
+}
+
+/* Last steps once sandboxes are gone (or the deadline passed). Returns in dev mode only. */
+static int finish_shutdown(struct init *in)
+{
+	uint64_t until = init_now_ms() + 2000;
+
+	for (int i = 0; i < in->nsb; i++)
+		if (in->sb[i].pid > 0) {
+			kill(-in->sb[i].pid, SIGKILL);
+			kill(in->sb[i].pid, SIGKILL);
+		}
+	/* As PID 1 every other process is ours to end (in a PID namespace too). */
+	if (getpid() == 1) {
+		kill(-1, SIGTERM);
+		while (init_now_ms() < until && waitpid(-1, NULL, WNOHANG) >= 0)
+			usleep(10000);
+		kill(-1, SIGKILL);
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	init_stores_close(&in->st);
+	sync();
+	if (in->boot)
+		init_sys_umount_data(&in->board);
+	init_sys_watchdog_close(in->wdt_fd);
+	in->wdt_fd = -1;
+	init_timeline("%s", in->shutdown == (int)RB_AUTOBOOT ? "rebooting" : "powering off");
+	if (!in->boot)
+		return 0;
+	reboot(in->shutdown);
+	/* reboot(2) failed: PID 1 must still not exit. */
+	init_log("reboot: %s; halting here", strerror(errno));
+	for (;;)
+		pause();
+}
+
+static void handle_signals(struct init *in)
+{
+	struct signalfd_siginfo si;
+
+	while (read(in->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			break;
+		case SIGTERM:
+		case SIGUSR2:
+		case SIGPWR:
+			begin_shutdown(in, (int)RB_POWER_OFF, strsignal((int)si.ssi_signo));
+			break;
+		case SIGINT:
+			begin_shutdown(in, (int)RB_AUTOBOOT, "SIGINT (ctrl-alt-del)");
+			break;
+		case SIGHUP:
+			if (!in->shutdown)
+				reload(in);
+			break;
+		default:
+			init_log("ignoring signal %u", si.ssi_signo);
+			break;
+		}
+	}
+	/* SIGCHLD coalesces; reaping on every wakeup costs one syscall. */
+	reap(in);
+}
+
+int init_run(const char *board_path, int boot)
+{
+	static struct init in;
+	char err[256];
+	struct pollfd pfd[1 + CONFIG_MAX_SANDBOXES];
+	struct sandbox *pmap[1 + CONFIG_MAX_SANDBOXES];
+
+	memset(&in, 0, sizeof(in));
+	in.boot = boot;
+	in.wdt_fd = -1;
+	in.t0_ms = init_now_ms();
+	snprintf(in.board_path, sizeof(in.board_path), "%s", board_path);
+	in.sigfd = signals_setup();
+	if (in.sigfd < 0)
+		init_log("signalfd: %s; signals are not handled", strerror(errno));
+	if (boot)
+		reboot(RB_DISABLE_CAD);
+	if (init_board_load(board_path, &in.board, err, sizeof(err)) < 0) {
+		init_log("board configuration %s", err);
+		init_board_defaults(&in.board);
+		if (!boot)
+			return 1;
+	}
+	if (boot) {
+		init_sys_modules(&in.board);
+		init_sys_mount_data(&in.board);
+	} else if (in.board.nmodules || in.board.data_device[0]) {
+		/* A development host's modules and disks are not ours to touch. */
+		init_log("development mode: not loading modules or mounting data-device (no data store)");
+		dev_adjust(&in, &in.board);
+	}
+	if (in.board.watchdog[0] && !boot)
+		init_log("development mode: not arming the watchdog %s", in.board.watchdog);
+	if (in.board.watchdog[0] && boot) {
+		in.wdt_fd = init_sys_watchdog_open(in.board.watchdog, &in.wdt_interval_s);
+		in.wdt_next_ms = init_now_ms() + 1000ULL * in.wdt_interval_s;
+	}
+	init_stores_open(&in.st, &in.board);
+	add_sandboxes(&in);
+	start_all(&in);
+
+	for (;;) {
+		uint64_t now = init_now_ms();
+		int n = 0;
+
+		if (in.shutdown && (all_stopped(&in) || now >= in.shutdown_deadline_ms))
+			return finish_shutdown(&in);
+		if (in.sigfd >= 0) {
+			pfd[n].fd = in.sigfd;
+			pfd[n].events = POLLIN;
+			pmap[n++] = NULL;
+		}
+		for (int i = 0; i < in.nsb; i++) {
+			if (in.sb[i].rfd < 0)
+				continue;
+			pfd[n].fd = in.sb[i].rfd;
+			pfd[n].events = POLLIN;
+			pmap[n++] = &in.sb[i];
+		}
+		int r = poll(pfd, (nfds_t)n, poll_timeout(&in, now));
+		if (r < 0 && errno != EINTR) {
+			init_log("poll: %s", strerror(errno));
+			usleep(100000);
+		}
+		for (int i = 0; r > 0 && i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (pmap[i] && pmap[i]->rfd == pfd[i].fd)
+				ready_read(pmap[i]);
+		}
+		if (in.sigfd >= 0)
+			handle_signals(&in);
+		else
+			reap(&in);
+		tick(&in, init_now_ms());
+	}
+}

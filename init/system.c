@@ -1,0 +1,110 @@
+/* PID 1's system setup: base mounts, console, kernel modules, data partition, watchdog. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/watchdog.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "init/pid1.h"
+
+static void mount_one(const char *src, const char *dir, const char *type, unsigned long flags, const char *data)
+{
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		init_log("mkdir %s: %s", dir, strerror(errno));
+	if (mount(src, dir, type, flags, data) < 0 && errno != EBUSY)
+		init_log("mount %s on %s: %s", type, dir, strerror(errno));
+}
+
+void init_sys_mount_base(void)
+{
+	mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m");
+}
+
+int init_sys_console(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		dup2(fd, i);
+	return fd;
+}
+
+void init_sys_modules(const struct init_board *b)
+{
+	for (int i = 0; i < b->nmodules; i++) {
+		int fd = open(b->modules[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			init_log("module %s: %s", b->modules[i], strerror(errno));
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			init_log("module %s: finit_module: %s", b->modules[i], strerror(errno));
+		close(fd);
+	}
+}
+
+int init_sys_mount_data(const struct init_board *b)
+{
+	if (!b->data_device[0])
+		return 0;
+	if (mkdir(b->data_dir, 0755) < 0 && errno != EEXIST)
+		init_log("mkdir %s: %s", b->data_dir, strerror(errno));
+	if (mount(b->data_device, b->data_dir, b->data_fstype, MS_NOATIME | MS_NODEV | MS_NOSUID, NULL) < 0 &&
+	    errno != EBUSY) {
+		int e = errno;
+		init_log("data partition %s (%s) on %s: %s; updates and failure records are off", b->data_device,
+			 b->data_fstype, b->data_dir, strerror(e));
+		return -e;
+	}
+	return 1;
+}
+
+void init_sys_umount_data(const struct init_board *b)
+{
+	if (b->data_device[0] && umount2(b->data_dir, 0) < 0 && errno != EINVAL)
+		init_log("umount %s: %s", b->data_dir, strerror(errno));
+}
+
+int init_sys_watchdog_open(const char *path, unsigned *interval_s)
+{
+	int fd, t = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		init_log("watchdog %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Pet at a third of the timeout so one slow iteration does not reset the box. */
+	if (ioctl(fd, WDIOC_GETTIMEOUT, &t) < 0 || t <= 0)
+		t = 15;
+	*interval_s = t >= 3 ? (unsigned)t / 3 : 1;
+	init_sys_watchdog_pet(fd);
+	return fd;
+}
+
+void init_sys_watchdog_pet(int fd)
+{
+	int dummy = 0;
+
+	if (fd >= 0 && ioctl(fd, WDIOC_KEEPALIVE, &dummy) < 0 && write(fd, "k", 1) < 0)
+		init_log("watchdog keepalive: %s", strerror(errno));
+}
+
+void init_sys_watchdog_close(int fd)
+{
+	if (fd < 0)
+		return;
+	/* Magic close: disarm, we are shutting down on purpose. */
+	if (write(fd, "V", 1) < 0)
+		init_log("watchdog disarm: %s", strerror(errno));
+	close(fd);
+}
