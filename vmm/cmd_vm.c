@@ -9,10 +9,14 @@
 
 #include "init/init.h"
 #include "vmm/vmm_int.h"
+#include "snap/snap.h"
 
 static const char help_text[] =
 	"usage: keel vm run --kernel IMAGE [--initrd FILE] [--cmdline TEXT] [--mem MiB] [--vcpus N]\n"
 	"                   [--disk FILE[,ro]]... [--rng] [--timing]\n"
+	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]]\n"
+	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
+	"                   [--disk FILE[,ro]]... [--timing]\n"
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
@@ -23,6 +27,14 @@ static const char help_text[] =
 	"Exit status: 0 when the guest powers off (the kernel's \"reboot: Power down\" line: without\n"
 	"ACPI that is its only power-off signal), 1 on a reset (reboot, triple fault, crash) or error.\n"
 	"\n"
+	"--snapshot-on MARKER: when MARKER appears on the console, pause every vCPU, write the guest\n"
+	"(memory chunks, vCPU/VM/device state, kernel, initrd) and a manifest into the store DIR, point\n"
+	"ref NAME at it, print the manifest id and exit 0. --health sets the manifest's health marker.\n"
+	"\n"
+	"restore rebuilds the VM from a manifest (ref NAME or manifest id) and resumes it: memory is\n"
+	"mapped copy-on-write from the store, the wall clock is moved to now. --ready-fd N receives\n"
+	"\"restored\\n\" once the vCPUs run and \"healthy\\n\" once the health marker (--health, else\n"
+	"the manifest's) appears. Exit status as for run; a bad snapshot is one line on stderr, exit 1.\n"
 	"--timing prints the setup steps' durations on stderr.\n";
 
 static void print_timing(const struct vmm_timing *t)
@@ -135,8 +147,12 @@ static int cmd_run(int argc, char **argv)
 		return cli_usage("vm run", "unexpected argument %s", argv[optind]);
 	if (!cfg.kernel)
 		return cli_usage("vm run", "--kernel is required");
-	if (cfg.snapshot_marker || store || name)
-		return cli_usage("vm run", "snapshots are not available in this build yet");
+	if (cfg.snapshot_marker && (!store || !name))
+		return cli_usage("vm run", "--snapshot-on needs --store DIR and --name NAME");
+	if (!cfg.snapshot_marker && (store || name))
+		return cli_usage("vm run", "--store/--name only go with --snapshot-on");
+	if (name && !snap_name_valid(name, strlen(name)))
+		return cli_usage("vm run", "bad --name %s ([A-Za-z0-9._-]{1,64})", name);
 	if (!*cfg.kernel || (cfg.snapshot_marker && !*cfg.snapshot_marker))
 		return cli_usage("vm run", "empty --kernel or --snapshot-on");
 
@@ -145,7 +161,79 @@ static int cmd_run(int argc, char **argv)
 	if (r)
 		return cli_error("vm run", "%s", err);
 	r = vmm_run(vm);
+	if (r == VMM_EXIT_SNAPSHOT) {
+		struct vmm_snapshot_info info = { .kernel = cfg.kernel, .initrd = cfg.initrd, .cmdline = cfg.cmdline,
+						  .name = name, .health_marker = cfg.health_marker };
+		char id[65];
+
+		int vm_mid_line = vm->line_len != 0;
+
+		r = vmm_snapshot_write(vm, store, &info, id, err, sizeof(err));
+		if (timing)
+			print_timing(vmm_timings(vm));
+		vmm_destroy(vm);
+		if (r)
+			return cli_error("vm run", "snapshot: %s", err);
+		/* the id on a line of its own, even if the console stopped mid-line */
+		printf("%s%s\n", vm_mid_line ? "\n" : "", id);
+		return 0;
+	}
 	r = finish("vm run", vm, r, timing);
+	vmm_destroy(vm);
+	return r;
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 'S' }, { "image", required_argument, NULL, 'G' },
+		{ "ready-fd", required_argument, NULL, 'R' }, { "health", required_argument, NULL, 'H' },
+		{ "disk", required_argument, NULL, 'd' }, { "timing", no_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1 };
+	const char *store = NULL, *image = NULL;
+	char err[256];
+	struct vmm *vm;
+	int c, r, timing = 0;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'S': store = optarg; break;
+		case 'G': image = optarg; break;
+		case 'R': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 65535)
+				return cli_usage("vm restore", "bad --ready-fd %s", optarg);
+			cfg.ready_fd = (int)v;
+			break;
+		}
+		case 'H': cfg.health_marker = optarg; break;
+		case 'd':
+			if (parse_disk(&cfg, optarg))
+				return cli_usage("vm restore", "bad --disk %s", optarg);
+			break;
+		case 't': timing = 1; break;
+		default:
+			return cli_usage("vm restore", "unknown or incomplete option %s", argv[optind - 1]);
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage("vm restore", "expected one NAME or manifest ID");
+	if (!store == !image)
+		return cli_usage("vm restore", "give exactly one of --store DIR or --image IMG");
+
+	signal(SIGPIPE, SIG_IGN);
+	r = vmm_restore_open(store, image, argv[optind], &cfg, &vm, err, sizeof(err));
+	if (r)
+		return cli_error("vm restore", "%s", err);
+	r = vmm_run(vm);
+	if (r == VMM_EXIT_SNAPSHOT)
+		r = -EIO;
+	r = finish("vm restore", vm, r, timing);
 	vmm_destroy(vm);
 	return r;
 }
@@ -158,5 +246,7 @@ int vmm_cmd_vm(int argc, char **argv)
 		return cli_help(help_text);
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	return cli_usage("vm", "unknown subcommand %s (run or restore)", argv[1]);
 }

@@ -178,8 +178,11 @@ int vmm_run(struct vmm *vm)
 {
 	int r = vmm_run_loop(vm);
 
-	if (vm->t_first_exit_ns && vm->t_resume_ns && !vm->timing.first_exit)
+	if (vm->t_first_exit_ns && vm->t_resume_ns && !vm->timing.first_exit) {
 		vm->timing.first_exit = vm->t_first_exit_ns - vm->t_resume_ns;
+		if (vm->t_start_ns)
+			vm->timing.total = vm->t_first_exit_ns - vm->t_start_ns;
+	}
 	return r;
 }
 

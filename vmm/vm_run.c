@@ -38,6 +38,9 @@ static void event_locked(struct vmm *vm, int ev, const char *msg)
 
 	if (vm->event == VMM_EV_NONE) {
 		vm->event = ev;
+		/* The vCPU that printed the marker must not run on: it parks at its next loop turn. */
+		if (ev == VMM_EV_SNAPSHOT)
+			vm->pause_req = 1;
 		if (msg)
 			snprintf(vm->error, sizeof(vm->error), "%s", msg);
 	}

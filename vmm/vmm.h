@@ -70,4 +70,15 @@ uint64_t vmm_mem_size(const struct vmm *vm);
 int vmm_vcpu_count(const struct vmm *vm);
 const struct vmm_timing *vmm_timings(const struct vmm *vm);
 
+/*
+ * State blobs of a paused VM (format: vmm/vmstate.c). Each is self-describing and
+ * checked strictly on load; a load error fills err with one line and returns -EINVAL.
+ */
+int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len);
+int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, char *err, size_t errlen);
+int vmm_save_vm(struct vmm *vm, uint8_t **blob, size_t *len);
+int vmm_load_vm(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen);
+int vmm_save_devices(struct vmm *vm, uint8_t **blob, size_t *len);
+int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen);
+
 #endif

@@ -153,6 +153,11 @@ struct vmm {
 	int running;                  /* vCPU threads alive */
 
 	int irqchip_first;
+	struct vmm_disk disks[VMM_MAX_DISKS];   /* restore: disks to reattach, in device order */
+	int ndisks;
+	char health_buf[260];
+	uint64_t saved_clock, saved_realtime;   /* restore: from the VM blob */
+	uint64_t t_start_ns;          /* restore call: total = first exit - this */
 	uint64_t t_first_exit_ns;     /* first exit after resume (restore latency) */
 	uint64_t t_resume_ns;
 	struct vmm_timing timing;
@@ -188,5 +193,17 @@ int vmm_pause_all(struct vmm *vm);
 void vmm_resume_all(struct vmm *vm);
 void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void vmm_console_out(struct vmm *vm, uint8_t c);
+
+/* vmstate.c: KVM_SET_CLOCK to the snapshot's clock plus the wall time since. */
+int vmm_clock_resume(struct vmm *vm);
+
+/* snapshot.c / restore.c */
+struct vmm_snapshot_info {
+	const char *kernel, *initrd, *cmdline, *name, *health_marker;
+};
+int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_snapshot_info *info,
+		       char id_hex[65], char *err, size_t errlen);
+int vmm_restore_open(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+		     struct vmm **out, char *err, size_t errlen);
 
 #endif

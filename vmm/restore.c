@@ -1,0 +1,231 @@
+/*
+ * Restore: manifest -> a paused VM ready to resume, through struct snap_source only (the same
+ * code serves the directory store and the partition image).
+ *
+ * IMPLEMENTATION NOTES
+ * Guest memory is never copied: one anonymous MAP_NORESERVE region stands for the zero chunks,
+ * and every stored chunk is mapped over it MAP_PRIVATE|MAP_FIXED straight from the source's fd
+ * and offset, so the cost is one mmap per non-zero chunk whatever the memory size, and clones
+ * share page cache until they write (copy-on-write). Chunk objects are not re-hashed here: the
+ * store verified them when they were filed, and hashing would read all of guest memory; their
+ * sizes, alignment and indices are checked. The small blobs (manifest, state) are read with
+ * snap_source_read, which re-verifies their hash.
+ * Setup order: memory slot before irqchip (see kvm_x86_64.c), then device, VM and vCPU state,
+ * KVM_SET_CLOCK last, right before the vCPUs run.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "snap/snap.h"
+#include "vmm/vmm_int.h"
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int read_blob(const struct snap_source *src, const uint8_t id[SNAP_HASH_LEN], const char *what,
+		     uint8_t **buf, size_t *len, char *err, size_t errlen)
+{
+	char hex[SNAP_HEX_LEN + 1];
+	int r = snap_source_read(src, SNAP_KIND_OBJECT, id, buf, len);
+
+	if (r) {
+		snap_hex(id, hex);
+		return fail(err, errlen, r, "%s object %.16s...: %s", what, hex,
+			    r == -EBADMSG ? "corrupt (hash mismatch)" : strerror(-r));
+	}
+	return 0;
+}
+
+static int map_memory(const struct snap_source *src, const struct snap_manifest *m, uint8_t **out,
+		      char *err, size_t errlen)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *mem;
+	size_t i;
+
+	mem = mmap(NULL, m->memory_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return fail(err, errlen, -errno, "mapping %llu MiB of guest memory: %s",
+			    (unsigned long long)(m->memory_bytes >> 20), strerror(errno));
+	for (i = 0; i < m->nchunks; i++) {
+		const struct snap_manifest_chunk *c = &m->chunks[i];
+		uint64_t off, len;
+		int fd, r;
+
+		if (c->index >= m->memory_bytes / m->chunk_bytes || (i && c->index <= m->chunks[i - 1].index)) {
+			munmap(mem, m->memory_bytes);
+			return fail(err, errlen, -EINVAL, "manifest chunk map is out of order or out of range");
+		}
+		r = src->locate(src->ctx, SNAP_KIND_OBJECT, c->id, &fd, &off, &len);
+		if (r) {
+			munmap(mem, m->memory_bytes);
+			return fail(err, errlen, r, "memory chunk %llu: %s", (unsigned long long)c->index,
+				    strerror(-r));
+		}
+		if (len != m->chunk_bytes || off % pg) {
+			munmap(mem, m->memory_bytes);
+			return fail(err, errlen, -EINVAL, "memory chunk %llu has %llu bytes at offset %llu (want %llu, page-aligned)",
+				    (unsigned long long)c->index, (unsigned long long)len,
+				    (unsigned long long)off, (unsigned long long)m->chunk_bytes);
+		}
+		if (mmap(mem + c->index * m->chunk_bytes, m->chunk_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED, fd, (off_t)off) == MAP_FAILED) {
+			r = -errno;
+			munmap(mem, m->memory_bytes);
+			return fail(err, errlen, r, "mapping memory chunk %llu: %s", (unsigned long long)c->index,
+				    strerror(-r));
+		}
+	}
+	*out = mem;
+	return 0;
+}
+
+static int restore_from(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
+			struct vmm **out, char *err, size_t errlen, uint64_t t_start)
+{
+	struct snap_manifest m;
+	uint8_t id[SNAP_HASH_LEN], *buf = NULL, *mem = NULL;
+	size_t len;
+	uint64_t t0;
+	struct vmm *vm = NULL;
+	char perr[200];
+	int r, i;
+
+	snap_manifest_init(&m);
+	r = snap_source_resolve(src, name, id);
+	if (r)
+		return fail(err, errlen, r, "%s: %s", name,
+			    r == -ENOENT ? "no such snapshot" : r == -EINVAL ? "neither a name nor a manifest id" : strerror(-r));
+	r = snap_source_read(src, SNAP_KIND_MANIFEST, id, &buf, &len);
+	if (r)
+		return fail(err, errlen, r, "manifest of %s: %s", name,
+			    r == -EBADMSG ? "corrupt (hash mismatch)" : strerror(-r));
+	r = snap_manifest_parse(buf, len, &m, perr, sizeof(perr));
+	free(buf);
+	buf = NULL;
+	if (r)
+		return fail(err, errlen, r, "manifest of %s: %s", name, perr);
+	if (m.memory_bytes < VMM_MIN_MEM || m.memory_bytes > VMM_MAX_MEM || m.memory_bytes % (2ULL << 20) ||
+	    m.chunk_bytes < 4096 || m.memory_bytes % m.chunk_bytes || m.vcpus < 1 || m.vcpus > CONFIG_VMM_MAX_VCPUS) {
+		r = fail(err, errlen, -EINVAL, "manifest of %s: memory %llu / chunk %llu / %u vCPUs out of range",
+			 name, (unsigned long long)m.memory_bytes, (unsigned long long)m.chunk_bytes, m.vcpus);
+		goto fail;
+	}
+	t0 = vmm_now_ns();
+
+	r = map_memory(src, &m, &mem, err, errlen);
+	if (r)
+		goto fail;
+	vm = vmm_alloc();
+	if (!vm) {
+		munmap(mem, m.memory_bytes);
+		r = fail(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	vm->t_start_ns = t_start;
+	vm->timing.manifest = t0 - t_start;
+	vm->timing.map = vmm_now_ns() - t0;
+	vm->out_fd = cfg->out_fd;
+	vm->in_fd = cfg->in_fd;
+	vm->ready_fd = cfg->ready_fd;
+	vm->announce_restored = 1;
+	for (i = 0; i < cfg->ndisks; i++)
+		vm->disks[i] = cfg->disks[i];
+	vm->ndisks = cfg->ndisks;
+	if (cfg->health_marker && *cfg->health_marker)
+		snprintf(vm->health_buf, sizeof(vm->health_buf), "%s", cfg->health_marker);
+	else
+		snprintf(vm->health_buf, sizeof(vm->health_buf), "%s", m.health_marker);
+	vm->health_marker = vm->health_buf[0] ? vm->health_buf : NULL;
+
+	r = vmm_kvm_open(vm, m.memory_bytes, (int)m.vcpus, mem);
+	if (r) {
+		munmap(mem, m.memory_bytes);
+		vm->mem = NULL;
+		fail(err, errlen, r, "KVM setup: %s", strerror(-r));
+		goto fail;
+	}
+	r = vmm_kvm_create_vcpus(vm);
+	if (r) {
+		fail(err, errlen, r, "creating vCPUs: %s", strerror(-r));
+		goto fail;
+	}
+
+	t0 = vmm_now_ns();
+	r = read_blob(src, m.devices, "device state", &buf, &len, err, errlen);
+	if (!r)
+		r = vmm_load_devices(vm, buf, len, err, errlen);
+	free(buf);
+	buf = NULL;
+	if (r)
+		goto fail;
+	vm->timing.devices = vmm_now_ns() - t0;
+
+	t0 = vmm_now_ns();
+	r = read_blob(src, m.vm_state, "VM state", &buf, &len, err, errlen);
+	if (!r)
+		r = vmm_load_vm(vm, buf, len, err, errlen);
+	free(buf);
+	buf = NULL;
+	if (r)
+		goto fail;
+	vm->timing.vm_state = vmm_now_ns() - t0;
+
+	t0 = vmm_now_ns();
+	for (i = 0; i < (int)m.vcpus; i++) {
+		r = read_blob(src, m.vcpu[i], "vCPU state", &buf, &len, err, errlen);
+		if (!r)
+			r = vmm_load_vcpu(vm, i, buf, len, err, errlen);
+		free(buf);
+		buf = NULL;
+		if (r)
+			goto fail;
+	}
+	r = vmm_clock_resume(vm);
+	if (r) {
+		fail(err, errlen, r, "setting the guest clock: %s", strerror(-r));
+		goto fail;
+	}
+	vm->timing.vcpu_state = vmm_now_ns() - t0;
+	snap_manifest_free(&m);
+	*out = vm;
+	return 0;
+fail:
+	snap_manifest_free(&m);
+	vmm_destroy(vm);
+	return r;
+}
+
+int vmm_restore_open(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+		     struct vmm **out, char *err, size_t errlen)
+{
+	uint64_t t_start = vmm_now_ns();
+	struct snap_store *s;
+	struct snap_source src;
+	int r;
+
+	*out = NULL;
+	if (image)
+		return fail(err, errlen, -ENOTSUP, "--image: partition images are not supported by this build");
+	r = snap_store_open(store_dir, &s);
+	if (r)
+		return fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
+	snap_store_source(s, &src);
+	r = restore_from(&src, name, cfg, out, err, errlen, t_start);
+	/* the chunk mappings hold their own references to the files */
+	snap_store_close(s);
+	return r;
+}

@@ -1,0 +1,781 @@
+/*
+ * Save and load of vCPU, VM and device state as self-describing blobs.
+ *
+ * IMPLEMENTATION NOTES
+ * Every blob is: magic (8 bytes: "KEELVCPU", "KEELVMST" or "KEELDEVS"), u32 version (1),
+ * u32 section count, then sections of u32 tag, u32 length, length bytes; little-endian; the
+ * input must end exactly after the last section. Version 1 requires every section of its kind
+ * exactly once, in tag order, each with its exact size (KVM's x86-64 UAPI structs are fixed
+ * ABI), so a blob either loads completely or not at all. The reader keeps a sticky first error
+ * and names the section that was wrong.
+ * Loads never trust the blob: counts are bounded, MSR indices must be ones this host's KVM
+ * lists, CPUID entry counts are capped, device state must match the devices reattached, queue
+ * sizes must be powers of two the device offers.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "vmm/vmm_int.h"
+
+#define BLOB_VERSION 1
+#define MAX_CPUID 256
+#define MAX_MSRS 512
+
+enum { V_CPUID = 1, V_REGS, V_SREGS, V_XSAVE, V_XCRS, V_DEBUGREGS, V_LAPIC, V_MSRS, V_EVENTS, V_MPSTATE, V_END };
+enum { M_PIC0 = 1, M_PIC1, M_IOAPIC, M_PIT, M_CLOCK, M_END };
+enum { D_UART = 1, D_VIRTIO, D_END };
+
+static const char *const vcpu_names[] = { "", "cpuid", "regs", "sregs", "xsave", "xcrs", "debugregs",
+					  "lapic", "msrs", "events", "mp_state" };
+static const char *const vm_names[] = { "", "pic-master", "pic-slave", "ioapic", "pit", "clock" };
+static const char *const dev_names[] = { "", "uart", "virtio" };
+
+/* ---- writer ---- */
+struct wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+	size_t count_at;
+	uint32_t count;
+};
+
+static void w_put(struct wbuf *w, const void *v, size_t n)
+{
+	if (w->err)
+		return;
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		uint8_t *p;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		p = realloc(w->p, cap);
+		if (!p) {
+			w->err = -ENOMEM;
+			return;
+		}
+		w->p = p;
+		w->cap = cap;
+	}
+	memcpy(w->p + w->len, v, n);
+	w->len += n;
+}
+
+static void w_u32(struct wbuf *w, uint32_t v) { w_put(w, &v, 4); }
+static void w_u64(struct wbuf *w, uint64_t v) { w_put(w, &v, 8); }
+
+static void w_begin(struct wbuf *w, const char magic[8])
+{
+	memset(w, 0, sizeof(*w));
+	w_put(w, magic, 8);
+	w_u32(w, BLOB_VERSION);
+	w->count_at = w->len;
+	w_u32(w, 0);
+}
+
+static void w_section(struct wbuf *w, uint32_t tag, const void *v, size_t n)
+{
+	w_u32(w, tag);
+	w_u32(w, (uint32_t)n);
+	w_put(w, v, n);
+	w->count++;
+}
+
+static int w_end(struct wbuf *w, uint8_t **blob, size_t *len)
+{
+	if (w->err) {
+		free(w->p);
+		return w->err;
+	}
+	memcpy(w->p + w->count_at, &w->count, 4);
+	*blob = w->p;
+	*len = w->len;
+	return 0;
+}
+
+/* ---- reader ---- */
+struct rbuf {
+	const uint8_t *p;
+	size_t len, off;
+	uint32_t next_tag, count, seen;
+	const char *const *names;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static int r_fail(struct rbuf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int r_fail(struct rbuf *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->failed) {
+		va_start(ap, fmt);
+		vsnprintf(r->err, r->errlen, fmt, ap);
+		va_end(ap);
+		r->failed = 1;
+	}
+	return -EINVAL;
+}
+
+static int r_begin(struct rbuf *r, const uint8_t *p, size_t len, const char magic[8], uint32_t nsect,
+		   const char *const *names, const char *what, char *err, size_t errlen)
+{
+	uint32_t v;
+
+	memset(r, 0, sizeof(*r));
+	r->p = p;
+	r->len = len;
+	r->names = names;
+	r->err = err;
+	r->errlen = errlen;
+	r->next_tag = 1;
+	if (len < 16 || memcmp(p, magic, 8) != 0)
+		return r_fail(r, "%s blob: bad magic (not a keel %s state)", what, what);
+	memcpy(&v, p + 8, 4);
+	if (v != BLOB_VERSION)
+		return r_fail(r, "%s blob: unsupported version %u", what, v);
+	memcpy(&r->count, p + 12, 4);
+	if (r->count != nsect)
+		return r_fail(r, "%s blob: %u sections, version 1 has %u", what, r->count, nsect);
+	r->off = 16;
+	return 0;
+}
+
+/* The next section: must carry tag `tag`; its length must be `want` unless want == 0. */
+static const uint8_t *r_section(struct rbuf *r, uint32_t tag, size_t want, size_t *got)
+{
+	uint32_t t, n;
+
+	if (r->failed)
+		return NULL;
+	if (r->len - r->off < 8) {
+		r_fail(r, "state blob truncated before section %s", r->names[tag]);
+		return NULL;
+	}
+	memcpy(&t, r->p + r->off, 4);
+	memcpy(&n, r->p + r->off + 4, 4);
+	if (t != tag) {
+		r_fail(r, "state blob: section %u where %s was due", t, r->names[tag]);
+		return NULL;
+	}
+	if (n > r->len - r->off - 8) {
+		r_fail(r, "state blob: section %s runs past the end", r->names[tag]);
+		return NULL;
+	}
+	if (want && n != want) {
+		r_fail(r, "state blob: section %s has %u bytes, expected %zu", r->names[tag], n, want);
+		return NULL;
+	}
+	r->off += 8;
+	*got = n;
+	r->off += n;
+	return r->p + r->off - n;
+}
+
+static int r_end(struct rbuf *r)
+{
+	if (r->failed)
+		return -EINVAL;
+	if (r->off != r->len)
+		return r_fail(r, "state blob: %zu unexpected bytes after the last section", r->len - r->off);
+	return 0;
+}
+
+/* ---- vCPU ---- */
+static size_t xsave_size(struct vmm *vm)
+{
+	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+
+	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
+}
+
+static struct kvm_msr_list *msr_index_list(struct vmm *vm)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 }, *l;
+
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return NULL;
+	if (probe.nmsrs > MAX_MSRS)
+		return NULL;
+	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
+	if (!l)
+		return NULL;
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+/* Restore order inside KVM_SET_MSRS: the TSC first, the TSC deadline (needs LAPIC + TSC) last. */
+static int msr_rank(uint32_t index)
+{
+	return index == 0x10 ? 0 : index == 0x6e0 ? 2 : 1;
+}
+
+static int msr_cmp(const void *a, const void *b)
+{
+	const struct kvm_msr_entry *x = a, *y = b;
+	int rx = msr_rank(x->index), ry = msr_rank(y->index);
+
+	return rx != ry ? rx - ry : (x->index > y->index) - (x->index < y->index);
+}
+
+int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
+{
+	struct vmm_vcpu *c;
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_debugregs dregs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_msr_list *list = NULL;
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[1];
+	} one;
+	struct kvm_msr_entry *msrs = NULL;
+	void *xsave = NULL;
+	size_t xs;
+	uint32_t nmsrs = 0, i;
+	struct wbuf w;
+	int r = -ENOMEM;
+
+	if (index < 0 || index >= vm->nvcpus || !vm->cpuid)
+		return -EINVAL;
+	c = &vm->vcpu[index];
+	xs = xsave_size(vm);
+	xsave = calloc(1, xs);
+	list = msr_index_list(vm);
+	if (!xsave || !list)
+		goto out;
+	msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(*msrs));
+	if (!msrs)
+		goto out;
+	r = -errno;
+	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0 || ioctl(c->fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(c->fd, KVM_GET_SREGS, &sregs) < 0 ||
+	    ioctl(c->fd, xs > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave) < 0 ||
+	    ioctl(c->fd, KVM_GET_XCRS, &xcrs) < 0 || ioctl(c->fd, KVM_GET_DEBUGREGS, &dregs) < 0 ||
+	    ioctl(c->fd, KVM_GET_LAPIC, &lapic) < 0 || ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* One at a time: KVM_GET_MSRS stops at the first MSR this vCPU cannot read. */
+	for (i = 0; i < list->nmsrs; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e[0].index = list->indices[i];
+		if (ioctl(c->fd, KVM_GET_MSRS, &one) == 1)
+			msrs[nmsrs++] = one.e[0];
+	}
+	qsort(msrs, nmsrs, sizeof(*msrs), msr_cmp);
+
+	w_begin(&w, "KEELVCPU");
+	{
+		/* APIC ids differ per vCPU: store this vCPU's own table. */
+		size_t n = vm->cpuid->nent;
+		struct kvm_cpuid2 *cp = malloc(sizeof(*cp) + n * sizeof(cp->entries[0]));
+		uint32_t nent = (uint32_t)n;
+
+		if (!cp) {
+			w.err = -ENOMEM;
+		} else {
+			cp->nent = nent;
+			if (ioctl(c->fd, KVM_GET_CPUID2, cp) < 0) {
+				/* older kernels: the table we set, with this vCPU's APIC id patched */
+				memcpy(cp, vm->cpuid, sizeof(*cp) + n * sizeof(cp->entries[0]));
+			}
+			w_u32(&w, V_CPUID);
+			w_u32(&w, (uint32_t)(4 + cp->nent * sizeof(cp->entries[0])));
+			w_u32(&w, cp->nent);
+			w_put(&w, cp->entries, cp->nent * sizeof(cp->entries[0]));
+			w.count++;
+			free(cp);
+		}
+	}
+	w_section(&w, V_REGS, &regs, sizeof(regs));
+	w_section(&w, V_SREGS, &sregs, sizeof(sregs));
+	w_section(&w, V_XSAVE, xsave, xs);
+	w_section(&w, V_XCRS, &xcrs, sizeof(xcrs));
+	w_section(&w, V_DEBUGREGS, &dregs, sizeof(dregs));
+	w_section(&w, V_LAPIC, &lapic, sizeof(lapic));
+	w_u32(&w, V_MSRS);
+	w_u32(&w, 4 + nmsrs * 16);
+	w_u32(&w, nmsrs);
+	for (i = 0; i < nmsrs; i++) {
+		w_u32(&w, msrs[i].index);
+		w_u32(&w, 0);
+		w_u64(&w, msrs[i].data);
+	}
+	w.count++;
+	w_section(&w, V_EVENTS, &ev, sizeof(ev));
+	w_section(&w, V_MPSTATE, &mp, sizeof(mp));
+	r = w_end(&w, blob, len);
+out:
+	free(xsave);
+	free(list);
+	free(msrs);
+	return r;
+}
+
+static int in_list(const struct kvm_msr_list *l, uint32_t index)
+{
+	uint32_t i;
+
+	for (i = 0; i < l->nmsrs; i++)
+		if (l->indices[i] == index)
+			return 1;
+	return 0;
+}
+
+int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct vmm_vcpu *c;
+	struct rbuf rd;
+	const uint8_t *s[V_END];
+	size_t n[V_END];
+	struct kvm_msr_list *list = NULL;
+	struct kvm_msrs *msrs = NULL;
+	struct kvm_cpuid2 *cp = NULL;
+	size_t xs;
+	uint32_t cnt, i;
+	int t, r;
+
+	if (index < 0 || index >= vm->nvcpus) {
+		snprintf(err, errlen, "vCPU %d does not exist", index);
+		return -EINVAL;
+	}
+	c = &vm->vcpu[index];
+	xs = xsave_size(vm);
+	r = r_begin(&rd, blob, len, "KEELVCPU", V_END - 1, vcpu_names, "vCPU", err, errlen);
+	if (r)
+		return r;
+	for (t = 1; t < V_END; t++) {
+		size_t want = 0;
+
+		switch (t) {
+		case V_REGS: want = sizeof(struct kvm_regs); break;
+		case V_SREGS: want = sizeof(struct kvm_sregs); break;
+		case V_XSAVE: want = xs; break;
+		case V_XCRS: want = sizeof(struct kvm_xcrs); break;
+		case V_DEBUGREGS: want = sizeof(struct kvm_debugregs); break;
+		case V_LAPIC: want = sizeof(struct kvm_lapic_state); break;
+		case V_EVENTS: want = sizeof(struct kvm_vcpu_events); break;
+		case V_MPSTATE: want = sizeof(struct kvm_mp_state); break;
+		default: break;
+		}
+		s[t] = r_section(&rd, (uint32_t)t, want, &n[t]);
+	}
+	r = r_end(&rd);
+	if (r)
+		return r;
+
+	/* CPUID: count bounded and consistent with the length */
+	memcpy(&cnt, s[V_CPUID], n[V_CPUID] >= 4 ? 4 : 0);
+	if (n[V_CPUID] < 4 || cnt == 0 || cnt > MAX_CPUID || n[V_CPUID] != 4 + cnt * sizeof(struct kvm_cpuid_entry2))
+		return r_fail(&rd, "vCPU blob: section cpuid is malformed");
+	memcpy(&cnt, s[V_MSRS], n[V_MSRS] >= 4 ? 4 : 0);
+	if (n[V_MSRS] < 4 || cnt > MAX_MSRS || n[V_MSRS] != 4 + (size_t)cnt * 16)
+		return r_fail(&rd, "vCPU blob: section msrs is malformed");
+	{
+		struct kvm_mp_state mp;
+		memcpy(&mp, s[V_MPSTATE], sizeof(mp));
+		if (mp.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+			return r_fail(&rd, "vCPU blob: unknown mp_state %u", mp.mp_state);
+	}
+
+	list = msr_index_list(vm);
+	msrs = calloc(1, sizeof(*msrs) + (size_t)cnt * sizeof(struct kvm_msr_entry));
+	memcpy(&i, s[V_CPUID], 4);
+	cp = calloc(1, sizeof(*cp) + (size_t)i * sizeof(cp->entries[0]));
+	r = -ENOMEM;
+	if (!list || !msrs || !cp) {
+		snprintf(err, errlen, "out of memory loading vCPU %d", index);
+		goto out;
+	}
+	cp->nent = i;
+	memcpy(cp->entries, s[V_CPUID] + 4, (size_t)i * sizeof(cp->entries[0]));
+	msrs->nmsrs = cnt;
+	for (i = 0; i < cnt; i++) {
+		const uint8_t *e = s[V_MSRS] + 4 + 16 * i;
+
+		memcpy(&msrs->entries[i].index, e, 4);
+		memcpy(&msrs->entries[i].data, e + 8, 8);
+		if (!in_list(list, msrs->entries[i].index)) {
+			r = r_fail(&rd, "vCPU blob: MSR 0x%x is not one this host's KVM saves",
+				   msrs->entries[i].index);
+			goto out;
+		}
+	}
+
+#define SET(req, ptr, what)                                                                     \
+	do {                                                                                    \
+		if (ioctl(c->fd, req, ptr) < 0) {                                               \
+			r = -errno;                                                             \
+			snprintf(err, errlen, "vCPU %d: restoring %s: %s", index, what, strerror(errno)); \
+			goto out;                                                               \
+		}                                                                               \
+	} while (0)
+	SET(KVM_SET_CPUID2, cp, "cpuid");
+	{
+		struct kvm_sregs sr;
+		struct kvm_regs rg;
+		struct kvm_xcrs xc;
+		struct kvm_debugregs dr;
+		struct kvm_vcpu_events ev;
+		struct kvm_mp_state mp;
+		struct kvm_lapic_state *la = malloc(sizeof(*la));
+		void *xsave = malloc(xs < sizeof(struct kvm_xsave) ? sizeof(struct kvm_xsave) : xs);
+
+		if (!la || !xsave) {
+			free(la);
+			free(xsave);
+			r = -ENOMEM;
+			snprintf(err, errlen, "out of memory loading vCPU %d", index);
+			goto out;
+		}
+		memcpy(&sr, s[V_SREGS], sizeof(sr));
+		memcpy(&rg, s[V_REGS], sizeof(rg));
+		memcpy(xsave, s[V_XSAVE], xs);
+		memcpy(&xc, s[V_XCRS], sizeof(xc));
+		memcpy(&dr, s[V_DEBUGREGS], sizeof(dr));
+		memcpy(la, s[V_LAPIC], sizeof(*la));
+		memcpy(&ev, s[V_EVENTS], sizeof(ev));
+		memcpy(&mp, s[V_MPSTATE], sizeof(mp));
+		if (xc.nr_xcrs > KVM_MAX_XCRS) {
+			free(la);
+			free(xsave);
+			r = r_fail(&rd, "vCPU blob: %u XCRs (at most %d)", xc.nr_xcrs, KVM_MAX_XCRS);
+			goto out;
+		}
+		r = 0;
+		if (ioctl(c->fd, KVM_SET_SREGS, &sr) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring sregs: %s", index, strerror(errno));
+		else if (ioctl(c->fd, KVM_SET_REGS, &rg) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring regs: %s", index, strerror(errno));
+		else if (ioctl(c->fd, KVM_SET_XSAVE, xsave) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring xsave: %s", index, strerror(errno));
+		else if (ioctl(c->fd, KVM_SET_XCRS, &xc) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring xcrs: %s", index, strerror(errno));
+		else if (ioctl(c->fd, KVM_SET_DEBUGREGS, &dr) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring debugregs: %s", index, strerror(errno));
+		else if (ioctl(c->fd, KVM_SET_LAPIC, la) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring lapic: %s", index, strerror(errno));
+		free(la);
+		free(xsave);
+		if (r)
+			goto out;
+		r = ioctl(c->fd, KVM_SET_MSRS, msrs);
+		if (r < 0 || (uint32_t)r != msrs->nmsrs) {
+			snprintf(err, errlen, "vCPU %d: KVM refused MSR 0x%x from the snapshot", index,
+				 r < 0 ? 0 : msrs->entries[r].index);
+			r = -EINVAL;
+			goto out;
+		}
+		SET(KVM_SET_VCPU_EVENTS, &ev, "events");
+		SET(KVM_SET_MP_STATE, &mp, "mp_state");
+	}
+#undef SET
+	if (index == 0 && !vm->cpuid) {
+		vm->cpuid = cp;
+		cp = NULL;
+	}
+	r = 0;
+out:
+	free(list);
+	free(msrs);
+	free(cp);
+	return r;
+}
+
+/* ---- VM: irqchip, PIT, clock ---- */
+struct clock_sect {
+	uint64_t clock;        /* KVM clock (guest ns) at the snapshot */
+	uint64_t realtime;     /* host CLOCK_REALTIME ns at the same moment */
+};
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int vmm_save_vm(struct vmm *vm, uint8_t **blob, size_t *len)
+{
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	struct clock_sect cs;
+	struct wbuf w;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		memset(&chip[i], 0, sizeof(chip[i]));
+		chip[i].chip_id = (uint32_t)i;
+		if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip[i]) < 0)
+			return -errno;
+	}
+	memset(&clk, 0, sizeof(clk));
+	if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0 || ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) < 0)
+		return -errno;
+	cs.realtime = (clk.flags & KVM_CLOCK_REALTIME) ? clk.realtime : realtime_ns();
+	cs.clock = clk.clock;
+	w_begin(&w, "KEELVMST");
+	w_section(&w, M_PIC0, &chip[0], sizeof(chip[0]));
+	w_section(&w, M_PIC1, &chip[1], sizeof(chip[1]));
+	w_section(&w, M_IOAPIC, &chip[2], sizeof(chip[2]));
+	w_section(&w, M_PIT, &pit, sizeof(pit));
+	w_section(&w, M_CLOCK, &cs, sizeof(cs));
+	return w_end(&w, blob, len);
+}
+
+int vmm_load_vm(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct rbuf rd;
+	const uint8_t *s[M_END];
+	size_t n[M_END];
+	struct kvm_irqchip chip;
+	struct kvm_pit_state2 pit;
+	struct clock_sect cs;
+	int t, r;
+
+	r = r_begin(&rd, blob, len, "KEELVMST", M_END - 1, vm_names, "VM", err, errlen);
+	if (r)
+		return r;
+	for (t = 1; t < M_END; t++)
+		s[t] = r_section(&rd, (uint32_t)t,
+				 t == M_PIT ? sizeof(pit) : t == M_CLOCK ? sizeof(cs) : sizeof(chip), &n[t]);
+	r = r_end(&rd);
+	if (r)
+		return r;
+	for (t = M_PIC0; t <= M_IOAPIC; t++) {
+		memcpy(&chip, s[t], sizeof(chip));
+		if (chip.chip_id != (uint32_t)(t - M_PIC0))
+			return r_fail(&rd, "VM blob: section %s holds chip %u", vm_names[t], chip.chip_id);
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
+			snprintf(err, errlen, "restoring %s: %s", vm_names[t], strerror(errno));
+			return -errno;
+		}
+	}
+	memcpy(&pit, s[M_PIT], sizeof(pit));
+	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+		snprintf(err, errlen, "restoring the PIT: %s", strerror(errno));
+		return -errno;
+	}
+	memcpy(&cs, s[M_CLOCK], sizeof(cs));
+	vm->saved_clock = cs.clock;
+	vm->saved_realtime = cs.realtime;
+	return 0;
+}
+
+/*
+ * The guest's clock after a restore: the KVM clock continues from the snapshot plus the wall
+ * time that passed since (KVM_SET_CLOCK moves kvmclock for every vCPU; the guest's wall clock
+ * is its boot time plus kvmclock), so uptime grows and `date` is right at once. Then every
+ * vCPU's kvmclock is flagged "guest was stopped" so the soft-lockup watchdog stays quiet.
+ */
+int vmm_clock_resume(struct vmm *vm)
+{
+	struct kvm_clock_data clk;
+	uint64_t now = realtime_ns();
+	int i;
+
+	memset(&clk, 0, sizeof(clk));
+	clk.clock = vm->saved_clock + (now > vm->saved_realtime ? now - vm->saved_realtime : 0);
+	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0)
+		return -errno;
+	for (i = 0; i < vm->nvcpus; i++)
+		ioctl(vm->vcpu[i].fd, KVM_KVMCLOCK_CTRL, 0);  /* EINVAL when the guest has no kvmclock */
+	return 0;
+}
+
+/* ---- devices ---- */
+struct uart_sect {
+	uint8_t ier, iir_thre, lcr, mcr, msr, scr, dll, dlm, fcr, rx_head, rx_len, pad[5];
+	uint8_t rx[64];
+};
+
+struct vq_sect {
+	uint32_t num, ready;
+	uint64_t desc, avail, used;
+	uint16_t last_avail, used_idx;
+	uint32_t pad;
+};
+
+struct virtio_sect {
+	uint32_t device_id, ro;
+	uint64_t capacity, features, driver_features;
+	uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, cfg_gen, nqueues, pad;
+	struct vq_sect vq[VMM_VQ_MAX];
+};
+
+int vmm_save_devices(struct vmm *vm, uint8_t **blob, size_t *len)
+{
+	struct uart_sect u;
+	struct wbuf w;
+	int i, q;
+
+	memset(&u, 0, sizeof(u));
+	u.ier = vm->uart.ier;
+	u.iir_thre = vm->uart.iir_thre;
+	u.lcr = vm->uart.lcr;
+	u.mcr = vm->uart.mcr;
+	u.msr = vm->uart.msr;
+	u.scr = vm->uart.scr;
+	u.dll = vm->uart.dll;
+	u.dlm = vm->uart.dlm;
+	u.fcr = vm->uart.fcr;
+	u.rx_head = vm->uart.rx_head;
+	u.rx_len = vm->uart.rx_len;
+	memcpy(u.rx, vm->uart.rx, sizeof(u.rx));
+	w_begin(&w, "KEELDEVS");
+	w_section(&w, D_UART, &u, sizeof(u));
+	w_u32(&w, D_VIRTIO);
+	w_u32(&w, (uint32_t)(4 + (size_t)vm->nvirtio * sizeof(struct virtio_sect)));
+	w_u32(&w, (uint32_t)vm->nvirtio);
+	for (i = 0; i < vm->nvirtio; i++) {
+		const struct vmm_virtio *d = &vm->virtio[i];
+		struct virtio_sect v;
+
+		memset(&v, 0, sizeof(v));
+		v.device_id = d->device_id;
+		v.ro = (uint32_t)d->ro;
+		v.capacity = d->capacity;
+		v.features = d->features;
+		v.driver_features = d->driver_features;
+		v.dev_feat_sel = d->dev_feat_sel;
+		v.drv_feat_sel = d->drv_feat_sel;
+		v.queue_sel = d->queue_sel;
+		v.status = d->status;
+		v.isr = d->isr;
+		v.cfg_gen = d->cfg_gen;
+		v.nqueues = d->nqueues;
+		for (q = 0; q < VMM_VQ_MAX; q++) {
+			v.vq[q].num = d->vq[q].num;
+			v.vq[q].ready = d->vq[q].ready;
+			v.vq[q].desc = d->vq[q].desc;
+			v.vq[q].avail = d->vq[q].avail;
+			v.vq[q].used = d->vq[q].used;
+			v.vq[q].last_avail = d->vq[q].last_avail;
+			v.vq[q].used_idx = d->vq[q].used_idx;
+		}
+		w_put(&w, &v, sizeof(v));
+	}
+	w.count++;
+	return w_end(&w, blob, len);
+}
+
+int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct rbuf rd;
+	const uint8_t *su, *sv;
+	size_t nu, nv;
+	struct uart_sect u;
+	uint32_t count, i, ndisk = 0;
+	int r, q;
+
+	r = r_begin(&rd, blob, len, "KEELDEVS", D_END - 1, dev_names, "device", err, errlen);
+	if (r)
+		return r;
+	su = r_section(&rd, D_UART, sizeof(u), &nu);
+	sv = r_section(&rd, D_VIRTIO, 0, &nv);
+	r = r_end(&rd);
+	if (r)
+		return r;
+	memcpy(&u, su, sizeof(u));
+	if (u.rx_len > sizeof(u.rx) || u.rx_head >= sizeof(u.rx) || u.iir_thre > 1 || u.ier > 0x0f || u.mcr > 0x1f)
+		return r_fail(&rd, "device blob: UART state out of range");
+	if (nv < 4)
+		return r_fail(&rd, "device blob: section virtio is malformed");
+	memcpy(&count, sv, 4);
+	if (count > VMM_MAX_VIRTIO || nv != 4 + (size_t)count * sizeof(struct virtio_sect))
+		return r_fail(&rd, "device blob: section virtio is malformed");
+	/* validate everything before touching the VM */
+	for (i = 0; i < count; i++) {
+		struct virtio_sect v;
+
+		memcpy(&v, sv + 4 + i * sizeof(v), sizeof(v));
+		if ((v.device_id != VMM_VIRTIO_BLK && v.device_id != VMM_VIRTIO_RNG) || v.nqueues != 1 ||
+		    v.ro > 1 || v.status > 0xff)
+			return r_fail(&rd, "device blob: virtio device %u is not one keel provides", i);
+		for (q = 0; q < VMM_VQ_MAX; q++) {
+			uint32_t num = v.vq[q].num;
+			if (num > VMM_VQ_SIZE || (num & (num - 1)) || v.vq[q].ready > 1 ||
+			    (q >= (int)v.nqueues && (num || v.vq[q].ready)))
+				return r_fail(&rd, "device blob: virtio device %u queue %d out of range", i, q);
+		}
+		if (v.device_id == VMM_VIRTIO_BLK) {
+			if (ndisk >= (uint32_t)vm->ndisks)
+				return r_fail(&rd, "the snapshot has a virtio-blk device %u: reattach its disk with --disk", ndisk);
+			ndisk++;
+		}
+	}
+	if (ndisk != (uint32_t)vm->ndisks)
+		return r_fail(&rd, "%d disks given, the snapshot has %u", vm->ndisks, ndisk);
+
+	ndisk = 0;
+	for (i = 0; i < count; i++) {
+		struct virtio_sect v;
+		struct vmm_virtio *d = &vm->virtio[i];
+
+		memcpy(&v, sv + 4 + i * sizeof(v), sizeof(v));
+		memset(d, 0, sizeof(*d));
+		d->fd = -1;
+		if (v.device_id == VMM_VIRTIO_BLK) {
+			r = vmm_virtio_blk_init(d, vm->disks[ndisk].path, vm->disks[ndisk].ro);
+			if (r) {
+				snprintf(err, errlen, "disk %s: %s", vm->disks[ndisk].path, strerror(-r));
+				vm->nvirtio = (int)i;
+				return r;
+			}
+			vm->nvirtio = (int)i + 1;
+			if (d->capacity != v.capacity || (uint32_t)d->ro != v.ro) {
+				snprintf(err, errlen, "disk %s differs from the snapshot's (%llu sectors%s)",
+					 vm->disks[ndisk].path, (unsigned long long)v.capacity, v.ro ? ", ro" : "");
+				return -EINVAL;
+			}
+			ndisk++;
+		}
+		d->device_id = v.device_id;
+		d->features = v.features;
+		d->driver_features = v.driver_features & v.features;
+		d->dev_feat_sel = v.dev_feat_sel;
+		d->drv_feat_sel = v.drv_feat_sel;
+		d->queue_sel = v.queue_sel;
+		d->status = v.status;
+		d->isr = v.isr;
+		d->cfg_gen = v.cfg_gen;
+		d->nqueues = v.nqueues;
+		d->base = VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE;
+		d->irq = VMM_MMIO_IRQ0 + i;
+		for (q = 0; q < VMM_VQ_MAX; q++) {
+			d->vq[q].num = v.vq[q].num;
+			d->vq[q].ready = v.vq[q].ready;
+			d->vq[q].desc = v.vq[q].desc;
+			d->vq[q].avail = v.vq[q].avail;
+			d->vq[q].used = v.vq[q].used;
+			d->vq[q].last_avail = v.vq[q].last_avail;
+			d->vq[q].used_idx = v.vq[q].used_idx;
+		}
+		vm->nvirtio = (int)i + 1;
+	}
+	vm->uart.ier = u.ier;
+	vm->uart.iir_thre = u.iir_thre;
+	vm->uart.lcr = u.lcr;
+	vm->uart.mcr = u.mcr;
+	vm->uart.msr = u.msr;
+	vm->uart.scr = u.scr;
+	vm->uart.dll = u.dll;
+	vm->uart.dlm = u.dlm;
+	vm->uart.fcr = u.fcr;
+	vm->uart.rx_head = u.rx_head;
+	vm->uart.rx_len = u.rx_len;
+	memcpy(vm->uart.rx, u.rx, sizeof(u.rx));
+	return 0;
+}
