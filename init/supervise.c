@@ -730,6 +730,12 @@ int init_run(const char *board_path, int boot)
 		uint64_t now = init_now_ms();
 		int n = 0;
 
+		if (in.shutdown && !all_stopped(&in) && now >= in.shutdown_deadline_ms && !in.killed_all) {
+			/* Sandboxes had their time; SIGKILL and give the reaping a moment to log it. */
+			tick(&in, now);
+			in.killed_all = 1;
+			in.shutdown_deadline_ms = now + 2000;
+		}
 		if (in.shutdown && (all_stopped(&in) || now >= in.shutdown_deadline_ms))
 			return finish_shutdown(&in);
 		if (in.sigfd >= 0) {

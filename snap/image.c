@@ -339,6 +339,26 @@ static int check_table(struct snap_image *img, char *err, size_t errlen)
 	return 0;
 }
 
+/* The bytes between the signature and the first object are zero, so no byte there goes unchecked. */
+static int check_padding(struct snap_image *img, char *err, size_t errlen)
+{
+	uint8_t pad[SNAP_IMAGE_BLOCK];
+	uint64_t from = rd64(img->hdr + H_SIG_OFF) + rd64(img->hdr + H_SIG_LEN);
+	size_t n = (size_t)(img->data_off - from);
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = pread_full(img->fd, pad, n, from);
+	if (rc < 0)
+		return fail(err, errlen, rc, "reading the index padding: %s", strerror(-rc));
+	for (size_t i = 0; i < n; i++)
+		if (pad[i])
+			return fail(err, errlen, -EINVAL, "padding byte %llu before the first object is not zero",
+				    (unsigned long long)(from + i));
+	return 0;
+}
+
 int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen)
 {
 	struct snap_image *img;
@@ -392,6 +412,9 @@ int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen
 		rc = fail(err, errlen, -EINVAL, "metadata holds a NUL byte");
 		goto out_close;
 	}
+	rc = check_padding(img, err, errlen);
+	if (rc < 0)
+		goto out_close;
 	rc = check_index(img, err, errlen);
 	if (rc < 0)
 		goto out_close;
