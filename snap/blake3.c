@@ -26,7 +26,9 @@
 #include "snap/snap.h"
 
 /* Chunks per batch hashed to CVs at once; 32 bytes of stack each. */
-#define BATCH 64
+#ifndef BATCH
+#define BATCH 256
+#endif
 
 const uint32_t snap_b3_iv[8] = B3_IV_INIT;
 
@@ -371,25 +373,35 @@ static size_t left_len(size_t len)
 	return (size_t)(UINT64_C(1) << (63 - __builtin_clzll(full))) * B3_CHUNK_LEN;
 }
 
+/* CV of a node of at most BATCH chunks; its own frame keeps the big array off the recursion. */
+static __attribute__((noinline)) void batch_node_cv(const uint8_t *in, size_t len, uint64_t counter,
+						     const uint32_t key[8], uint8_t flags,
+						     uint8_t out[32])
+{
+	uint8_t cvs[BATCH * B3_OUT_LEN];
+	size_t n = level_cvs(in, len, counter, key, flags, cvs);
+
+	while (n > 1)
+		n = reduce_once(cvs, n, key, flags);
+	memcpy(out, cvs, B3_OUT_LEN);
+}
+
 void snap_b3_node_cv(const uint8_t *in, size_t len, uint64_t counter, const uint32_t key[8],
 		     uint8_t flags, uint8_t out[32])
 {
-	uint8_t cvs[BATCH * B3_OUT_LEN];
+	uint8_t pair[64];
 	struct b3_output o;
-	size_t n, left;
+	size_t left;
 
 	if (len <= (size_t)BATCH * B3_CHUNK_LEN) {
-		n = level_cvs(in, len, counter, key, flags, cvs);
-		while (n > 1)
-			n = reduce_once(cvs, n, key, flags);
-		memcpy(out, cvs, B3_OUT_LEN);
+		batch_node_cv(in, len, counter, key, flags, out);
 		return;
 	}
 	left = left_len(len);
-	snap_b3_node_cv(in, left, counter, key, flags, cvs);
+	snap_b3_node_cv(in, left, counter, key, flags, pair);
 	snap_b3_node_cv(in + left, len - left, counter + left / B3_CHUNK_LEN, key, flags,
-			cvs + B3_OUT_LEN);
-	parent_output(cvs, key, flags, &o);
+			pair + B3_OUT_LEN);
+	parent_output(pair, key, flags, &o);
 	output_cv(&o, out);
 }
 
@@ -397,10 +409,10 @@ void snap_b3_node_cv(const uint8_t *in, size_t len, uint64_t counter, const uint
 static void subtree_two_cvs(const uint8_t *in, uint64_t s, uint64_t counter,
 			    const uint32_t key[8], uint8_t flags, uint8_t out[64])
 {
-	uint8_t cvs[BATCH * B3_OUT_LEN];
 	size_t half = (size_t)s / 2 * B3_CHUNK_LEN;
 
 	if (s <= BATCH) {
+		uint8_t cvs[BATCH * B3_OUT_LEN];
 		size_t n = level_cvs(in, (size_t)s * B3_CHUNK_LEN, counter, key, flags, cvs);
 
 		snap_b3_reduce_to_two(cvs, n, key, flags);

@@ -7,6 +7,9 @@ static const uint8_t sched[7][16] = B3_SCHED_INIT;
 static const uint32_t iv[8] = B3_IV_INIT;
 
 #define V __m512i
+#ifndef PREFETCH
+#define PREFETCH 128
+#endif
 
 static inline V add(V a, V b)
 {
@@ -18,28 +21,50 @@ static inline V xor(V a, V b)
 	return _mm512_xor_si512(a, b);
 }
 
-#define G(a, b, c, d, x, y)                                        \
-	do {                                                       \
-		v[a] = add(add(v[a], v[b]), (x));                  \
-		v[d] = _mm512_ror_epi32(xor(v[d], v[a]), 16);      \
-		v[c] = add(v[c], v[d]);                            \
-		v[b] = _mm512_ror_epi32(xor(v[b], v[c]), 12);      \
-		v[a] = add(add(v[a], v[b]), (y));                  \
-		v[d] = _mm512_ror_epi32(xor(v[d], v[a]), 8);       \
-		v[c] = add(v[c], v[d]);                            \
-		v[b] = _mm512_ror_epi32(xor(v[b], v[c]), 7);       \
+/*
+ * Four G functions side by side, step by step: (a,b,c,d) index the first,
+ * the others are the next columns (or diagonals) of the state.
+ */
+#define G4(a0, b0, c0, d0, a1, b1, c1, d1, a2, b2, c2, d2, a3, b3, c3, d3, r, o)        \
+	do {                                                                               \
+		v[a0] = add(add(v[a0], v[b0]), m[sched[r][o + 0]]);                        \
+		v[a1] = add(add(v[a1], v[b1]), m[sched[r][o + 2]]);                        \
+		v[a2] = add(add(v[a2], v[b2]), m[sched[r][o + 4]]);                        \
+		v[a3] = add(add(v[a3], v[b3]), m[sched[r][o + 6]]);                        \
+		v[d0] = _mm512_ror_epi32(xor(v[d0], v[a0]), 16);                           \
+		v[d1] = _mm512_ror_epi32(xor(v[d1], v[a1]), 16);                           \
+		v[d2] = _mm512_ror_epi32(xor(v[d2], v[a2]), 16);                           \
+		v[d3] = _mm512_ror_epi32(xor(v[d3], v[a3]), 16);                           \
+		v[c0] = add(v[c0], v[d0]);                                                 \
+		v[c1] = add(v[c1], v[d1]);                                                 \
+		v[c2] = add(v[c2], v[d2]);                                                 \
+		v[c3] = add(v[c3], v[d3]);                                                 \
+		v[b0] = _mm512_ror_epi32(xor(v[b0], v[c0]), 12);                           \
+		v[b1] = _mm512_ror_epi32(xor(v[b1], v[c1]), 12);                           \
+		v[b2] = _mm512_ror_epi32(xor(v[b2], v[c2]), 12);                           \
+		v[b3] = _mm512_ror_epi32(xor(v[b3], v[c3]), 12);                           \
+		v[a0] = add(add(v[a0], v[b0]), m[sched[r][o + 1]]);                        \
+		v[a1] = add(add(v[a1], v[b1]), m[sched[r][o + 3]]);                        \
+		v[a2] = add(add(v[a2], v[b2]), m[sched[r][o + 5]]);                        \
+		v[a3] = add(add(v[a3], v[b3]), m[sched[r][o + 7]]);                        \
+		v[d0] = _mm512_ror_epi32(xor(v[d0], v[a0]), 8);                            \
+		v[d1] = _mm512_ror_epi32(xor(v[d1], v[a1]), 8);                            \
+		v[d2] = _mm512_ror_epi32(xor(v[d2], v[a2]), 8);                            \
+		v[d3] = _mm512_ror_epi32(xor(v[d3], v[a3]), 8);                            \
+		v[c0] = add(v[c0], v[d0]);                                                 \
+		v[c1] = add(v[c1], v[d1]);                                                 \
+		v[c2] = add(v[c2], v[d2]);                                                 \
+		v[c3] = add(v[c3], v[d3]);                                                 \
+		v[b0] = _mm512_ror_epi32(xor(v[b0], v[c0]), 7);                            \
+		v[b1] = _mm512_ror_epi32(xor(v[b1], v[c1]), 7);                            \
+		v[b2] = _mm512_ror_epi32(xor(v[b2], v[c2]), 7);                            \
+		v[b3] = _mm512_ror_epi32(xor(v[b3], v[c3]), 7);                            \
 	} while (0)
 
-#define ROUND(r)                                                          \
-	do {                                                              \
-		G(0, 4, 8, 12, m[sched[r][0]], m[sched[r][1]]);           \
-		G(1, 5, 9, 13, m[sched[r][2]], m[sched[r][3]]);           \
-		G(2, 6, 10, 14, m[sched[r][4]], m[sched[r][5]]);          \
-		G(3, 7, 11, 15, m[sched[r][6]], m[sched[r][7]]);          \
-		G(0, 5, 10, 15, m[sched[r][8]], m[sched[r][9]]);          \
-		G(1, 6, 11, 12, m[sched[r][10]], m[sched[r][11]]);        \
-		G(2, 7, 8, 13, m[sched[r][12]], m[sched[r][13]]);         \
-		G(3, 4, 9, 14, m[sched[r][14]], m[sched[r][15]]);         \
+#define ROUND(r)                                                                         \
+	do {                                                                             \
+		G4(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, r, 0);          \
+		G4(0, 5, 10, 15, 1, 6, 11, 12, 2, 7, 8, 13, 3, 4, 9, 14, r, 8);          \
 	} while (0)
 
 /*
@@ -98,8 +123,10 @@ void snap_b3_lanes16_avx512(const uint8_t *in, size_t stride, size_t nblocks,
 		uint8_t f = flags | (b == 0 ? fstart : 0) | (b + 1 == nblocks ? fend : 0);
 		const uint8_t *p = in + b * B3_BLOCK_LEN;
 
-		for (int k = 0; k < 16; k++)
+		for (int k = 0; k < 16; k++) {
+			_mm_prefetch((const char *)(p + k * stride + PREFETCH), _MM_HINT_T0);
 			m[k] = _mm512_loadu_si512(p + k * stride);
+		}
 		transpose16(m);
 		for (int i = 0; i < 8; i++)
 			v[i] = h[i];
