@@ -7,6 +7,9 @@ static const uint8_t sched[7][16] = B3_SCHED_INIT;
 static const uint32_t iv[8] = B3_IV_INIT;
 
 #define V __m256i
+#ifndef PREFETCH
+#define PREFETCH 128
+#endif
 
 static inline V add(V a, V b)
 {
@@ -65,7 +68,7 @@ static inline V rot7(V x)
 	} while (0)
 
 /* Rows r[0..7] become columns: r[i] word j ends up in r[j] word i. */
-static inline void transpose8(V r[8])
+static inline __attribute__((always_inline)) void transpose8(V r[8])
 {
 	V t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
 	V t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
@@ -94,8 +97,10 @@ void snap_b3_lanes8_avx2(const uint8_t *in, size_t stride, size_t nblocks, const
 	V h[8], v[16], m[16], lo, hi;
 	uint32_t clo[8], chi[8];
 
+	B3_UNROLL
 	for (int i = 0; i < 8; i++)
 		h[i] = _mm256_set1_epi32((int)key[i]);
+	B3_UNROLL
 	for (int k = 0; k < 8; k++) {
 		uint64_t c = counter + (inc ? (uint64_t)k : 0);
 
@@ -108,14 +113,18 @@ void snap_b3_lanes8_avx2(const uint8_t *in, size_t stride, size_t nblocks, const
 		uint8_t f = flags | (b == 0 ? fstart : 0) | (b + 1 == nblocks ? fend : 0);
 		const uint8_t *p = in + b * B3_BLOCK_LEN;
 
+		B3_UNROLL
 		for (int k = 0; k < 8; k++) {
+			_mm_prefetch((const char *)(p + k * stride + PREFETCH), _MM_HINT_T0);
 			m[k] = _mm256_loadu_si256((const V *)(p + k * stride));
 			m[8 + k] = _mm256_loadu_si256((const V *)(p + k * stride + 32));
 		}
 		transpose8(m);
 		transpose8(m + 8);
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			v[i] = h[i];
+		B3_UNROLL
 		for (int i = 0; i < 4; i++)
 			v[8 + i] = _mm256_set1_epi32((int)iv[i]);
 		v[12] = lo;
@@ -129,10 +138,12 @@ void snap_b3_lanes8_avx2(const uint8_t *in, size_t stride, size_t nblocks, const
 		ROUND(4);
 		ROUND(5);
 		ROUND(6);
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			h[i] = xor(v[i], v[i + 8]);
 	}
 	transpose8(h);
+	B3_UNROLL
 	for (int k = 0; k < 8; k++)
 		_mm256_storeu_si256((V *)(out + 32 * k), h[k]);
 }

@@ -72,15 +72,17 @@ static inline V xor(V a, V b)
  * 32- and 64-bit unpacks transpose 4x4 blocks inside each 128-bit lane;
  * two rounds of 128-bit lane shuffles then put the blocks in place.
  */
-static inline void transpose16(V r[16])
+static inline __attribute__((always_inline)) void transpose16(V r[16])
 {
 	V a[16], b[16], c[16];
 
+	B3_UNROLL
 	for (int i = 0; i < 8; i++) {
 		a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
 		a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
 	}
 	/* b[4g + j]: in 128-bit lane L, word 4L+j of rows 4g..4g+3 */
+	B3_UNROLL
 	for (int g = 0; g < 4; g++) {
 		b[4 * g + 0] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
 		b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
@@ -88,12 +90,14 @@ static inline void transpose16(V r[16])
 		b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
 	}
 	/* c[j], c[4+j]: lanes 0,1 (2,3) of row groups 0,1; c[8+j], c[12+j]: of groups 2,3 */
+	B3_UNROLL
 	for (int j = 0; j < 4; j++) {
 		c[j] = _mm512_shuffle_i32x4(b[j], b[4 + j], 0x44);
 		c[4 + j] = _mm512_shuffle_i32x4(b[j], b[4 + j], 0xee);
 		c[8 + j] = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0x44);
 		c[12 + j] = _mm512_shuffle_i32x4(b[8 + j], b[12 + j], 0xee);
 	}
+	B3_UNROLL
 	for (int j = 0; j < 4; j++) {
 		r[j] = _mm512_shuffle_i32x4(c[j], c[8 + j], 0x88);
 		r[4 + j] = _mm512_shuffle_i32x4(c[j], c[8 + j], 0xdd);
@@ -109,8 +113,10 @@ void snap_b3_lanes16_avx512(const uint8_t *in, size_t stride, size_t nblocks,
 	V h[16], v[16], m[16], lo, hi;
 	uint32_t clo[16], chi[16];
 
+	B3_UNROLL
 	for (int i = 0; i < 8; i++)
 		h[i] = _mm512_set1_epi32((int)key[i]);
+	B3_UNROLL
 	for (int k = 0; k < 16; k++) {
 		uint64_t c = counter + (inc ? (uint64_t)k : 0);
 
@@ -123,13 +129,16 @@ void snap_b3_lanes16_avx512(const uint8_t *in, size_t stride, size_t nblocks,
 		uint8_t f = flags | (b == 0 ? fstart : 0) | (b + 1 == nblocks ? fend : 0);
 		const uint8_t *p = in + b * B3_BLOCK_LEN;
 
+		B3_UNROLL
 		for (int k = 0; k < 16; k++) {
 			_mm_prefetch((const char *)(p + k * stride + PREFETCH), _MM_HINT_T0);
 			m[k] = _mm512_loadu_si512(p + k * stride);
 		}
 		transpose16(m);
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			v[i] = h[i];
+		B3_UNROLL
 		for (int i = 0; i < 4; i++)
 			v[8 + i] = _mm512_set1_epi32((int)iv[i]);
 		v[12] = lo;
@@ -143,13 +152,16 @@ void snap_b3_lanes16_avx512(const uint8_t *in, size_t stride, size_t nblocks,
 		ROUND(4);
 		ROUND(5);
 		ROUND(6);
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			h[i] = xor(v[i], v[i + 8]);
 	}
 	/* Rows 8..15 are don't-care: only the first 8 words of each output row are kept. */
+	B3_UNROLL
 	for (int i = 8; i < 16; i++)
 		h[i] = h[i - 8];
 	transpose16(h);
+	B3_UNROLL
 	for (int k = 0; k < 16; k++)
 		_mm256_storeu_si256((__m256i *)(out + 32 * k), _mm512_castsi512_si256(h[k]));
 }

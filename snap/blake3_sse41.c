@@ -63,7 +63,7 @@ static inline V rot7(V x)
 	} while (0)
 
 /* Rows r[0..3] become columns: r[i] word j ends up in r[j] word i. */
-static inline void transpose4(V r[4])
+static inline __attribute__((always_inline)) void transpose4(V r[4])
 {
 	V t0 = _mm_unpacklo_epi32(r[0], r[1]);
 	V t1 = _mm_unpacklo_epi32(r[2], r[3]);
@@ -83,8 +83,10 @@ void snap_b3_lanes4_sse41(const uint8_t *in, size_t stride, size_t nblocks, cons
 	V h[8], v[16], m[16], lo, hi;
 	uint32_t clo[4], chi[4];
 
+	B3_UNROLL
 	for (int i = 0; i < 8; i++)
 		h[i] = _mm_set1_epi32((int)key[i]);
+	B3_UNROLL
 	for (int k = 0; k < 4; k++) {
 		uint64_t c = counter + (inc ? (uint64_t)k : 0);
 
@@ -96,14 +98,18 @@ void snap_b3_lanes4_sse41(const uint8_t *in, size_t stride, size_t nblocks, cons
 	for (size_t b = 0; b < nblocks; b++) {
 		uint8_t f = flags | (b == 0 ? fstart : 0) | (b + 1 == nblocks ? fend : 0);
 
+		B3_UNROLL
 		for (int q = 0; q < 4; q++) {
+			B3_UNROLL
 			for (int k = 0; k < 4; k++)
 				m[4 * q + k] = _mm_loadu_si128(
 					(const V *)(in + k * stride + b * B3_BLOCK_LEN + 16 * q));
 			transpose4(m + 4 * q);
 		}
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			v[i] = h[i];
+		B3_UNROLL
 		for (int i = 0; i < 4; i++)
 			v[8 + i] = _mm_set1_epi32((int)iv[i]);
 		v[12] = lo;
@@ -117,11 +123,13 @@ void snap_b3_lanes4_sse41(const uint8_t *in, size_t stride, size_t nblocks, cons
 		ROUND(4);
 		ROUND(5);
 		ROUND(6);
+		B3_UNROLL
 		for (int i = 0; i < 8; i++)
 			h[i] = xor(v[i], v[i + 8]);
 	}
 	transpose4(h);
 	transpose4(h + 4);
+	B3_UNROLL
 	for (int k = 0; k < 4; k++) {
 		_mm_storeu_si128((V *)(out + 32 * k), h[k]);
 		_mm_storeu_si128((V *)(out + 32 * k + 16), h[4 + k]);

@@ -20,7 +20,7 @@ static const char help[] =
 
 /* Regular files this large are mapped and hashed on several threads. */
 #define MAP_MIN (16 * 1024)
-#define READ_BUF (64 * 1024)
+#define READ_BUF (256 * 1024)
 
 /*
  * Names are printed as b3sum prints them: invalid UTF-8 replaced by U+FFFD
@@ -138,7 +138,8 @@ static int sum_one(const char *cmd, const char *name, int nthreads)
 	int fd, err;
 
 	if (!strcmp(name, "-")) {
-		err = hash_stream(0, h);
+		/* like b3sum: a regular file on stdin is mapped, a pipe streamed */
+		err = hash_fd(0, nthreads, h);
 	} else {
 		fd = open(name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {

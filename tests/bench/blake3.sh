@@ -9,21 +9,10 @@ fi
 dir=/dev/shm
 [ -d "$dir" ] && [ -w "$dir" ] || dir=${TMPDIR:-/tmp}
 f=$(mktemp "$dir/keel-bench-blake3-XXXXXX")
-trap 'rm -f "$f"' EXIT
+times=$(mktemp)
+trap 'rm -f "$f" "$times"' EXIT
 size=$((1024 * 1024 * 1024))
 head -c "$size" /dev/urandom > "$f"
-
-# best CMD...: the fastest of 5 runs, in seconds.
-best() {
-	local t0 t1
-	for _ in 1 2 3 4 5; do
-		t0=$(date +%s.%N)
-		"$@" > /dev/null
-		t1=$(date +%s.%N)
-		echo "$t0 $t1"
-	done | awk '{ t = $2 - $1; if (NR == 1 || t < b) b = t } END { print b }'
-}
-gbps() { awk "BEGIN{printf \"%.2f\", $size / $1 / 1e9}"; }
 
 want=$(b3sum "$f" | cut -d' ' -f1)
 got=$("$KEEL" b3sum "$f" | cut -d' ' -f1)
@@ -32,13 +21,35 @@ if [ "$want" != "$got" ]; then
 	exit 1
 fi
 
+# Rounds interleave the contenders so a busy machine slows both alike; each
+# figure is the best of 5. Besides wall time, user+system CPU time is kept:
+# it is what the hashing costs even when other work shares the cores.
+TIMEFORMAT='%R %U %S'
+run() { # run LABEL CMD...
+	local label=$1 t
+	shift
+	t=$( { time "$@" > /dev/null 2>&1; } 2>&1 )
+	echo "$label $t" >> "$times"
+}
+for _ in 1 2 3 4 5; do
+	run k1 "$KEEL" b3sum --num-threads 1 "$f"
+	run p1 b3sum --num-threads 1 "$f"
+	run kn "$KEEL" b3sum "$f"
+	run pn b3sum "$f"
+	run ks sh -c "'$KEEL' b3sum < '$f'"
+	run ps sh -c "b3sum < '$f'"
+done
+
 impl=$("$KEEL" version | sed -n 's/^blake3 //p')
-k1=$(best "$KEEL" b3sum --num-threads 1 "$f")
-p1=$(best b3sum --num-threads 1 "$f")
-kn=$(best "$KEEL" b3sum "$f")
-pn=$(best b3sum "$f")
-echo "blake3 1 thread ($impl): keel $(gbps "$k1") GB/s vs b3sum --num-threads 1 $(gbps "$p1") GB/s = $(awk "BEGIN{printf \"%.2f\", $p1 / $k1}")x (goal >= 1.0x)"
-echo "blake3 $(nproc) threads ($impl): keel $(gbps "$kn") GB/s vs b3sum $(gbps "$pn") GB/s = $(awk "BEGIN{printf \"%.2f\", $pn / $kn}")x"
-st=$(best sh -c "'$KEEL' b3sum < '$f'")
-ps=$(best sh -c "b3sum < '$f'")
-echo "blake3 stdin stream ($impl): keel $(gbps "$st") GB/s vs b3sum $(gbps "$ps") GB/s = $(awk "BEGIN{printf \"%.2f\", $ps / $st}")x"
+report() { # report TITLE KEEL_LABEL PEER_LABEL PEER_NAME [NOTE]
+	awk -v size="$size" -v k="$2" -v p="$3" -v title="$1" -v peer="$4" -v note="${5:-}" '
+		{ w = $2; c = $3 + $4
+		  if (!($1 in bw) || w < bw[$1]) bw[$1] = w
+		  if (!($1 in bc) || c < bc[$1]) bc[$1] = c }
+		END { printf "%s: keel %.2f GB/s vs %s %.2f GB/s = %.2fx (cpu time %.2fx)%s\n",
+			title, size / bw[k] / 1e9, peer, size / bw[p] / 1e9, bw[p] / bw[k],
+			bc[p] / bc[k], note }' "$times"
+}
+report "blake3 1 thread ($impl)" k1 p1 "b3sum --num-threads 1" "; goal >= 1.0x"
+report "blake3 $(nproc) threads ($impl)" kn pn "b3sum"
+report "blake3 stdin stream ($impl)" ks ps "b3sum"
