@@ -17,6 +17,10 @@ const struct init_command init_commands[] = {
 	{ "key", snap_cmd_key, "ECDSA P-256 key pairs for manifest signatures" },
 	{ "pack", snap_cmd_pack, "SNAPPACK 1 streams: send, receive" },
 	{ "vm", vmm_cmd_vm, "boot, snapshot and restore KVM microVMs" },
+#if CONFIG_NET
+	{ "net", net_cmd_net, "run the update listener on a raw interface (keel net listen)" },
+	{ "push", net_cmd_push, "send a snapshot or pack to an appliance's update listener" },
+#endif
 	{ NULL, NULL, NULL },
 };
 

@@ -2,9 +2,86 @@
 #ifndef KEEL_NET_H
 #define KEEL_NET_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+struct snap_pubkey;
+
+/*
+ * The update protocol on the listener's TCP port (plain or inside TLS).
+ *
+ * A connection carries exactly one SNAPPACK 1 stream, optionally preceded by
+ * objects-needed rounds, and gets exactly one result line back:
+ *
+ *   client: [ "want? 1 <n>\n" <n lines "<hex64>\n"> ]*      1 <= n <= NET_WANT_MAX
+ *   server:   "need <n characters>\n" for each round: character i is '1' when
+ *             the store lacks object i of the round, '0' when it has it
+ *   client:   "SNAPPACK 1\n" record* "end\n"               (the seed's grammar)
+ *   server:   "ok <manifest-hex64>\n" | "ok\n" (no manifest) | "error <reason>\n"
+ *   server:   closes.
+ *
+ * A plain SNAPPACK 1 sender (`keel pack send | nc HOST PORT`) simply skips the
+ * rounds. The server answers as soon as it has read "end\n" (no half-close
+ * needed, which TLS clients rarely do); a connection that ends before "end"
+ * commits no manifest. A round's answer is at most NET_WANT_MAX + 7 bytes, so
+ * a client that writes a whole round and then reads its answer never
+ * deadlocks. Any other first line is refused with "error".
+ */
+#define NET_WANT_MAX 4096
+#define NET_WANT_MAGIC "want? 1 "
+
+/* What PID 1 (or `keel net listen`) hands to net_listen(). */
+struct net_config {
+	const char *ifname;            /* interface driven by lwIP (AF_PACKET), or "tap:NAME" */
+	int dhcp;                      /* 1: lwIP's DHCP client; 0: static address below */
+	uint32_t ip, gw;               /* host byte order; gw 0: none */
+	unsigned prefix;               /* 0..32 */
+	uint16_t port;
+	const char *store_dir;         /* writable directory store (must exist) */
+	const struct snap_pubkey *keys; /* trusted manifest signers; nkeys 0: no manifest activates */
+	size_t nkeys;
+	int tls;                       /* 1: TLS 1.2 with required client certificates */
+	const char *tls_cert, *tls_key, *tls_ca; /* PEM files: chain, EC key, client CA(s) */
+	unsigned max_streams;          /* concurrent connections (0: CONFIG_NET_MAX_STREAMS) */
+	unsigned idle_timeout_s;       /* 0: CONFIG_NET_IDLE_TIMEOUT_S */
+	uint64_t max_stream_bytes;     /* 0: CONFIG_NET_MAX_STREAM_MIB */
+	uint64_t reserve_bytes;        /* free space kept on the store's filesystem */
+	int reserve_set;               /* 0: CONFIG_NET_DISK_RESERVE_MIB */
+	int stop_fd;                   /* readable -> net_listen() returns 0; -1: never */
+	/* Called once the interface has its address and the port listens (may be NULL). */
+	void (*on_ready)(void *arg, const char *ip, uint16_t port);
+	/*
+	 * Called in the listener's process after a verified manifest moved ref
+	 * `name` (prev: the ref's old target, NULL if it had none). A negative
+	 * return moves the ref back to prev (or deletes it) and the client gets
+	 * "error activation refused". PID 1 uses it to restart the sandbox.
+	 */
+	int (*on_activate)(void *arg, const char *name, const uint8_t id[32], const uint8_t *prev);
+	/* One line per notable event (connection refused, stream filed, ...); may be NULL. */
+	void (*log)(void *arg, const char *line);
+	void *arg;
+};
+
+/* Fills c with the Kconfig defaults (no interface, no store, port CONFIG_NET_PORT). */
+void net_config_defaults(struct net_config *c);
+/*
+ * Brings lwIP up on c->ifname and serves update streams until c->stop_fd is
+ * readable (returns 0) or a fatal error (-errno). Runs in the calling process;
+ * PID 1 calls it in a child of its own. Never prints; c->log gets events.
+ */
+int net_listen(const struct net_config *c);
+
 /* Initialises lwIP once (idempotent) and returns its version string. */
 const char *net_stack_version(void);
 /* Runs a known-answer check of the BearSSL primitives keel uses; returns a short verdict. */
 const char *net_tls_selftest(void);
+
+/* Parses "A.B.C.D/P" (prefix required when want_prefix) into host-order address; 0 or -EINVAL. */
+int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix);
+
+/* ---- tool commands ------------------------------------------------------- */
+
+int net_cmd_net(int argc, char **argv);    /* keel net listen ... */
+int net_cmd_push(int argc, char **argv);   /* keel push --to HOST:PORT ... */
 
 #endif

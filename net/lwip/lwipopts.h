@@ -25,6 +25,13 @@
 #define LWIP_IPV6_DHCP6             0
 #define LWIP_IPV6_MLD               1
 #define LWIP_ICMP6                  1
+/* Update streams are TCP and Linux sets DF: no fragmentation or reassembly code at all. */
+#define IP_REASSEMBLY               0
+#define IP_FRAG                     0
+#define LWIP_IPV6_REASS             0
+#define LWIP_IPV6_FRAG              0
+/* TCP/UDP checksums are checked by the link once per frame (net/netif_packet.c). */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
 
 /* Memory: lwIP's own heap and pools, sized for a few concurrent update streams. */
 #define MEM_ALIGNMENT               8

@@ -1,0 +1,762 @@
+/* One update connection: lwIP raw-API callbacks, optional BearSSL record layer, the update protocol. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bearssl.h"
+#include "keel_config.h"
+#include "lwip/pbuf.h"
+#include "lwip/sys.h"
+#include "lwip/tcp.h"
+#include "net/internal.h"
+#include "net/net.h"
+#include "snap/snap.h"
+
+#if CONFIG_NET
+
+/*
+ * IMPLEMENTATION NOTES
+ * - Received pbufs queue on the connection untouched; tcp_recved() is called
+ *   only for bytes the protocol consumed (filed by the pack parser, or taken
+ *   into the TLS engine). A stalled consumer therefore closes the peer's
+ *   window instead of growing memory: per connection at most one TCP window
+ *   of pbufs (from lwIP's fixed pool), the TLS engine's 16 KiB record
+ *   buffer, the parser's fixed state and its capped manifest buffer.
+ * - The pack parser writes synchronously, so the window follows the disk. It
+ *   also keeps the disk reserve: a record that would eat into it is refused
+ *   before a byte of it is staged.
+ * - New connections start at the lowest lwIP priority, so when lwIP runs out
+ *   of PCBs it kills idle unproven ones first; a connection that sends a
+ *   valid first line (or completes the TLS handshake) is raised to the top.
+ *   At the stream limit a newcomer evicts the oldest unproven connection, or
+ *   is refused when every slot holds a proven stream.
+ * - After the result line the connection only drains: input is acked and
+ *   dropped until the peer closes, so the peer reads the line instead of a
+ *   reset (lwIP resets a close with unread data).
+ */
+
+enum { C_HEAD, C_WANT, C_PACK, C_DRAIN };
+
+#define DRAIN_MS 5000u
+#define OUT_MAX (NET_WANT_MAX + 512)
+
+struct net_conn {
+	struct net_conn *next, *prev;
+	struct net_server *srv;
+	struct tcp_pcb *pcb;
+	struct net_tls_server *tls;
+	br_ssl_engine_context *eng;
+	int state;
+	int proven;
+	int peer_eof;                 /* FIN seen */
+	int tx_shut;                  /* our FIN queued */
+	int tls_closing;
+	u32_t last_ms, drain_ms;
+	struct pbuf *inq;             /* raw bytes not yet consumed; inq->payload + inoff is next */
+	u16_t inoff;
+	uint64_t app_bytes;
+	char line[SNAP_PACK_MAX_HEADER_BYTES];
+	size_t line_len;
+	int line_ready;
+	unsigned want_n, want_i;
+	struct snap_pack_rx *rx;
+	size_t out_len, out_off;
+	char peer[64];
+	char out[OUT_MAX];
+};
+
+void net_log(const struct net_server *srv, const char *fmt, ...)
+{
+	char buf[320];
+	va_list ap;
+
+	if (!srv->cfg->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	srv->cfg->log(srv->cfg->arg, buf);
+}
+
+static void conn_unlink(struct net_conn *c)
+{
+	struct net_server *srv = c->srv;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+}
+
+/* Frees c; the pcb (if any) must already be closed, aborted or gone. */
+static void conn_free(struct net_conn *c)
+{
+	conn_unlink(c);
+	if (c->rx) {
+		snap_pack_rx_free(c->rx);
+		free(c->rx);
+	}
+	if (c->tls)
+		net_tls_server_free(c->tls);
+	if (c->inq)
+		pbuf_free(c->inq);
+	free(c);
+}
+
+static void conn_detach(struct net_conn *c)
+{
+	if (!c->pcb)
+		return;
+	tcp_arg(c->pcb, NULL);
+	tcp_recv(c->pcb, NULL);
+	tcp_sent(c->pcb, NULL);
+	tcp_err(c->pcb, NULL);
+	tcp_poll(c->pcb, NULL, 0);
+	c->pcb = NULL;
+}
+
+/* Resets the connection and frees c. Callers inside an lwIP callback return ERR_ABRT. */
+static void conn_abort(struct net_conn *c)
+{
+	struct tcp_pcb *pcb = c->pcb;
+
+	conn_detach(c);
+	if (pcb)
+		tcp_abort(pcb);
+	conn_free(c);
+}
+
+/*
+ * Graceful close after everything was said, and frees c. Returns what an
+ * lwIP callback must return: ERR_OK, or ERR_ABRT when lwIP had no memory for
+ * the FIN and the connection was reset instead.
+ */
+static err_t conn_close(struct net_conn *c)
+{
+	struct tcp_pcb *pcb = c->pcb;
+	err_t r = ERR_OK;
+
+	conn_detach(c);
+	if (pcb && tcp_close(pcb) != ERR_OK) {
+		tcp_abort(pcb);
+		r = ERR_ABRT;
+	}
+	conn_free(c);
+	return r;
+}
+
+static void out_append(struct net_conn *c, const char *s, size_t n)
+{
+	if (n > sizeof(c->out) - c->out_len)
+		n = sizeof(c->out) - c->out_len;
+	memcpy(c->out + c->out_len, s, n);
+	c->out_len += n;
+}
+
+/* Queues the result line and switches to draining; the parser's staged state is dropped. */
+static void conn_reply(struct net_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_reply(struct net_conn *c, const char *fmt, ...)
+{
+	char buf[300];
+	va_list ap;
+	int n;
+
+	if (c->state == C_DRAIN)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	for (int i = 0; i < n; i++)
+		if (buf[i] == '\n' || buf[i] == '\r')
+			buf[i] = ' ';
+	buf[n++] = '\n';
+	out_append(c, buf, (size_t)n);
+	net_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
+	if (!strncmp(buf, "ok", 2))
+		c->srv->filed++;
+	else
+		c->srv->failed++;
+	if (c->rx) {
+		snap_pack_rx_free(c->rx);
+		free(c->rx);
+		c->rx = NULL;
+	}
+	c->state = C_DRAIN;
+	c->drain_ms = sys_now();
+}
+
+static void conn_prove(struct net_conn *c)
+{
+	if (c->proven)
+		return;
+	c->proven = 1;
+	if (c->pcb)
+		tcp_setprio(c->pcb, TCP_PRIO_MAX);
+}
+
+/* ---- activation ----------------------------------------------------------- */
+
+/* After the parser committed manifest id: verify, move the ref, tell PID 1. */
+static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
+{
+	struct net_server *srv = c->srv;
+	const struct net_config *cfg = srv->cfg;
+	struct snap_manifest m;
+	uint8_t *buf = NULL, prev[SNAP_HASH_LEN];
+	size_t len = 0;
+	char hex[SNAP_HEX_LEN + 1], err[160];
+	int r, had_prev;
+
+	snap_hex(id, hex);
+	r = snap_store_get(srv->store, SNAP_KIND_MANIFEST, id, &buf, &len);
+	if (r < 0) {
+		conn_reply(c, "error manifest %s unreadable after commit: %s", hex, strerror(-r));
+		return;
+	}
+	r = snap_manifest_verify(buf, len, cfg->keys, cfg->nkeys);
+	if (r < 0) {
+		free(buf);
+		conn_reply(c, "error manifest %s not activated: %s", hex,
+			   r == -ENOKEY ? (cfg->nkeys ? "not signed by a trusted key" : "no trusted keys configured")
+			   : r == -EKEYREJECTED ? "bad signature" : "unparsable");
+		return;
+	}
+	r = snap_manifest_parse(buf, len, &m, err, sizeof(err));
+	free(buf);
+	if (r < 0) {
+		conn_reply(c, "error manifest %s: %s", hex, err);
+		return;
+	}
+	had_prev = snap_store_ref_get(srv->store, m.name, prev) == 0;
+	if (had_prev && !memcmp(prev, id, SNAP_HASH_LEN)) {
+		snap_manifest_free(&m);
+		conn_reply(c, "ok %s", hex);
+		return;
+	}
+	r = snap_store_ref_set(srv->store, m.name, id);
+	if (r < 0) {
+		conn_reply(c, "error ref %s not moved: %s", m.name, strerror(-r));
+		snap_manifest_free(&m);
+		return;
+	}
+	if (cfg->on_activate && cfg->on_activate(cfg->arg, m.name, id, had_prev ? prev : NULL) < 0) {
+		if (had_prev)
+			snap_store_ref_set(srv->store, m.name, prev);
+		else
+			snap_store_ref_delete(srv->store, m.name);
+		conn_reply(c, "error activation refused for %s", m.name);
+		snap_manifest_free(&m);
+		return;
+	}
+	net_log(srv, "%s: ref %s -> %s", c->peer, m.name, hex);
+	snap_manifest_free(&m);
+	conn_reply(c, "ok %s", hex);
+}
+
+static void conn_pack_finish(struct net_conn *c)
+{
+	uint8_t id[SNAP_HASH_LEN];
+	int has = 0, r;
+
+	r = snap_pack_rx_finish(c->rx, &has, id);
+	if (r < 0) {
+		conn_reply(c, "error %s", snap_pack_rx_error(c->rx));
+		return;
+	}
+	if (!has) {
+		conn_reply(c, "ok");
+		return;
+	}
+	conn_activate(c, id);
+}
+
+/* ---- the protocol on plaintext bytes -------------------------------------- */
+
+/* A complete first line (without "\n") in c->line: start a round or the pack. */
+static void head_line(struct net_conn *c)
+{
+	const char *l = c->line;
+	size_t n = c->line_len - 1;
+	static const char magic[] = SNAP_WIRE_MAGIC;
+
+	if (n == sizeof(magic) - 2 && !memcmp(l, magic, n)) {
+		struct snap_pack_rx *rx = calloc(1, sizeof(*rx));
+		struct snap_pack_limits lim;
+		int r;
+
+		conn_prove(c);
+		if (!rx) {
+			conn_reply(c, "error out of memory");
+			return;
+		}
+		memset(&lim, 0, sizeof(lim));
+		lim.max_stream_bytes = c->srv->max_stream_bytes;
+		lim.reserve_bytes = c->srv->reserve_bytes;
+		lim.keys = c->srv->cfg->keys;
+		lim.nkeys = c->srv->cfg->nkeys;
+		r = snap_pack_rx_init(rx, c->srv->store, &lim);
+		if (r == 0)
+			r = snap_pack_rx_feed(rx, magic, sizeof(magic) - 1);
+		c->rx = rx;
+		if (r < 0) {
+			conn_reply(c, "error %s", snap_pack_rx_error(rx));
+			return;
+		}
+		c->state = C_PACK;
+		return;
+	}
+	if (n > strlen(NET_WANT_MAGIC) && !memcmp(l, NET_WANT_MAGIC, strlen(NET_WANT_MAGIC))) {
+		unsigned long v = 0;
+		size_t i = strlen(NET_WANT_MAGIC);
+
+		for (; i < n && l[i] >= '0' && l[i] <= '9' && v <= NET_WANT_MAX; i++)
+			v = v * 10 + (unsigned long)(l[i] - '0');
+		if (i != n || v == 0 || v > NET_WANT_MAX || l[strlen(NET_WANT_MAGIC)] == '0') {
+			conn_reply(c, "error bad want line (1..%d ids per round)", NET_WANT_MAX);
+			return;
+		}
+		conn_prove(c);
+		c->want_n = (unsigned)v;
+		c->want_i = 0;
+		out_append(c, "need ", 5);
+		c->state = C_WANT;
+		return;
+	}
+	conn_reply(c, "error expected \"SNAPPACK 1\" or \"%s<n>\" at byte 0", NET_WANT_MAGIC);
+}
+
+static void want_line(struct net_conn *c)
+{
+	uint8_t id[SNAP_HASH_LEN];
+	int r;
+
+	if (c->line_len != SNAP_HEX_LEN + 1 || snap_unhex(c->line, SNAP_HEX_LEN, id) < 0) {
+		conn_reply(c, "error want id %u is not a hex64 line", c->want_i);
+		return;
+	}
+	r = snap_store_has(c->srv->store, SNAP_KIND_OBJECT, id);
+	if (r < 0) {
+		conn_reply(c, "error store: %s", strerror(-r));
+		return;
+	}
+	out_append(c, r ? "0" : "1", 1);
+	if (++c->want_i == c->want_n) {
+		out_append(c, "\n", 1);
+		c->state = C_HEAD;
+	}
+}
+
+/*
+ * Consumes plaintext bytes; returns how many were taken (fewer than n only
+ * when a new round must wait for the previous answer to leave).
+ */
+static size_t proto_input(struct net_conn *c, const uint8_t *p, size_t n)
+{
+	size_t used = 0;
+
+	while (c->state != C_DRAIN) {
+		/* HEAD and WANT read lines. A complete HEAD line waits while an answer is pending. */
+		if (c->line_ready) {
+			if (c->state == C_HEAD && c->out_len > c->out_off)
+				return used;
+			c->line_ready = 0;
+			if (c->state == C_HEAD)
+				head_line(c);
+			else
+				want_line(c);
+			c->line_len = 0;
+			continue;
+		}
+		if (used == n)
+			break;
+		if (c->state == C_PACK) {
+			size_t k = n - used;
+			int r;
+
+			if (c->app_bytes + k > c->srv->max_stream_bytes) {
+				conn_reply(c, "error stream larger than %llu bytes",
+					   (unsigned long long)c->srv->max_stream_bytes);
+				break;
+			}
+			r = snap_pack_rx_feed(c->rx, p + used, k);
+			used += k;
+			c->app_bytes += k;
+			if (r < 0)
+				conn_reply(c, "error %s", snap_pack_rx_error(c->rx));
+			else if (snap_pack_rx_done(c->rx))
+				conn_pack_finish(c);
+			break;
+		}
+		uint8_t b = p[used++];
+		c->app_bytes++;
+		if (c->line_len == sizeof(c->line)) {
+			conn_reply(c, "error line longer than %zu bytes at byte %llu", sizeof(c->line),
+				   (unsigned long long)c->app_bytes);
+			break;
+		}
+		c->line[c->line_len++] = (char)b;
+		if (b == '\n')
+			c->line_ready = 1;
+	}
+	return used;
+}
+
+/* ---- moving bytes: plain TCP or TLS records --------------------------------- */
+
+/* Takes up to len bytes off the receive queue into dst (NULL: discard); acks them to TCP. */
+static size_t inq_take(struct net_conn *c, uint8_t *dst, size_t len)
+{
+	size_t got = 0;
+
+	while (c->inq && got < len) {
+		struct pbuf *q = c->inq;
+		size_t k = (size_t)(q->len - c->inoff);
+
+		if (k > len - got)
+			k = len - got;
+		if (dst)
+			memcpy(dst + got, (uint8_t *)q->payload + c->inoff, k);
+		got += k;
+		c->inoff = (u16_t)(c->inoff + k);
+		if (c->inoff == q->len) {
+			c->inq = q->next;
+			q->next = NULL;
+			q->tot_len = q->len;
+			pbuf_free(q);
+			c->inoff = 0;
+		}
+	}
+	/* tcp_recved() takes a u16_t. */
+	for (size_t a = got; a > 0;) {
+		u16_t k = (u16_t)(a > 0xffff ? 0xffff : a);
+		if (c->pcb)
+			tcp_recved(c->pcb, k);
+		a -= k;
+	}
+	return got;
+}
+
+/* Plain TCP: hand queued output to lwIP as far as its send buffer allows. */
+static void plain_flush(struct net_conn *c)
+{
+	size_t n = c->out_len - c->out_off, room = tcp_sndbuf(c->pcb);
+
+	if (n > room)
+		n = room;
+	if (n > 0 && tcp_write(c->pcb, c->out + c->out_off, (u16_t)n, TCP_WRITE_FLAG_COPY) == ERR_OK)
+		c->out_off += n;
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+}
+
+static void plain_pump(struct net_conn *c)
+{
+	while (c->inq && c->state != C_DRAIN) {
+		struct pbuf *q = c->inq;
+		size_t avail = (size_t)(q->len - c->inoff);
+		size_t used = proto_input(c, (uint8_t *)q->payload + c->inoff, avail);
+
+		inq_take(c, NULL, used);
+		if (used < avail && c->state != C_DRAIN) {
+			plain_flush(c);
+			break;
+		}
+	}
+	if (c->state != C_DRAIN && !c->inq && c->line_ready)
+		proto_input(c, NULL, 0);
+	plain_flush(c);
+}
+
+/* TLS: run the engine until it cannot move; returns -1 when the session failed. */
+static int tls_pump(struct net_conn *c)
+{
+	br_ssl_engine_context *eng = c->eng;
+
+	for (;;) {
+		unsigned st = br_ssl_engine_current_state(eng);
+		int progress = 0;
+		unsigned char *buf;
+		size_t len;
+
+		if (st & BR_SSL_CLOSED) {
+			int e = br_ssl_engine_last_error(eng);
+
+			if (e != BR_ERR_OK && c->state != C_DRAIN) {
+				net_log(c->srv, "%s: TLS failed: %s", c->peer, net_tls_strerror(e));
+				c->srv->failed++;
+				return -1;
+			}
+			return 0;
+		}
+		if (st & BR_SSL_SENDREC) {
+			size_t room = tcp_sndbuf(c->pcb);
+
+			buf = br_ssl_engine_sendrec_buf(eng, &len);
+			if (len > room)
+				len = room;
+			if (len > 0 && tcp_write(c->pcb, buf, (u16_t)len, TCP_WRITE_FLAG_COPY) == ERR_OK) {
+				br_ssl_engine_sendrec_ack(eng, len);
+				progress = 1;
+			}
+		}
+		if (st & BR_SSL_RECVAPP) {
+			conn_prove(c);
+			buf = br_ssl_engine_recvapp_buf(eng, &len);
+			if (c->state == C_DRAIN) {
+				br_ssl_engine_recvapp_ack(eng, len);
+				progress = 1;
+			} else {
+				size_t used = proto_input(c, buf, len);
+				if (used) {
+					br_ssl_engine_recvapp_ack(eng, used);
+					progress = 1;
+				}
+			}
+		} else if ((st & BR_SSL_SENDAPP) && c->line_ready && c->state != C_DRAIN) {
+			proto_input(c, NULL, 0);
+		}
+		if ((st & BR_SSL_SENDAPP) && c->out_off < c->out_len) {
+			buf = br_ssl_engine_sendapp_buf(eng, &len);
+			if (len > c->out_len - c->out_off)
+				len = c->out_len - c->out_off;
+			memcpy(buf, c->out + c->out_off, len);
+			br_ssl_engine_sendapp_ack(eng, len);
+			br_ssl_engine_flush(eng, 0);
+			c->out_off += len;
+			if (c->out_off == c->out_len)
+				c->out_off = c->out_len = 0;
+			progress = 1;
+		}
+		if (c->state == C_DRAIN && c->out_len == 0 && !c->tls_closing) {
+			br_ssl_engine_close(eng);
+			c->tls_closing = 1;
+			progress = 1;
+		}
+		if ((st & BR_SSL_RECVREC) && c->inq && !c->tls_closing) {
+			buf = br_ssl_engine_recvrec_buf(eng, &len);
+			len = inq_take(c, buf, len);
+			if (len) {
+				br_ssl_engine_recvrec_ack(eng, len);
+				progress = 1;
+			}
+		}
+		if (!progress)
+			return 0;
+	}
+}
+
+/* All output handed to TCP (and the TLS close_notify with it)? */
+static int output_done(struct net_conn *c)
+{
+	if (c->out_len)
+		return 0;
+	if (c->eng)
+		return c->tls_closing && !(br_ssl_engine_current_state(c->eng) & BR_SSL_SENDREC);
+	return 1;
+}
+
+/* Moves everything it can. c may be freed on return (ERR_ABRT: and its pcb aborted). */
+static err_t conn_pump(struct net_conn *c)
+{
+	if (c->eng) {
+		if (tls_pump(c) < 0) {
+			conn_abort(c);
+			return ERR_ABRT;
+		}
+	} else {
+		plain_pump(c);
+	}
+	if (c->state == C_DRAIN) {
+		/* Results are out: read and drop whatever still comes. */
+		inq_take(c, NULL, (size_t)-1);
+		if (output_done(c)) {
+			if (c->peer_eof) {
+				tcp_output(c->pcb);
+				return conn_close(c);
+			}
+			if (!c->tx_shut) {
+				tcp_shutdown(c->pcb, 0, 1);
+				c->tx_shut = 1;
+			}
+		}
+	} else if (c->peer_eof && !c->inq) {
+		/* EOF before the result: a truncated pack, or a peer that said nothing. */
+		if (c->state == C_PACK)
+			conn_pack_finish(c);
+		else if (c->state == C_WANT || c->line_len || c->app_bytes)
+			conn_reply(c, "error connection closed at byte %llu", (unsigned long long)c->app_bytes);
+		else
+			return conn_close(c);
+		return conn_pump(c);
+	}
+	if (c->pcb)
+		tcp_output(c->pcb);
+	return ERR_OK;
+}
+
+/* ---- lwIP callbacks ---------------------------------------------------------- */
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+	struct net_conn *c = arg;
+
+	(void)pcb;
+	if (!c) {
+		if (p) {
+			tcp_recved(pcb, p->tot_len);
+			pbuf_free(p);
+		}
+		return ERR_OK;
+	}
+	if (err != ERR_OK) {
+		if (p)
+			pbuf_free(p);
+		conn_abort(c);
+		return ERR_ABRT;
+	}
+	c->last_ms = sys_now();
+	if (!p) {
+		c->peer_eof = 1;
+	} else if (!c->inq) {
+		c->inq = p;
+		c->inoff = 0;
+	} else {
+		struct pbuf *t = c->inq;
+
+		/* Link without pbuf_cat(): a queue may exceed the u16 tot_len of one chain. */
+		while (t->next)
+			t = t->next;
+		t->next = p;
+	}
+	return conn_pump(c);
+}
+
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
+{
+	struct net_conn *c = arg;
+
+	(void)pcb;
+	(void)len;
+	if (!c)
+		return ERR_OK;
+	c->last_ms = sys_now();
+	return conn_pump(c);
+}
+
+static void on_err(void *arg, err_t err)
+{
+	struct net_conn *c = arg;
+
+	(void)err;
+	if (!c)
+		return;
+	/* The pcb is already gone. */
+	c->pcb = NULL;
+	conn_free(c);
+}
+
+static err_t on_poll(void *arg, struct tcp_pcb *pcb)
+{
+	struct net_conn *c = arg;
+	u32_t now = sys_now();
+
+	(void)pcb;
+	if (!c)
+		return ERR_OK;
+	if (c->state == C_DRAIN && now - c->drain_ms > DRAIN_MS) {
+		conn_abort(c);
+		return ERR_ABRT;
+	}
+	if (now - c->last_ms > c->srv->idle_ms) {
+		net_log(c->srv, "%s: idle for %u s, dropped", c->peer, (unsigned)(c->srv->idle_ms / 1000));
+		conn_abort(c);
+		return ERR_ABRT;
+	}
+	return conn_pump(c);
+}
+
+/* The oldest connection that has not yet sent a valid first line (NULL if none). */
+static struct net_conn *oldest_unproven(struct net_server *srv)
+{
+	struct net_conn *v = NULL;
+
+	for (struct net_conn *c = srv->conns; c; c = c->next)
+		if (!c->proven && c->state != C_DRAIN)
+			v = c;
+	return v;
+}
+
+int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb)
+{
+	struct net_conn *c;
+	char ip[IPADDR_STRLEN_MAX];
+
+	if (srv->nconns >= srv->max_streams) {
+		struct net_conn *v = oldest_unproven(srv);
+
+		if (!v) {
+			static const char busy[] = "error busy: all update slots hold streams\n";
+
+			srv->refused++;
+			/* A plain peer learns why; a TLS peer just sees the reset. */
+			if (!srv->creds && tcp_write(pcb, busy, sizeof(busy) - 1, 0) == ERR_OK &&
+			    tcp_close(pcb) == ERR_OK)
+				return ERR_OK;
+			tcp_abort(pcb);
+			return ERR_ABRT;
+		}
+		srv->evicted++;
+		conn_abort(v);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto refuse;
+	if (srv->creds) {
+		if (net_tls_server_new(srv->creds, &c->tls) < 0) {
+			free(c);
+			goto refuse;
+		}
+		c->eng = net_tls_server_engine(c->tls);
+	}
+	c->srv = srv;
+	c->pcb = pcb;
+	c->last_ms = sys_now();
+	ipaddr_ntoa_r(&pcb->remote_ip, ip, sizeof(ip));
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, pcb->remote_port);
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	srv->accepted++;
+	tcp_setprio(pcb, TCP_PRIO_MIN);
+	tcp_arg(pcb, c);
+	tcp_recv(pcb, on_recv);
+	tcp_sent(pcb, on_sent);
+	tcp_err(pcb, on_err);
+	tcp_poll(pcb, on_poll, 2);
+	tcp_nagle_disable(pcb);
+	return ERR_OK;
+
+refuse:
+	srv->refused++;
+	tcp_abort(pcb);
+	return ERR_ABRT;
+}
+
+void net_conn_abort_all(struct net_server *srv)
+{
+	while (srv->conns)
+		conn_abort(srv->conns);
+}
+
+#endif

@@ -1,0 +1,98 @@
+/* net's private interfaces between its files; callers outside net/ use net/net.h only. */
+#ifndef KEEL_NET_INTERNAL_H
+#define KEEL_NET_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lwip/netif.h"
+
+/* ---- the link: lwIP netif over AF_PACKET or TAP (netif_packet.c) ---------- */
+
+struct net_link {
+	int fd;
+	int ifindex;
+	int is_tap;
+	unsigned mtu;
+	uint8_t mac[6];
+	uint8_t *buf;            /* one received frame; large enough for GRO/GSO frames */
+	size_t buflen;
+	struct netif netif;
+	uint64_t rx_frames, rx_bytes, rx_dropped, rx_bad_csum, tx_frames, tx_errors;
+};
+
+/* Opens IFNAME (or "tap:NAME") and reads its MAC and MTU; 0 or -errno. */
+int net_link_open(struct net_link *l, const char *name);
+/* Adds l as lwIP's default netif (addresses may be 0 for DHCP) and sets it up. */
+int net_link_add(struct net_link *l, uint32_t ip, uint32_t mask, uint32_t gw);
+/* Feeds up to max pending frames into lwIP; returns how many, or -errno on a dead link. */
+int net_link_poll(struct net_link *l, int max);
+void net_link_close(struct net_link *l);
+
+/* Internet checksum (RFC 1071) of buf folded into 16 bits, not inverted, starting from sum. */
+uint32_t net_csum_add(uint32_t sum, const void *buf, size_t len);
+uint16_t net_csum_fold(uint32_t sum);
+/*
+ * 1 when a frame's TCP/UDP checksum is right or the frame carries none we
+ * check (not IP, ICMP, fragments: lwIP checks those itself), 0 when wrong.
+ */
+int net_frame_l4_csum_ok(const uint8_t *f, size_t len);
+
+/* ---- TLS credentials and engines (tls.c) --------------------------------- */
+
+struct net_tls_creds;
+/*
+ * Loads PEM files: cert (chain, leaf first; may be NULL), key (EC; may be
+ * NULL), ca (one or more CA certificates, required). err gets one line.
+ */
+int net_tls_creds_load(struct net_tls_creds **out, const char *cert, const char *key, const char *ca,
+		       char *err, size_t errlen);
+void net_tls_creds_free(struct net_tls_creds *c);
+
+/* A server engine for one connection: caller-owned, no interior pointers to the stack. */
+struct net_tls_server;
+int net_tls_server_new(const struct net_tls_creds *c, struct net_tls_server **out);
+void net_tls_server_free(struct net_tls_server *t);
+/* The engine (br_ssl_engine_context *) of a server, for the pump in conn.c. */
+void *net_tls_server_engine(struct net_tls_server *t);
+
+/* A blocking client session over a connected socket (push.c). */
+struct net_tls_client;
+int net_tls_client_new(const struct net_tls_creds *c, int fd, struct net_tls_client **out);
+/* Write everything / flush / read some: byte counts or -errno (-EPROTO: TLS failure). */
+int net_tls_client_write(struct net_tls_client *t, const void *buf, size_t len);
+int net_tls_client_flush(struct net_tls_client *t);
+long net_tls_client_read(struct net_tls_client *t, void *buf, size_t len);
+/* BearSSL's last error code (0: none), and a short name for it. */
+int net_tls_client_error(struct net_tls_client *t);
+const char *net_tls_strerror(int br_err);
+void net_tls_client_free(struct net_tls_client *t);
+
+/* ---- the update server (listen.c) and its connections (conn.c) ------------ */
+
+struct tcp_pcb;
+struct pbuf;
+struct snap_store;
+struct snap_pack_rx;
+struct net_config;
+
+struct net_server {
+	const struct net_config *cfg;
+	struct snap_store *store;
+	struct net_tls_creds *creds;     /* NULL: plain TCP */
+	struct tcp_pcb *lpcb;
+	struct net_conn *conns;          /* doubly linked, newest first */
+	unsigned nconns, max_streams;
+	uint32_t idle_ms;
+	uint64_t max_stream_bytes, reserve_bytes;
+	uint64_t accepted, refused, evicted, filed, failed;
+};
+
+/* Accept callback's work: takes pcb or refuses it; returns lwIP's err_t. */
+int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb);
+/* Aborts every connection (listener shutdown). */
+void net_conn_abort_all(struct net_server *srv);
+/* printf-style line to the configured log hook. */
+void net_log(const struct net_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,211 @@
+/* The update listener: brings lwIP up on the link and runs the one poll() loop. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keel_config.h"
+#include "lwip/dhcp.h"
+#include "lwip/ip_addr.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "net/internal.h"
+#include "net/net.h"
+#include "snap/snap.h"
+
+#if CONFIG_NET
+
+void net_config_defaults(struct net_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->port = CONFIG_NET_PORT;
+	c->max_streams = CONFIG_NET_MAX_STREAMS;
+	c->idle_timeout_s = CONFIG_NET_IDLE_TIMEOUT_S;
+	c->max_stream_bytes = (uint64_t)CONFIG_NET_MAX_STREAM_MIB << 20;
+	c->reserve_bytes = (uint64_t)CONFIG_NET_DISK_RESERVE_MIB << 20;
+	c->reserve_set = 1;
+	c->tls = CONFIG_NET_TLS;
+	c->stop_fd = -1;
+}
+
+
+int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix)
+{
+	unsigned v[4], p = 32;
+	const char *q = s;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned x = 0;
+		int digits = 0;
+
+		while (*q >= '0' && *q <= '9' && digits < 4) {
+			x = x * 10 + (unsigned)(*q++ - '0');
+			digits++;
+		}
+		if (!digits || digits > 3 || x > 255)
+			return -EINVAL;
+		v[i] = x;
+		if (i < 3 && *q++ != '.')
+			return -EINVAL;
+	}
+	if (*q == '/') {
+		int digits = 0;
+
+		q++;
+		p = 0;
+		while (*q >= '0' && *q <= '9' && digits < 3) {
+			p = p * 10 + (unsigned)(*q++ - '0');
+			digits++;
+		}
+		if (!digits || p > 32)
+			return -EINVAL;
+	} else if (want_prefix) {
+		return -EINVAL;
+	}
+	if (*q)
+		return -EINVAL;
+	*ip = v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
+	if (prefix)
+		*prefix = p;
+	return 0;
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+	if (err != ERR_OK || !pcb)
+		return ERR_VAL;
+	return (err_t)net_conn_accept(arg, pcb);
+}
+
+static uint32_t prefix_mask(unsigned prefix)
+{
+	return prefix ? 0xffffffffu << (32 - prefix) : 0;
+}
+
+/* The loop proper: returns 0 when stop_fd fired, -errno when the link died. */
+static int serve(struct net_server *srv, struct net_link *link)
+{
+	const struct net_config *cfg = srv->cfg;
+	int announced = 0;
+
+	for (;;) {
+		struct pollfd pfd[2] = { { link->fd, POLLIN, 0 }, { cfg->stop_fd, POLLIN, 0 } };
+		u32_t sleep = sys_timeouts_sleeptime();
+		int r;
+
+		if (!announced && !ip4_addr_isany_val(*netif_ip4_addr(&link->netif))) {
+			char ip[IP4ADDR_STRLEN_MAX];
+
+			ip4addr_ntoa_r(netif_ip4_addr(&link->netif), ip, sizeof(ip));
+			announced = 1;
+			net_log(srv, "up on %s with %s, port %u", cfg->ifname, ip, cfg->port);
+			if (cfg->on_ready)
+				cfg->on_ready(cfg->arg, ip, cfg->port);
+		}
+		if (sleep > 1000)
+			sleep = 1000;
+		r = poll(pfd, cfg->stop_fd >= 0 ? 2 : 1, (int)sleep);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r > 0 && cfg->stop_fd >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			return 0;
+		if (r > 0 && (pfd[0].revents & (POLLERR | POLLNVAL)))
+			return -ENETDOWN;
+		if (r > 0 && (pfd[0].revents & POLLIN)) {
+			int n = net_link_poll(link, 512);
+			if (n < 0)
+				return n;
+		}
+		sys_check_timeouts();
+	}
+}
+
+int net_listen(const struct net_config *cfg)
+{
+	struct net_server srv;
+	struct net_link link;
+	char err[200];
+	int r;
+
+	if (!cfg->ifname || !cfg->store_dir || !cfg->port || (!cfg->dhcp && (!cfg->ip || cfg->prefix > 32)))
+		return -EINVAL;
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.max_streams = cfg->max_streams ? cfg->max_streams : CONFIG_NET_MAX_STREAMS;
+	srv.idle_ms = (cfg->idle_timeout_s ? cfg->idle_timeout_s : CONFIG_NET_IDLE_TIMEOUT_S) * 1000u;
+	srv.max_stream_bytes = cfg->max_stream_bytes ? cfg->max_stream_bytes
+						      : (uint64_t)CONFIG_NET_MAX_STREAM_MIB << 20;
+	srv.reserve_bytes = cfg->reserve_set ? cfg->reserve_bytes : (uint64_t)CONFIG_NET_DISK_RESERVE_MIB << 20;
+	net_stack_version(); /* lwip_init() once */
+
+	r = snap_store_open(cfg->store_dir, &srv.store);
+	if (r < 0) {
+		net_log(&srv, "store %s: %s", cfg->store_dir, strerror(-r));
+		return r;
+	}
+	if (cfg->tls) {
+		r = net_tls_creds_load(&srv.creds, cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, sizeof(err));
+		if (r < 0) {
+			net_log(&srv, "TLS: %s", err);
+			goto out_store;
+		}
+	}
+	r = net_link_open(&link, cfg->ifname);
+	if (r < 0) {
+		net_log(&srv, "interface %s: %s", cfg->ifname, strerror(-r));
+		goto out_creds;
+	}
+	r = net_link_add(&link, cfg->dhcp ? 0 : cfg->ip, cfg->dhcp ? 0 : prefix_mask(cfg->prefix),
+			 cfg->dhcp ? 0 : cfg->gw);
+	if (r < 0)
+		goto out_link;
+	if (cfg->dhcp && dhcp_start(&link.netif) != ERR_OK) {
+		r = -ENOMEM;
+		goto out_netif;
+	}
+	srv.lpcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+	if (!srv.lpcb) {
+		r = -ENOMEM;
+		goto out_dhcp;
+	}
+	if (tcp_bind(srv.lpcb, IP_ANY_TYPE, cfg->port) != ERR_OK) {
+		tcp_close(srv.lpcb);
+		r = -EADDRINUSE;
+		goto out_dhcp;
+	}
+	srv.lpcb = tcp_listen_with_backlog(srv.lpcb, 32);
+	if (!srv.lpcb) {
+		r = -ENOMEM;
+		goto out_dhcp;
+	}
+	tcp_arg(srv.lpcb, &srv);
+	tcp_accept(srv.lpcb, on_accept);
+
+	r = serve(&srv, &link);
+	net_log(&srv, "stopping: %llu accepted, %llu filed, %llu failed, %llu refused, %llu evicted; "
+		"link rx %llu frames (%llu dropped, %llu bad checksum), tx %llu (%llu errors)",
+		(unsigned long long)srv.accepted, (unsigned long long)srv.filed, (unsigned long long)srv.failed,
+		(unsigned long long)srv.refused, (unsigned long long)srv.evicted,
+		(unsigned long long)link.rx_frames, (unsigned long long)link.rx_dropped,
+		(unsigned long long)link.rx_bad_csum, (unsigned long long)link.tx_frames,
+		(unsigned long long)link.tx_errors);
+
+	net_conn_abort_all(&srv);
+	tcp_close(srv.lpcb);
+out_dhcp:
+	if (cfg->dhcp)
+		dhcp_stop(&link.netif);
+out_netif:
+	netif_set_down(&link.netif);
+out_link:
+	net_link_close(&link);
+out_creds:
+	if (srv.creds)
+		net_tls_creds_free(srv.creds);
+out_store:
+	snap_store_close(srv.store);
+	return r;
+}
+
+#endif

@@ -1,0 +1,590 @@
+/* `keel push`: send a snapshot (or a pack file) to an appliance's update listener over kernel sockets. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "init/init.h"
+#include "keel_config.h"
+#include "net/internal.h"
+#include "net/net.h"
+#include "snap/snap.h"
+
+#if CONFIG_NET
+
+static const char push_help[] =
+	"usage: keel push --to HOST:PORT [--tls --cert CERT --key KEY --ca CA]\n"
+	"                 (--store DIR --manifest NAME|ID | FILE.pack)\n"
+	"\n"
+	"Sends a snapshot to an appliance's update listener (`keel net listen`, or PID 1)\n"
+	"as one SNAPPACK 1 stream. First asks which objects the appliance lacks\n"
+	"(objects-needed rounds, see net/net.h) and sends only those, then the manifest.\n"
+	"With --store, sends manifest NAME|ID and every object it names; with FILE.pack,\n"
+	"sends the records of a pack made by `keel pack send`. Prints the appliance's\n"
+	"answer; exits 0 only when it is \"ok\". A progress line (bytes, rate, objects)\n"
+	"goes to stderr when it is a terminal.\n"
+	"\n"
+	"  --tls   TLS 1.2, presenting CERT/KEY (EC) as client certificate and checking\n"
+	"          the appliance's certificate against CA\n";
+
+struct rec {
+	uint8_t id[SNAP_HASH_LEN];
+	uint64_t off, len;
+	int fd;
+	int needed;
+};
+
+struct push {
+	const char *cmd;
+	struct rec *recs;               /* objects, sorted by id, unique */
+	size_t nrecs;
+	struct rec manifest;
+	int has_manifest;
+	/* transport */
+	int fd;
+	struct net_tls_creds *creds;
+	struct net_tls_client *tls;
+	char rbuf[NET_WANT_MAX + 64];
+	size_t rlen;
+	/* progress */
+	int tty;
+	uint64_t sent, total;
+	size_t objs_sent, objs_total;
+	struct timespec t0, last;
+};
+
+static double since(const struct timespec *a)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - a->tv_sec) + (double)(now.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static void progress(struct push *p, int final)
+{
+	double t, rate;
+
+	if (!p->tty)
+		return;
+	if (!final && since(&p->last) < 0.25)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &p->last);
+	t = since(&p->t0);
+	rate = t > 0 ? (double)p->sent / t : 0;
+	fprintf(stderr, "\rpush: %.1f/%.1f MiB, %.1f MiB/s, %zu/%zu objects%s", (double)p->sent / 1048576.0,
+		(double)p->total / 1048576.0, rate / 1048576.0, p->objs_sent, p->objs_total, final ? "\n" : "   ");
+}
+
+/* ---- transport ---------------------------------------------------------------- */
+
+static int io_write(struct push *p, const void *buf, size_t len)
+{
+	const char *b = buf;
+
+	if (p->tls)
+		return net_tls_client_write(p->tls, buf, len);
+	while (len) {
+		ssize_t n = write(p->fd, b, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int io_flush(struct push *p)
+{
+	return p->tls ? net_tls_client_flush(p->tls) : 0;
+}
+
+static long io_read(struct push *p, void *buf, size_t len)
+{
+	if (p->tls)
+		return net_tls_client_read(p->tls, buf, len);
+	for (;;) {
+		ssize_t n = read(p->fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : (long)n;
+	}
+}
+
+/* One "\n"-terminated line (without it) into p->rbuf; -EPROTO when too long, -ECONNRESET at EOF. */
+static int read_line(struct push *p)
+{
+	p->rlen = 0;
+	for (;;) {
+		char ch;
+		long n = io_read(p, &ch, 1);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -ECONNRESET;
+		if (ch == '\n') {
+			p->rbuf[p->rlen] = 0;
+			return 0;
+		}
+		if (p->rlen + 1 >= sizeof(p->rbuf))
+			return -EPROTO;
+		p->rbuf[p->rlen++] = ch;
+	}
+}
+
+static int split_hostport(char *s, char **host, char **port)
+{
+	char *colon = strrchr(s, ':');
+
+	if (!colon || colon == s || !colon[1])
+		return -EINVAL;
+	*colon = 0;
+	*host = s;
+	*port = colon + 1;
+	if (**host == '[' && colon[-1] == ']') {
+		colon[-1] = 0;
+		(*host)++;
+	}
+	return 0;
+}
+
+static int connect_to(struct push *p, const char *to)
+{
+	struct addrinfo hints, *res, *ai;
+	char *dup = strdup(to), *host, *port;
+	int r, fd = -1, e = ECONNREFUSED;
+
+	if (!dup)
+		return -ENOMEM;
+	if (split_hostport(dup, &host, &port) < 0) {
+		free(dup);
+		return -EINVAL;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	r = getaddrinfo(host, port, &hints, &res);
+	free(dup);
+	if (r != 0)
+		return -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return -e;
+	p->fd = fd;
+	if (p->creds) {
+		r = net_tls_client_new(p->creds, fd, &p->tls);
+		if (r < 0) {
+			close(fd);
+			p->fd = -1;
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void disconnect(struct push *p)
+{
+	if (p->tls)
+		net_tls_client_free(p->tls);
+	p->tls = NULL;
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+}
+
+/* ---- what to send --------------------------------------------------------------- */
+
+static int rec_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct rec *)a)->id, ((const struct rec *)b)->id, SNAP_HASH_LEN);
+}
+
+static int add_rec(struct push *p, const struct rec *r)
+{
+	if ((p->nrecs & (p->nrecs - 1)) == 0) {
+		struct rec *n = realloc(p->recs, (p->nrecs ? p->nrecs * 2 : 16) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->recs = n;
+	}
+	p->recs[p->nrecs++] = *r;
+	return 0;
+}
+
+static void sort_unique(struct push *p)
+{
+	size_t j = 0;
+
+	qsort(p->recs, p->nrecs, sizeof(*p->recs), rec_cmp);
+	for (size_t i = 0; i < p->nrecs; i++)
+		if (!j || memcmp(p->recs[j - 1].id, p->recs[i].id, SNAP_HASH_LEN))
+			p->recs[j++] = p->recs[i];
+	p->nrecs = j;
+}
+
+/* Reads the record headers of a pack file (payloads are skipped, not read). */
+static int scan_pack(struct push *p, const char *path)
+{
+	static const char magic[] = SNAP_WIRE_MAGIC;
+	char line[SNAP_PACK_MAX_HEADER_BYTES + 1];
+	uint64_t pos = 0;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return cli_error(p->cmd, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		return cli_error(p->cmd, "%s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t n = pread(fd, line, sizeof(line) - 1, (off_t)pos);
+		char *nl, *sp;
+		struct rec r;
+		int is_manifest;
+
+		if (n <= 0)
+			return cli_error(p->cmd, "%s: ends without \"end\" at byte %llu", path,
+					 (unsigned long long)pos);
+		line[n] = 0;
+		nl = memchr(line, '\n', (size_t)n);
+		if (!nl)
+			return cli_error(p->cmd, "%s: header line too long at byte %llu", path,
+					 (unsigned long long)pos);
+		*nl = 0;
+		if (pos == 0) {
+			if (strncmp(line, magic, sizeof(magic) - 2) || nl - line != (long)sizeof(magic) - 2)
+				return cli_error(p->cmd, "%s: not a SNAPPACK 1 file", path);
+			pos += sizeof(magic) - 1;
+			continue;
+		}
+		pos += (uint64_t)(nl - line) + 1;
+		if (!strcmp(line, "end"))
+			break;
+		if (p->has_manifest)
+			return cli_error(p->cmd, "%s: record after the manifest at byte %llu", path,
+					 (unsigned long long)pos);
+		is_manifest = !strncmp(line, "manifest ", 9);
+		if (!is_manifest && strncmp(line, "obj ", 4))
+			return cli_error(p->cmd, "%s: unknown record at byte %llu", path, (unsigned long long)pos);
+		sp = line + (is_manifest ? 9 : 4);
+		memset(&r, 0, sizeof(r));
+		if (strlen(sp) < SNAP_HEX_LEN + 2 || sp[SNAP_HEX_LEN] != ' ' ||
+		    snap_unhex(sp, SNAP_HEX_LEN, r.id) < 0)
+			return cli_error(p->cmd, "%s: bad record id at byte %llu", path, (unsigned long long)pos);
+		errno = 0;
+		r.len = strtoull(sp + SNAP_HEX_LEN + 1, &sp, 10);
+		if (errno || *sp || r.len > (uint64_t)st.st_size - pos)
+			return cli_error(p->cmd, "%s: bad record length at byte %llu", path, (unsigned long long)pos);
+		r.fd = fd;
+		r.off = pos;
+		pos += r.len;
+		if (is_manifest) {
+			p->manifest = r;
+			p->has_manifest = 1;
+		} else if (add_rec(p, &r) < 0) {
+			return cli_error(p->cmd, "out of memory");
+		}
+	}
+	sort_unique(p);
+	return 0;
+}
+
+struct collect {
+	struct push *p;
+	struct snap_source *src;
+	int err;
+};
+
+static int collect_one(void *arg, const uint8_t id[SNAP_HASH_LEN])
+{
+	struct collect *c = arg;
+	struct rec r;
+	int e;
+
+	memset(&r, 0, sizeof(r));
+	memcpy(r.id, id, SNAP_HASH_LEN);
+	e = c->src->locate(c->src->ctx, SNAP_KIND_OBJECT, id, &r.fd, &r.off, &r.len);
+	if (e == 0)
+		e = add_rec(c->p, &r);
+	if (e < 0) {
+		char hex[SNAP_HEX_LEN + 1];
+
+		snap_hex(id, hex);
+		c->err = cli_error(c->p->cmd, "object %s: %s", hex, e == -ENOENT ? "not in the store" : strerror(-e));
+		return 1;
+	}
+	return 0;
+}
+
+static int scan_store(struct push *p, struct snap_store *store, const char *name)
+{
+	struct snap_source src;
+	struct snap_manifest m;
+	struct collect col = { p, &src, 0 };
+	uint8_t *buf;
+	size_t len;
+	char err[160];
+	int r;
+
+	snap_store_source(store, &src);
+	r = snap_source_resolve(&src, name, p->manifest.id);
+	if (r < 0)
+		return cli_error(p->cmd, "%s: %s", name, r == -ENOENT ? "no such ref or manifest" : strerror(-r));
+	r = snap_store_get(store, SNAP_KIND_MANIFEST, p->manifest.id, &buf, &len);
+	if (r < 0)
+		return cli_error(p->cmd, "manifest %s: %s", name, strerror(-r));
+	r = snap_manifest_parse(buf, len, &m, err, sizeof(err));
+	free(buf);
+	if (r < 0)
+		return cli_error(p->cmd, "manifest %s: %s", name, err);
+	snap_manifest_each_object(&m, collect_one, &col);
+	snap_manifest_free(&m);
+	if (col.err)
+		return col.err;
+	r = src.locate(src.ctx, SNAP_KIND_MANIFEST, p->manifest.id, &p->manifest.fd, &p->manifest.off,
+		       &p->manifest.len);
+	if (r < 0)
+		return cli_error(p->cmd, "manifest %s: %s", name, strerror(-r));
+	p->has_manifest = 1;
+	sort_unique(p);
+	return 0;
+}
+
+/* ---- the conversation --------------------------------------------------------------- */
+
+/* objects-needed rounds; 1 when the server does not speak them (caller reconnects). */
+static int negotiate(struct push *p)
+{
+	char line[SNAP_HEX_LEN + 2], head[40];
+
+	for (size_t base = 0; base < p->nrecs; base += NET_WANT_MAX) {
+		size_t n = p->nrecs - base < NET_WANT_MAX ? p->nrecs - base : NET_WANT_MAX;
+		int r;
+
+		snprintf(head, sizeof(head), "%s%zu\n", NET_WANT_MAGIC, n);
+		r = io_write(p, head, strlen(head));
+		for (size_t i = 0; i < n && r == 0; i++) {
+			snap_hex(p->recs[base + i].id, line);
+			line[SNAP_HEX_LEN] = '\n';
+			r = io_write(p, line, SNAP_HEX_LEN + 1);
+		}
+		if (r == 0)
+			r = io_flush(p);
+		if (r == 0)
+			r = read_line(p);
+		if (r < 0)
+			return cli_error(p->cmd, "asking what the appliance needs: %s", strerror(-r));
+		if (strncmp(p->rbuf, "need ", 5) || p->rlen != 5 + n) {
+			if (!strncmp(p->rbuf, "error", 5))
+				return 1;
+			return cli_error(p->cmd, "unexpected answer to want?: %.80s", p->rbuf);
+		}
+		for (size_t i = 0; i < n; i++)
+			p->recs[base + i].needed = p->rbuf[5 + i] == '1';
+	}
+	return 0;
+}
+
+static int send_rec(struct push *p, const char *kind, const struct rec *r, char *buf, size_t bufsz)
+{
+	char hex[SNAP_HEX_LEN + 1], head[SNAP_PACK_MAX_HEADER_BYTES];
+	uint64_t off = r->off, left = r->len;
+	int e;
+
+	snap_hex(r->id, hex);
+	snprintf(head, sizeof(head), "%s %s %llu\n", kind, hex, (unsigned long long)r->len);
+	e = io_write(p, head, strlen(head));
+	while (e == 0 && left) {
+		size_t k = left < bufsz ? (size_t)left : bufsz;
+		ssize_t n = pread(r->fd, buf, k, (off_t)off);
+
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		e = io_write(p, buf, (size_t)n);
+		off += (uint64_t)n;
+		left -= (uint64_t)n;
+		p->sent += (uint64_t)n;
+		progress(p, 0);
+	}
+	p->objs_sent++;
+	return e;
+}
+
+static int send_pack(struct push *p)
+{
+	static const char magic[] = SNAP_WIRE_MAGIC;
+	size_t bufsz = 256 * 1024;
+	char *buf = malloc(bufsz);
+	int e;
+
+	if (!buf)
+		return -ENOMEM;
+	e = io_write(p, magic, sizeof(magic) - 1);
+	for (size_t i = 0; i < p->nrecs && e == 0; i++)
+		if (p->recs[i].needed)
+			e = send_rec(p, "obj", &p->recs[i], buf, bufsz);
+	if (e == 0 && p->has_manifest)
+		e = send_rec(p, "manifest", &p->manifest, buf, bufsz);
+	if (e == 0)
+		e = io_write(p, "end\n", 4);
+	if (e == 0)
+		e = io_flush(p);
+	free(buf);
+	return e;
+}
+
+static int push_run(struct push *p, const char *to)
+{
+	int r, e;
+
+	r = connect_to(p, to);
+	if (r < 0)
+		return cli_error(p->cmd, "%s: %s", to, r == -EPROTO ? "TLS setup failed" : strerror(-r));
+	for (size_t i = 0; i < p->nrecs; i++)
+		p->recs[i].needed = 1;
+	r = negotiate(p);
+	if (r == 1) {
+		/* An appliance without objects-needed rounds: send everything on a new connection. */
+		disconnect(p);
+		for (size_t i = 0; i < p->nrecs; i++)
+			p->recs[i].needed = 1;
+		r = connect_to(p, to);
+		if (r < 0)
+			return cli_error(p->cmd, "%s: %s", to, strerror(-r));
+	} else if (r) {
+		if (p->tls && net_tls_client_error(p->tls))
+			return cli_error(p->cmd, "TLS: %s", net_tls_strerror(net_tls_client_error(p->tls)));
+		return r;
+	}
+	p->total = 0;
+	p->objs_total = 0;
+	for (size_t i = 0; i < p->nrecs; i++)
+		if (p->recs[i].needed) {
+			p->total += p->recs[i].len;
+			p->objs_total++;
+		}
+	if (p->has_manifest) {
+		p->total += p->manifest.len;
+		p->objs_total++;
+	}
+	fprintf(stderr, "push: appliance lacks %zu of %zu objects; sending %llu bytes\n",
+		p->objs_total - (size_t)p->has_manifest, p->nrecs, (unsigned long long)p->total);
+	clock_gettime(CLOCK_MONOTONIC, &p->t0);
+	p->last = p->t0;
+	e = send_pack(p);
+	progress(p, 1);
+	/* Even when sending failed the appliance may have said why before closing. */
+	r = read_line(p);
+	if (r == 0) {
+		printf("%s\n", p->rbuf);
+		if (!strncmp(p->rbuf, "ok", 2) && (p->rbuf[2] == 0 || p->rbuf[2] == ' ') && e == 0)
+			return 0;
+		return 1;
+	}
+	if (p->tls && net_tls_client_error(p->tls))
+		return cli_error(p->cmd, "TLS: %s", net_tls_strerror(net_tls_client_error(p->tls)));
+	return cli_error(p->cmd, "no answer from %s: %s", to, strerror(-(e ? e : r)));
+}
+
+int net_cmd_push(int argc, char **argv)
+{
+	const char *to = NULL, *cert = NULL, *key = NULL, *ca = NULL, *dir = NULL, *mname = NULL, *file = NULL;
+	struct snap_store *store = NULL;
+	struct push p;
+	char err[200];
+	int tls = 0, r;
+
+	if (cli_wants_help(argc, argv))
+		return cli_help(push_help);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--tls")) {
+			tls = 1;
+			continue;
+		}
+		if (a[0] != '-' || !strcmp(a, "-")) {
+			if (file)
+				return cli_usage("push", "only one FILE.pack");
+			file = a;
+			continue;
+		}
+		if (!val)
+			return cli_usage("push", "%s needs a value", a);
+		if (!strcmp(a, "--to"))
+			to = val;
+		else if (!strcmp(a, "--cert"))
+			cert = val;
+		else if (!strcmp(a, "--key"))
+			key = val;
+		else if (!strcmp(a, "--ca"))
+			ca = val;
+		else if (!strcmp(a, "--store"))
+			dir = val;
+		else if (!strcmp(a, "--manifest"))
+			mname = val;
+		else
+			return cli_usage("push", "unknown argument %s (see --help)", a);
+		i++;
+	}
+	if (!to)
+		return cli_usage("push", "--to HOST:PORT is required");
+	if (!file == !(dir && mname) || (file && (dir || mname)))
+		return cli_usage("push", "give either --store DIR --manifest ID or FILE.pack");
+	if (tls && (!cert || !key || !ca))
+		return cli_usage("push", "--tls needs --cert, --key and --ca");
+	if (!tls && (cert || key || ca))
+		return cli_usage("push", "--cert/--key/--ca only make sense with --tls");
+
+	memset(&p, 0, sizeof(p));
+	p.cmd = "push";
+	p.fd = -1;
+	p.tty = isatty(2);
+	signal(SIGPIPE, SIG_IGN);
+	if (tls) {
+		r = net_tls_creds_load(&p.creds, cert, key, ca, err, sizeof(err));
+		if (r < 0)
+			return cli_error("push", "%s", err);
+	}
+	if (file) {
+		r = scan_pack(&p, file);
+	} else {
+		r = snap_store_open(dir, &store);
+		if (r < 0)
+			r = cli_error("push", "store %s: %s", dir, strerror(-r));
+		else
+			r = scan_store(&p, store, mname);
+	}
+	if (r == 0)
+		r = push_run(&p, to);
+	disconnect(&p);
+	if (store)
+		snap_store_close(store);
+	net_tls_creds_free(p.creds);
+	free(p.recs);
+	return r;
+}
+
+#endif
