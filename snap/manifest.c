@@ -423,10 +423,11 @@ int snap_manifest_parse(const void *buf, size_t len, struct snap_manifest *m, ch
 		line = nl + 1;
 	}
 	if (seen_last < F_CREATED) {
+		ps.line++;   /* the line where the missing field was due */
 		for (int g = next; g <= F_CREATED; g++) {
 			if (g == F_CHUNK || (g == F_VCPU && vcpu_seen == m->vcpus))
 				continue;
-			fail(&ps, "missing field '%s'", field_names[g]);
+			fail(&ps, "missing field '%s' at the end of the manifest", field_names[g]);
 			break;
 		}
 		goto err;
