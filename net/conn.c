@@ -24,6 +24,9 @@
  *   window instead of growing memory: per connection at most one TCP window
  *   of pbufs (from lwIP's fixed pool), the TLS engine's 16 KiB record
  *   buffer, the parser's fixed state and its capped manifest buffer.
+ * - Pack bytes are gathered into 64 KiB feeds (one write and one long BLAKE3
+ *   update instead of one per 1.5 KiB pbuf); the window is opened (tcp_recved)
+ *   at the end of each pump, after those feeds have been filed.
  * - The pack parser writes synchronously, so the window follows the disk. It
  *   also keeps the disk reserve: a record that would eat into it is refused
  *   before a byte of it is staged.
@@ -41,6 +44,7 @@ enum { C_HEAD, C_WANT, C_PACK, C_DRAIN };
 
 #define DRAIN_MS 5000u
 #define OUT_MAX (NET_WANT_MAX + 512)
+#define STAGE_MAX (64 * 1024)
 
 struct net_conn {
 	struct net_conn *next, *prev;
@@ -57,6 +61,9 @@ struct net_conn {
 	struct pbuf *inq;             /* raw bytes not yet consumed; inq->payload + inoff is next */
 	u16_t inoff;
 	uint64_t app_bytes;
+	size_t unacked;               /* taken off inq, tcp_recved() still due */
+	uint8_t *stage;               /* PACK: bytes gathered for one big parser feed */
+	size_t stage_len;
 	char line[SNAP_PACK_MAX_HEADER_BYTES];
 	size_t line_len;
 	int line_ready;
@@ -101,6 +108,7 @@ static void conn_free(struct net_conn *c)
 		snap_pack_rx_free(c->rx);
 		free(c->rx);
 	}
+	free(c->stage);
 	if (c->tls)
 		net_tls_server_free(c->tls);
 	if (c->inq)
@@ -190,6 +198,9 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 		free(c->rx);
 		c->rx = NULL;
 	}
+	free(c->stage);
+	c->stage = NULL;
+	c->stage_len = 0;
 	c->state = C_DRAIN;
 	c->drain_ms = sys_now();
 }
@@ -294,7 +305,9 @@ static void head_line(struct net_conn *c)
 		int r;
 
 		conn_prove(c);
-		if (!rx) {
+		c->stage = malloc(STAGE_MAX);
+		if (!rx || !c->stage) {
+			free(rx);
 			conn_reply(c, "error out of memory");
 			return;
 		}
@@ -355,6 +368,21 @@ static void want_line(struct net_conn *c)
 	}
 }
 
+/* Feeds the gathered pack bytes to the parser (which files them before returning). */
+static void stage_flush(struct net_conn *c)
+{
+	int r;
+
+	if (c->state != C_PACK || !c->stage_len)
+		return;
+	r = snap_pack_rx_feed(c->rx, c->stage, c->stage_len);
+	c->stage_len = 0;
+	if (r < 0)
+		conn_reply(c, "error %s", snap_pack_rx_error(c->rx));
+	else if (snap_pack_rx_done(c->rx))
+		conn_pack_finish(c);
+}
+
 /*
  * Consumes plaintext bytes; returns how many were taken (fewer than n only
  * when a new round must wait for the previous answer to leave).
@@ -380,21 +408,21 @@ static size_t proto_input(struct net_conn *c, const uint8_t *p, size_t n)
 			break;
 		if (c->state == C_PACK) {
 			size_t k = n - used;
-			int r;
 
+			if (k > STAGE_MAX - c->stage_len)
+				k = STAGE_MAX - c->stage_len;
 			if (c->app_bytes + k > c->srv->max_stream_bytes) {
 				conn_reply(c, "error stream larger than %llu bytes",
 					   (unsigned long long)c->srv->max_stream_bytes);
 				break;
 			}
-			r = snap_pack_rx_feed(c->rx, p + used, k);
+			memcpy(c->stage + c->stage_len, p + used, k);
+			c->stage_len += k;
 			used += k;
 			c->app_bytes += k;
-			if (r < 0)
-				conn_reply(c, "error %s", snap_pack_rx_error(c->rx));
-			else if (snap_pack_rx_done(c->rx))
-				conn_pack_finish(c);
-			break;
+			if (c->stage_len == STAGE_MAX)
+				stage_flush(c);
+			continue;
 		}
 		uint8_t b = p[used++];
 		c->app_bytes++;
@@ -412,7 +440,7 @@ static size_t proto_input(struct net_conn *c, const uint8_t *p, size_t n)
 
 /* ---- moving bytes: plain TCP or TLS records --------------------------------- */
 
-/* Takes up to len bytes off the receive queue into dst (NULL: discard); acks them to TCP. */
+/* Takes up to len bytes off the receive queue into dst (NULL: discard); see ack_flush(). */
 static size_t inq_take(struct net_conn *c, uint8_t *dst, size_t len)
 {
 	size_t got = 0;
@@ -435,14 +463,20 @@ static size_t inq_take(struct net_conn *c, uint8_t *dst, size_t len)
 			c->inoff = 0;
 		}
 	}
+	c->unacked += got;
+	return got;
+}
+
+/* Opens the window by what was taken; only called once staged bytes are filed. */
+static void ack_flush(struct net_conn *c)
+{
 	/* tcp_recved() takes a u16_t. */
-	for (size_t a = got; a > 0;) {
-		u16_t k = (u16_t)(a > 0xffff ? 0xffff : a);
+	while (c->unacked > 0) {
+		u16_t k = (u16_t)(c->unacked > 0xffff ? 0xffff : c->unacked);
 		if (c->pcb)
 			tcp_recved(c->pcb, k);
-		a -= k;
+		c->unacked -= k;
 	}
-	return got;
 }
 
 /* Plain TCP: hand queued output to lwIP as far as its send buffer allows. */
@@ -567,17 +601,25 @@ static int output_done(struct net_conn *c)
 /* Moves everything it can. c may be freed on return (ERR_ABRT: and its pcb aborted). */
 static err_t conn_pump(struct net_conn *c)
 {
-	if (c->eng) {
-		if (tls_pump(c) < 0) {
-			conn_abort(c);
-			return ERR_ABRT;
+	for (;;) {
+		if (c->eng) {
+			if (tls_pump(c) < 0) {
+				conn_abort(c);
+				return ERR_ABRT;
+			}
+		} else {
+			plain_pump(c);
 		}
-	} else {
-		plain_pump(c);
+		/* File what was gathered; a flush that ends the stream queues the result line. */
+		if (!c->stage_len)
+			break;
+		stage_flush(c);
 	}
+	ack_flush(c);
 	if (c->state == C_DRAIN) {
 		/* Results are out: read and drop whatever still comes. */
 		inq_take(c, NULL, (size_t)-1);
+		ack_flush(c);
 		if (output_done(c)) {
 			if (c->peer_eof) {
 				tcp_output(c->pcb);
@@ -598,6 +640,7 @@ static err_t conn_pump(struct net_conn *c)
 			return conn_close(c);
 		return conn_pump(c);
 	}
+	ack_flush(c);
 	if (c->pcb)
 		tcp_output(c->pcb);
 	return ERR_OK;
