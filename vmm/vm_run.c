@@ -231,6 +231,7 @@ static void *vcpu_main(void *arg)
 {
 	struct vmm_vcpu *c = arg;
 	struct vmm *vm = c->vm;
+	unsigned long spins = 0;
 	sigset_t s;
 
 	tls_vcpu = c;
@@ -245,13 +246,15 @@ static void *vcpu_main(void *arg)
 			continue;
 		}
 		if (ioctl(c->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
+			/* kicks explain a few; an endless stream without a single exit is a KVM fault */
+			if ((errno == EINTR || errno == EAGAIN) && ++spins < 10000) {
 				c->run->immediate_exit = 0;
 				continue;
 			}
 			vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: KVM_RUN: %s", c->index, strerror(errno));
 			break;
 		}
+		spins = 0;
 		if (c->index == 0 && !vm->t_first_exit_ns)
 			vm->t_first_exit_ns = vmm_now_ns();
 		if (handle_exit(c))
