@@ -68,7 +68,7 @@ static int cmd_build(int argc, char **argv)
 
 	if (!refs)
 		return cli_error(argv[0], "out of memory");
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v) {
 			free(refs);
@@ -95,7 +95,6 @@ static int cmd_build(int argc, char **argv)
 			free(refs);
 			return cli_usage("image build", "unknown argument '%s'", a);
 		}
-		i++;
 	}
 	if (!store_dir || !out) {
 		free(refs);
