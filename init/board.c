@@ -243,8 +243,10 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 		if (set_str(b->data_fstype, sizeof(b->data_fstype), v) || !name_ok(v, strlen(v)))
 			return bad(err, errlen, line, "data-fstype: a filesystem name such as ext4");
 	} else if (!strcmp(key, "nic")) {
-		if (set_str(b->nic, sizeof(b->nic), v) || strlen(v) > 15 || !name_ok(v, strlen(v)))
-			return bad(err, errlen, line, "nic: an interface name (at most 15 characters)");
+		/* "tap:NAME": lwIP behind a TAP device keel creates (development and test boards). */
+		const char *ifn = !strncmp(v, "tap:", 4) ? v + 4 : v;
+		if (set_str(b->nic, sizeof(b->nic), v) || strlen(ifn) > 15 || !name_ok(ifn, strlen(ifn)))
+			return bad(err, errlen, line, "nic: an interface name (at most 15 characters) or tap:NAME");
 	} else if (!strcmp(key, "address")) {
 		if (!address_ok(v) || set_str(b->address, sizeof(b->address), v))
 			return bad(err, errlen, line, "address: 'dhcp' or A.B.C.D/PREFIX");

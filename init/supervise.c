@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "init/pid1.h"
+#include "net/net.h"
 
 #define READY_FD 3
 #define BACKOFF_CAP_MS 30000
@@ -75,6 +76,10 @@ struct init {
 	uint64_t shutdown_deadline_ms;
 	int killed_all;
 	uint64_t t0_ms;
+	pid_t net_pid;               /* the update listener's child, 0 when not running */
+	int net_stop_fd;             /* write end: closing it asks the listener to stop */
+	unsigned net_restarts;
+	uint64_t net_restart_ms;     /* 0: no restart pending */
 };
 
 static const char *short_id(const uint8_t id[SNAP_HASH_LEN], char buf[SNAP_HEX_LEN + 1])
@@ -402,6 +407,181 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 	}
 }
 
+/* ---- the update listener (net_listen in a child of its own) ---- */
+
+#if CONFIG_NET
+static int parse_ipv4(const char *s, size_t len, uint32_t *out)
+{
+	uint32_t v = 0;
+	unsigned part = 0, parts = 0, digits = 0;
+
+	for (size_t i = 0; i <= len; i++) {
+		char c = i < len ? s[i] : '.';
+		if (c >= '0' && c <= '9' && digits < 3) {
+			part = part * 10 + (unsigned)(c - '0');
+			digits++;
+		} else if (c == '.' && digits && part <= 255) {
+			v = v << 8 | part;
+			parts++;
+			part = digits = 0;
+		} else {
+			return -1;
+		}
+	}
+	*out = v;
+	return parts == 4 ? 0 : -1;
+}
+
+static void net_log_line(void *arg, const char *line)
+{
+	(void)arg;
+	init_log("listener: %s", line);
+}
+
+static void net_ready(void *arg, const char *ip, uint16_t port)
+{
+	(void)arg;
+	init_timeline("listener ready on %s port %u", ip, (unsigned)port);
+}
+
+/* A new snapshot is active: PID 1 re-scans the refs and moves sandboxes onto it (SIGUSR1). */
+static int net_activated(void *arg, const char *name, const uint8_t id[32], const uint8_t *prev)
+{
+	char hex[SNAP_HEX_LEN + 1];
+
+	(void)arg;
+	(void)prev;
+	snap_hex(id, hex);
+	init_log("listener: %s now points at %.12s; telling init", name, hex);
+	kill(getppid(), SIGUSR1);
+	return 0;
+}
+
+/* In the listener's child. Never returns. */
+static void net_child(struct init *in, int stop_fd)
+{
+	struct snap_pubkey keys[INIT_MAX_KEYS];
+	struct net_config c;
+	const struct init_board *b = &in->board;
+	sigset_t none;
+	size_t nkeys = 0;
+	int rc;
+
+	sigemptyset(&none);
+	for (size_t i = 0; i < sizeof(init_signals) / sizeof(init_signals[0]); i++)
+		signal(init_signals[i], SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	net_config_defaults(&c);
+	c.ifname = b->nic;
+	c.port = (uint16_t)b->port;
+	c.store_dir = in->st.data_store;
+	c.stop_fd = stop_fd;
+	c.log = net_log_line;
+	c.on_ready = net_ready;
+	c.on_activate = net_activated;
+	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
+		c.dhcp = 1;
+	} else {
+		const char *slash = strchr(b->address, '/');
+		parse_ipv4(b->address, (size_t)(slash - b->address), &c.ip);
+		c.prefix = (unsigned)atoi(slash + 1);
+		if (b->gateway[0])
+			parse_ipv4(b->gateway, strlen(b->gateway), &c.gw);
+	}
+	for (int i = 0; i < b->ntrusted_keys; i++) {
+		rc = snap_key_load_pub(b->trusted_keys[i], &keys[nkeys]);
+		if (rc < 0)
+			init_log("listener: trusted key %s: %s", b->trusted_keys[i], strerror(-rc));
+		else
+			nkeys++;
+	}
+	c.keys = keys;
+	c.nkeys = nkeys;
+	c.tls = 0;
+	if (b->tls_cert[0] || b->tls_key[0]) {
+		c.tls = 1;
+		c.tls_cert = b->tls_cert;
+		c.tls_key = b->tls_key;
+		c.tls_ca = b->tls_ca[0] ? b->tls_ca : NULL;
+	}
+	rc = net_listen(&c);
+	if (rc < 0)
+		init_log("listener on %s: %s", b->nic, strerror(-rc));
+	_exit(rc < 0 ? 1 : 0);
+}
+#endif
+
+static void net_start(struct init *in)
+{
+#if CONFIG_NET
+	int p[2];
+	pid_t pid;
+
+	in->net_restart_ms = 0;
+	if (!in->board.nic[0])
+		return;
+	if (!in->st.data) {
+		init_log("listener: no data store to receive updates into; not started");
+		return;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		init_log("listener: pipe: %s", strerror(errno));
+		in->net_restart_ms = init_now_ms() + 1000;
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		init_log("listener: fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		in->net_restart_ms = init_now_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		net_child(in, p[0]);
+	}
+	close(p[0]);
+	in->net_pid = pid;
+	in->net_stop_fd = p[1];
+	init_log("listener: started on %s port %u (pid %d)", in->board.nic, in->board.port, (int)pid);
+#else
+	if (in->board.nic[0])
+		init_log("listener: this build has no network support (CONFIG_NET=n)");
+#endif
+}
+
+static void net_stop(struct init *in)
+{
+	in->net_restart_ms = 0;
+	if (in->net_pid <= 0)
+		return;
+	close(in->net_stop_fd);
+	in->net_stop_fd = -1;
+	kill(in->net_pid, SIGTERM);
+}
+
+static void net_exited(struct init *in, int status)
+{
+	char st[80];
+	uint64_t delay;
+
+	in->net_pid = 0;
+	if (in->net_stop_fd >= 0) {
+		close(in->net_stop_fd);
+		in->net_stop_fd = -1;
+	}
+	if (in->shutdown)
+		return;
+	describe_status(status, st, sizeof(st));
+	delay = in->net_restarts < 5 ? 1000ULL << in->net_restarts : BACKOFF_CAP_MS;
+	in->net_restarts++;
+	init_log("listener exited (%s); restarting in %llu ms", st, (unsigned long long)delay);
+	in->net_restart_ms = init_now_ms() + delay;
+}
+
 static void reap(struct init *in)
 {
 	for (;;) {
@@ -418,6 +598,10 @@ static void reap(struct init *in)
 				found = 1;
 				break;
 			}
+		}
+		if (!found && in->net_pid == pid) {
+			net_exited(in, status);
+			found = 1;
 		}
 		if (!found) {
 			describe_status(status, st, sizeof(st));
@@ -464,6 +648,8 @@ static void tick(struct init *in, uint64_t now)
 			break;
 		}
 	}
+	if (in->net_restart_ms && now >= in->net_restart_ms && !in->shutdown && in->net_pid <= 0)
+		net_start(in);
 	if (in->wdt_fd >= 0 && now >= in->wdt_next_ms) {
 		init_sys_watchdog_pet(in->wdt_fd);
 		in->wdt_next_ms = now + 1000ULL * in->wdt_interval_s;
@@ -484,6 +670,8 @@ static int poll_timeout(struct init *in, uint64_t now)
 	}
 	if (in->wdt_fd >= 0 && in->wdt_next_ms < next)
 		next = in->wdt_next_ms;
+	if (in->net_restart_ms && in->net_restart_ms < next)
+		next = in->net_restart_ms;
 	if (in->shutdown && in->shutdown_deadline_ms < next)
 		next = in->shutdown_deadline_ms;
 	return next <= now ? 0 : (int)(next - now);
@@ -516,6 +704,53 @@ static void start_all(struct init *in)
 			start(in, &in->sb[i]);
 }
 
+/* Running sandbox: move it onto a newer snapshot if one was activated since it started. */
+static void follow_newest(struct init *in, struct sandbox *s)
+{
+	struct init_cand nc[INIT_MAX_CANDIDATES];
+	int n;
+
+	if (s->st == SB_OFF || s->st == SB_FAILED || s->st == SB_STOPPING || s->ncands == 0)
+		return;
+	n = init_candidates(&in->st, s->conf.name, nc, INIT_MAX_CANDIDATES);
+	if (n <= 0 || !memcmp(nc[0].id, s->cands[s->cur].id, SNAP_HASH_LEN) || init_failed_has(&in->st, nc[0].id))
+		return;
+	init_log("sandbox %s: a newer snapshot is active; restarting onto it", s->conf.name);
+	if (s->pid > 0) {
+		s->start_after_stop = 1;
+		stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
+	} else {
+		s->st = SB_OFF;
+		start(in, s);
+	}
+}
+
+/* SIGUSR1 (the listener activated a snapshot): follow new snapshots, retry given-up sandboxes. */
+static void rescan(struct init *in)
+{
+	init_log("SIGUSR1: re-reading refs");
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		if (!s->conf.autostart || !init_board_sandbox(&in->board, s->conf.name))
+			continue;
+		if (s->st == SB_FAILED || s->st == SB_OFF) {
+			s->st = SB_OFF;
+			start(in, s);
+		} else {
+			follow_newest(in, s);
+		}
+	}
+}
+
+static int net_differs(const struct init_board *a, const struct init_board *b)
+{
+	return strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
+	       a->port != b->port || strcmp(a->tls_cert, b->tls_cert) || strcmp(a->tls_key, b->tls_key) ||
+	       strcmp(a->tls_ca, b->tls_ca) || strcmp(a->data_dir, b->data_dir) ||
+	       a->ntrusted_keys != b->ntrusted_keys ||
+	       memcmp(a->trusted_keys, b->trusted_keys, sizeof(a->trusted_keys));
+}
+
 static void reload(struct init *in)
 {
 	static struct init_board nb;
@@ -527,6 +762,11 @@ static void reload(struct init *in)
 	}
 	init_log("SIGHUP: re-reading %s", in->board_path);
 	dev_adjust(in, &nb);
+	if (net_differs(&in->board, &nb)) {
+		net_stop(in);
+		in->net_restarts = 0;
+		in->net_restart_ms = init_now_ms() + 200;
+	}
 	init_stores_close(&in->st);
 	in->board = nb;
 	init_stores_open(&in->st, &in->board);
@@ -549,23 +789,10 @@ static void reload(struct init *in)
 				stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
 			continue;
 		}
-		if (s->st == SB_FAILED || s->st == SB_OFF) {
+		if (s->st == SB_FAILED)
 			s->st = SB_OFF;
-			continue;
-		}
-		/* Running: move to a newer snapshot if one was activated since it started. */
-		struct init_cand nc[INIT_MAX_CANDIDATES];
-		int n = init_candidates(&in->st, s->conf.name, nc, INIT_MAX_CANDIDATES);
-		if (n > 0 && s->ncands > 0 && memcmp(nc[0].id, s->cands[s->cur].id, SNAP_HASH_LEN) &&
-		    !init_failed_has(&in->st, nc[0].id)) {
-			init_log("sandbox %s: a newer snapshot is active; restarting onto it", s->conf.name);
-			if (s->pid > 0) {
-				s->start_after_stop = 1;
-				stop(s, init_now_ms() + 1000ULL * in->board.shutdown_timeout_s);
-			} else {
-				s->st = SB_OFF;
-			}
-		}
+		else
+			follow_newest(in, s);
 	}
 	/* Compact: drop removed sandboxes that are off; add new ones. */
 	int j = 0;
@@ -603,6 +830,7 @@ static void begin_shutdown(struct init *in, int how, const char *why)
 	in->shutdown = how;
 	in->shutdown_deadline_ms = now + 1000ULL * in->board.shutdown_timeout_s;
 	init_log("%s: %s; stopping sandboxes", why, how == (int)RB_AUTOBOOT ? "reboot" : "power off");
+	net_stop(in);
 	for (int i = 0; i < in->nsb; i++) {
 		struct sandbox *s = &in->sb[i];
 		s->start_after_stop = 0;
@@ -615,6 +843,8 @@ static void begin_shutdown(struct init *in, int how, const char *why)
 
 static int all_stopped(const struct init *in)
 {
+	if (in->net_pid > 0)
+		return 0;
 	for (int i = 0; i < in->nsb; i++)
 		if (in->sb[i].pid > 0)
 			return 0;
@@ -625,6 +855,9 @@ static int all_stopped(const struct init *in)
 static int finish_shutdown(struct init *in)
 {
 	uint64_t until = init_now_ms() + 2000;
+
+	if (in->net_pid > 0)
+		kill(in->net_pid, SIGKILL);
 
 	for (int i = 0; i < in->nsb; i++)
 		if (in->sb[i].pid > 0) {
@@ -676,6 +909,10 @@ static void handle_signals(struct init *in)
 			if (!in->shutdown)
 				reload(in);
 			break;
+		case SIGUSR1:
+			if (!in->shutdown)
+				rescan(in);
+			break;
 		default:
 			init_log("ignoring signal %u", si.ssi_signo);
 			break;
@@ -723,8 +960,10 @@ int init_run(const char *board_path, int boot)
 		in.wdt_next_ms = init_now_ms() + 1000ULL * in.wdt_interval_s;
 	}
 	init_stores_open(&in.st, &in.board);
+	in.net_stop_fd = -1;
 	add_sandboxes(&in);
 	start_all(&in);
+	net_start(&in);
 
 	for (;;) {
 		uint64_t now = init_now_ms();

@@ -243,3 +243,40 @@ c=$(board unsigned "image = $T/snap.img" "trusted-key = $T/pub.pem")
 start_init "$c" "$T/unsigned.log"
 check "unsigned image with trusted keys: refused" wait_log "not signed by a trusted key" 3
 stop_init
+
+# 14. The update listener runs in a child of init: a pushed, signed snapshot moves the sandbox onto it.
+if [ ! -c /dev/net/tun ] || ! unshare -n true 2>/dev/null; then
+	skip "listener" "no /dev/net/tun or no network namespaces"
+	exit 0
+fi
+tap=ki$$
+rm -f "$T/data/keel-init-failed"
+mkmem "$T/m4"
+M4=$($K manifest create --store "$T/s" --name web --parent "$M2" --memory-file "$T/m4" --chunk 4096 --sign "$T/priv.pem")
+$K pack send --store "$T/s" --manifest "$M4" > "$T/m4.pack"
+cat > "$T/net.conf" <<EOC
+runner = $RUN/runner
+image = $T/signed.img
+data-dir = $T/data
+nic = tap:$tap
+address = 10.88.7.2/24
+port = 7070
+trusted-key = $T/pub.pem
+shutdown-timeout = 2
+sandbox.web.health-timeout = 5
+EOC
+LOG=$T/net.log
+: > "$RUN/launches"
+unshare -fpn --mount-proc "$K" init --board "$T/net.conf" > "$LOG" 2>&1 &
+UPID=$!
+for _ in $(seq 100); do KPID=$(awk '{print $1}' /proc/$UPID/task/$UPID/children 2>/dev/null); [ -n "$KPID" ] && break; sleep 0.02; done
+check "listener: started by init and ready" wait_log "listener ready on 10.88.7.2 port 7070" 5
+inn() { nsenter -t "$KPID" -n "$@"; }
+inn ip link set lo up
+inn ip addr add 10.88.7.1/24 dev "$tap" && inn ip link set "$tap" up
+wait_log "sandbox web healthy ($(short "$M3")" 5
+check "listener: push of a signed snapshot is accepted" sh -c \
+	"[ \"\$(nsenter -t $KPID -n '$K' push --to 10.88.7.2:7070 '$T/m4.pack' 2>/dev/null)\" = 'ok $M4' ]"
+check "listener: init restarts web onto the pushed snapshot" wait_log "sandbox web healthy ($(short "$M4")" 5
+check "listener: launched from the data store" grep -q "store $M4" "$RUN/launches"
+check_status "listener: SIGTERM stops listener and sandboxes, exit 0" 0 stop_init
