@@ -21,7 +21,9 @@
 
 #include "vmm/vmm_int.h"
 
+/* Without ACPI the kernel has no power-off method: "poweroff" ends in a halt. */
 #define POWEROFF_LINE "reboot: Power down"
+#define HALT_LINE "reboot: System halted"
 
 static __thread struct vmm_vcpu *tls_vcpu;
 
@@ -107,8 +109,8 @@ void vmm_console_out(struct vmm *vm, uint8_t c)
 		if (vm->ready_fd >= 0)
 			write_all(vm->ready_fd, "healthy\n", 8);
 	}
-	/* Without ACPI the kernel has no power-off method; this line is its last word. */
-	if (line_ends_with(vm, POWEROFF_LINE))
+	/* The kernel's last word when it stops on purpose. */
+	if (line_ends_with(vm, POWEROFF_LINE) || line_ends_with(vm, HALT_LINE))
 		event_locked(vm, VMM_EV_POWEROFF, NULL);
 }
 
