@@ -1,0 +1,292 @@
+/* The partition image: build from a store, read back through snap_source, refuse every corruption. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snap/snap.h"
+#include "tests/harness.h"
+
+static char dir[512], img_path[600], err[256];
+static uint8_t man1[SNAP_HASH_LEN], man2[SNAP_HASH_LEN];
+static uint8_t obj_a[SNAP_HASH_LEN], obj_b[SNAP_HASH_LEN];
+
+/* A store with ref "web" -> man2 (parent man1); each manifest names its own memory chunk. */
+static int make_store(struct snap_store **out)
+{
+	struct snap_store *s;
+	struct snap_manifest m;
+	uint8_t chunk[4096];
+	char *text;
+	size_t len;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/store", t_tmpdir());
+	if (snap_store_init(dir) || snap_store_open(dir, &s))
+		return -1;
+	memset(chunk, 0xa5, sizeof(chunk));
+	if (snap_store_put_buf(s, SNAP_KIND_OBJECT, chunk, sizeof(chunk), obj_a))
+		return -1;
+	memset(chunk, 0x5a, sizeof(chunk));
+	if (snap_store_put_buf(s, SNAP_KIND_OBJECT, chunk, 100, obj_b))
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		snap_manifest_init(&m);
+		snprintf(m.name, sizeof(m.name), "web");
+		m.memory_bytes = 8192;
+		m.chunk_bytes = 4096;
+		m.chunks = calloc(1, sizeof(*m.chunks));
+		m.nchunks = 1;
+		m.chunks[0].index = (uint64_t)i;
+		memcpy(m.chunks[0].id, i ? obj_b : obj_a, SNAP_HASH_LEN);
+		memcpy(m.vcpu[0], obj_a, SNAP_HASH_LEN);
+		memcpy(m.vm_state, obj_a, SNAP_HASH_LEN);
+		memcpy(m.devices, obj_b, SNAP_HASH_LEN);
+		if (i) {
+			m.has_parent = 1;
+			memcpy(m.parent, man1, SNAP_HASH_LEN);
+		}
+		rc = snap_manifest_format(&m, &text, &len);
+		snap_manifest_free(&m);
+		if (rc)
+			return -1;
+		rc = snap_store_put_manifest(s, text, len, i ? man2 : man1, err, sizeof(err));
+		free(text);
+		if (rc)
+			return -1;
+	}
+	if (snap_store_ref_set(s, "web", man2))
+		return -1;
+	*out = s;
+	return 0;
+}
+
+static int build(struct snap_store *s, const struct snap_privkey *key, struct snap_image *parent, const char *out)
+{
+	struct snap_image_build_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.store = s;
+	o.key = key;
+	o.parent = parent;
+	o.out = out;
+	return snap_image_build(&o, err, sizeof(err));
+}
+
+static void flip(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+
+	if (fd < 0 || pread(fd, &b, 1, at) != 1)
+		abort();
+	b ^= 0x40;
+	if (pwrite(fd, &b, 1, at) != 1)
+		abort();
+	close(fd);
+}
+
+static off_t file_size(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	off_t n = lseek(fd, 0, SEEK_END);
+
+	close(fd);
+	return n;
+}
+
+TEST(image_round_trip_through_snap_source)
+{
+	struct snap_store *s;
+	struct snap_image *img;
+	struct snap_image_info info;
+	struct snap_source src;
+	uint8_t id[SNAP_HASH_LEN], *buf;
+	size_t len;
+	int fd;
+	uint64_t off, l;
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/snap.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_get_info(img, &info);
+	CHECK_EQ(info.version, SNAP_IMAGE_VERSION);
+	CHECK_EQ(info.generation, 1);
+	CHECK_EQ(info.nrefs, 1);
+	CHECK_EQ(info.nobjects, 4);            /* 2 manifests (chain) + 2 objects */
+	CHECK_EQ(info.size % 4096, 0);
+	CHECK_EQ(info.size, (uint64_t)file_size(img_path));
+	snap_image_source(img, &src);
+	REQUIRE(src.ref(src.ctx, "web", id) == 0);
+	CHECK(!memcmp(id, man2, SNAP_HASH_LEN));
+	CHECK_EQ(src.ref(src.ctx, "nope", id), -ENOENT);
+	REQUIRE(src.locate(src.ctx, SNAP_KIND_OBJECT, obj_a, &fd, &off, &l) == 0);
+	CHECK_EQ(off % 4096, 0);
+	CHECK_EQ(l, 4096);
+	CHECK_EQ(src.locate(src.ctx, SNAP_KIND_MANIFEST, obj_a, &fd, &off, &l), -ENOENT);
+	REQUIRE(snap_source_read(&src, SNAP_KIND_MANIFEST, man1, &buf, &len) == 0);
+	free(buf);
+	CHECK_EQ(snap_source_check(&src, SNAP_KIND_OBJECT, obj_b), 0);
+	CHECK_EQ(snap_image_check_sig(img, NULL, 0), -ENOKEY);
+	snap_image_close(img);
+	snap_store_close(s);
+}
+
+TEST(image_signature_checks_the_key)
+{
+	struct snap_store *s;
+	struct snap_privkey k1, k2;
+	struct snap_image *img;
+
+	REQUIRE(make_store(&s) == 0);
+	REQUIRE(snap_key_generate(&k1) == 0);
+	REQUIRE(snap_key_generate(&k2) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/signed.img", t_tmpdir());
+	REQUIRE(build(s, &k1, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	CHECK_EQ(snap_image_check_sig(img, &k1.pub, 1), 0);
+	CHECK_EQ(snap_image_check_sig(img, &k2.pub, 1), -ENOKEY);
+	snap_image_close(img);
+	/* The signature block itself is outside the checksum: a flip there is a bad signature. */
+	struct snap_image_info info;
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_get_info(img, &info);
+	snap_image_close(img);
+	int fd = open(img_path, O_RDONLY);
+	uint8_t hdr[4096];
+	REQUIRE(pread(fd, hdr, sizeof(hdr), 0) == 4096);
+	close(fd);
+	uint64_t sig_off = 0;
+	for (int i = 0; i < 8; i++)
+		sig_off |= (uint64_t)hdr[88 + i] << (8 * i);
+	flip(img_path, (off_t)sig_off + 40);
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	CHECK_EQ(snap_image_check_sig(img, &k1.pub, 1), -EKEYREJECTED);
+	snap_image_close(img);
+	snap_store_close(s);
+}
+
+TEST(image_every_header_and_index_byte_is_covered)
+{
+	struct snap_store *s;
+	struct snap_image *img;
+	char copy[700];
+	uint64_t data_off = 0;
+	uint8_t hdr[4096];
+	int fd, refused = 0, tried = 0;
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/snap.img", t_tmpdir());
+	snprintf(copy, sizeof(copy), "%s/copy.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	fd = open(img_path, O_RDONLY);
+	REQUIRE(pread(fd, hdr, sizeof(hdr), 0) == 4096);
+	close(fd);
+	for (int i = 0; i < 8; i++)
+		data_off |= (uint64_t)hdr[104 + i] << (8 * i);
+	/* Every byte before the first object: header, table, index, metadata, padding. */
+	off_t size = file_size(img_path);
+	uint8_t *whole = malloc((size_t)size);
+	REQUIRE(whole);
+	fd = open(img_path, O_RDONLY);
+	REQUIRE(pread(fd, whole, (size_t)size, 0) == size);
+	close(fd);
+	for (uint64_t at = 0; at < data_off; at++) {
+		whole[at] ^= 0x40;
+		REQUIRE(t_write_file(copy, whole, (size_t)size) == 0);
+		whole[at] ^= 0x40;
+		tried++;
+		if (snap_image_open(copy, &img, err, sizeof(err)) < 0)
+			refused++;
+		else
+			snap_image_close(img);
+	}
+	free(whole);
+	CHECK_EQ(refused, tried);
+	CHECK(tried >= 4096);
+	snap_store_close(s);
+}
+
+TEST(image_refuses_unknown_version_and_truncation)
+{
+	struct snap_store *s;
+	struct snap_image *img;
+	char copy[700];
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/snap.img", t_tmpdir());
+	snprintf(copy, sizeof(copy), "%s/copy.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	REQUIRE(t_sh("cp %s %s", img_path, copy) == 0);
+	flip(copy, 8);
+	CHECK_EQ(snap_image_open(copy, &img, err, sizeof(err)), -EPROTONOSUPPORT);
+	CHECK(strstr(err, "version"));
+	for (off_t cut = file_size(img_path) - 1; cut > 0; cut -= 1000) {
+		REQUIRE(t_sh("head -c %lld %s > %s", (long long)cut, img_path, copy) == 0);
+		CHECK(snap_image_open(copy, &img, err, sizeof(err)) < 0);
+	}
+	REQUIRE(t_sh(": > %s", copy) == 0);
+	CHECK_EQ(snap_image_open(copy, &img, err, sizeof(err)), -ENODATA);
+	CHECK(strstr(err, "truncated"));
+	CHECK_EQ(snap_image_open("/nonexistent.img", &img, err, sizeof(err)), -ENOENT);
+	snap_store_close(s);
+}
+
+TEST(image_flipped_object_byte_fails_its_hash_only)
+{
+	struct snap_store *s;
+	struct snap_image *img;
+	struct snap_source src;
+	int fd;
+	uint64_t off, len;
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/snap.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_source(img, &src);
+	REQUIRE(src.locate(src.ctx, SNAP_KIND_OBJECT, obj_b, &fd, &off, &len) == 0);
+	snap_image_close(img);
+	flip(img_path, (off_t)(off + len - 1));
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_source(img, &src);
+	CHECK_EQ(snap_source_check(&src, SNAP_KIND_OBJECT, obj_b), -EBADMSG);
+	CHECK_EQ(snap_source_check(&src, SNAP_KIND_OBJECT, obj_a), 0);
+	snap_image_close(img);
+	snap_store_close(s);
+}
+
+TEST(image_thin_child_reads_through_its_parent)
+{
+	struct snap_store *s;
+	struct snap_image *parent, *thin;
+	struct snap_image_info info;
+	struct snap_source src;
+	char thin_path[700];
+	int fd;
+	uint64_t off, len;
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/base.img", t_tmpdir());
+	snprintf(thin_path, sizeof(thin_path), "%s/thin.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &parent, err, sizeof(err)) == 0);
+	REQUIRE(build(s, NULL, parent, thin_path) == 0);
+	REQUIRE(snap_image_open(thin_path, &thin, err, sizeof(err)) == 0);
+	snap_image_get_info(thin, &info);
+	CHECK(info.flags & SNAP_IMAGE_F_THIN);
+	CHECK_EQ(info.nobjects, 0);          /* the parent already holds everything */
+	CHECK_EQ(info.generation, 2);
+	snap_image_source(thin, &src);
+	CHECK_EQ(src.locate(src.ctx, SNAP_KIND_OBJECT, obj_a, &fd, &off, &len), -ENOENT);
+	REQUIRE(snap_image_set_parent(thin, parent) == 0);
+	CHECK_EQ(src.locate(src.ctx, SNAP_KIND_OBJECT, obj_a, &fd, &off, &len), 0);
+	CHECK_EQ(snap_source_check(&src, SNAP_KIND_MANIFEST, man2), 0);
+	CHECK_EQ(snap_image_set_parent(parent, thin), -EINVAL);
+	snap_image_close(thin);
+	snap_image_close(parent);
+	snap_store_close(s);
+}
