@@ -1,5 +1,6 @@
 /* `keel pack send|receive`: SNAPPACK 1 streams between a directory store and stdout/stdin. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,11 @@ static int do_receive(struct snap_store *s, const struct snap_pack_limits *lim, 
 		return cli_error(CMD, "out of memory");
 	}
 	snap_pack_rx_init(rx, s, lim);
+	/*
+	 * A 64 KiB pipe makes the writer and keel take turns; a pipe as big as
+	 * our read buffer lets them overlap (best effort: not a pipe, or capped).
+	 */
+	fcntl(0, F_SETPIPE_SZ, (int)RX_BUF);
 	for (;;) {
 		ssize_t n = read(0, buf, RX_BUF);
 		if (n < 0 && errno == EINTR)
