@@ -270,7 +270,11 @@ run_tests() {
 		timeout 900 bash "$t" 2>&1 | tee -a "$log" || echo "FAIL $t: exited non-zero or timed out" | tee -a "$log"
 	done
 	if [ -z "$filter" ] || [ "$filter" = fuzz ]; then
-		fuzz_build && fuzz_run 5 2>&1 | tee -a "$log"
+		if fuzz_build > "$B/fuzz-build.log" 2>&1; then
+			fuzz_run 5 2>&1 | tee -a "$log"
+		else
+			echo "FAIL fuzz: the libFuzzer targets do not build: $(grep -m1 -E 'error' "$B/fuzz-build.log")" | tee -a "$log"
+		fi
 	fi
 	local p f s
 	p=$(grep -c '^PASS ' "$log" || true)
