@@ -10,7 +10,7 @@ export LC_ALL=C
 # Debian bookworm packages keel needs to build and test.
 PKGS=(musl-tools musl-dev linux-libc-dev gcc make clang llvm libclang-rt-14-dev kconfig-frontends file
       dpkg-dev xz-utils zstd cpio busybox-static qemu-system-x86 qemu-utils iproute2
-      netcat-openbsd openssl ethtool b3sum procps util-linux e2fsprogs socat)
+      netcat-openbsd openssl ethtool b3sum procps util-linux e2fsprogs socat binutils)
 
 # Third-party sources: Debian source package, version, orig tarball, its SHA-256, unpacked dir.
 LWIP_PKG=lwip LWIP_VER=2.1.3+dfsg1-2
@@ -233,6 +233,9 @@ build() {
 	write_makefile
 	make_variant musl all
 	say "built $B/keel ($(file -b "$B/keel" | cut -d, -f1-2 | tr -d '\n'), $(stat -c %s "$B/keel") bytes)"
+	# Guest and test-appliance kernel (Debian's linux-image-amd64) and the busybox test guest; no-ops when done.
+	KEEL_BUILD_DIR=$B bash tests/appliance/kernel.sh || die "kernel for guests and the test appliance: see above"
+	KEEL_BUILD_DIR=$B bash tests/appliance/mkguest.sh || die "test guest initramfs: see above"
 }
 
 build_asan() {
