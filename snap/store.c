@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
@@ -262,6 +263,11 @@ int snap_store_commit(struct snap_store_writer *w, const uint8_t *expect, uint8_
 		return -EBADMSG;
 	}
 	snap_hex(got, hex);
+	if (faccessat(w->store->objfd, hex, F_OK, 0) == 0) {
+		/* Write-once: the entry is never replaced, so a mapping of it never sees a new inode. */
+		snap_store_abort(w);
+		return 0;
+	}
 	ret = tmp_publish(w->store->objfd, w->fd, w->tmp, hex);
 	close(w->fd);
 	w->fd = -1;
@@ -563,10 +569,25 @@ static int dir_locate(void *ctx, int kind, const uint8_t id[SNAP_HASH_LEN], int 
 	}
 	snap_hex(id, hex);
 	f = openat(dfd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (f < 0 && errno == EMFILE) {
+		/*
+		 * The fds handed out stay valid until close (callers keep or mmap
+		 * them), so a large guest can need more than the usual soft limit
+		 * of 1024: raise it to the hard limit once and retry.
+		 */
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+				f = openat(dfd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		}
+	}
 	if (f < 0)
 		return -errno;
 	if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = S_ISREG(st.st_mode) ? -errno : -EBADMSG;
+		int e = -EBADMSG;   /* not a regular file where an object belongs */
+		if (fstat(f, &st) < 0)
+			e = -errno;
 		close(f);
 		return e;
 	}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -333,4 +334,36 @@ TEST(init_is_idempotent_and_open_needs_all_three_parts)
 	snprintf(sub, sizeof(sub), "%s/refs", path);
 	REQUIRE(rmdir(sub) == 0);
 	CHECK_EQ(snap_store_open(path, &s), -ENOTDIR);
+}
+
+TEST(locate_keeps_every_fd_valid_past_the_soft_fd_limit)
+{
+	struct snap_store *s = fx_store("s");
+	struct snap_source src;
+	struct rlimit rl;
+	uint8_t ids[200][32];
+	int fds[200];
+
+	REQUIRE(s);
+	REQUIRE(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 512)
+		t_skip("hard fd limit %llu is too low to test raising the soft one", (unsigned long long)rl.rlim_max);
+	for (int i = 0; i < 200; i++) {
+		char data[16];
+		snprintf(data, sizeof(data), "object %d", i);
+		REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, data, strlen(data), ids[i]) == 0);
+	}
+	rl.rlim_cur = 64;
+	REQUIRE(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	snap_store_source(s, &src);
+	for (int i = 0; i < 200; i++) {
+		uint64_t off, len;
+		REQUIRE(src.locate(src.ctx, SNAP_KIND_OBJECT, ids[i], &fds[i], &off, &len) == 0);
+	}
+	/* the first fd is still the first object */
+	{
+		char buf[16] = { 0 };
+		CHECK(pread(fds[0], buf, sizeof(buf) - 1, 0) == 8 && !strcmp(buf, "object 0"));
+	}
+	snap_store_close(s);
 }
