@@ -21,6 +21,9 @@ const struct init_command init_commands[] = {
 	{ "net", net_cmd_net, "run the update listener on a raw interface (keel net listen)" },
 	{ "push", net_cmd_push, "send a snapshot or pack to an appliance's update listener" },
 #endif
+#if CONFIG_SNAP_CAR
+	{ "car", snap_cmd_car, "export and import CAR v1 files (IPFS interop)" },
+#endif
 	{ NULL, NULL, NULL },
 };
 

@@ -392,5 +392,6 @@ int snap_cmd_key(int argc, char **argv);        /* keel key gen */
 int snap_cmd_pack(int argc, char **argv);       /* keel pack send|receive */
 int snap_cmd_b3sum(int argc, char **argv);      /* keel b3sum */
 int snap_cmd_image(int argc, char **argv);      /* keel image build|ls|verify|extract */
+int snap_cmd_car(int argc, char **argv);        /* keel car export|import|ls (snap/cmd_car.c) */
 
 #endif
