@@ -7,13 +7,7 @@ F=$T_TMP/files
 mkdir -p "$F"
 
 # ---- helpers that write CAR bytes by hand (hex), independent of keel's encoder ----
-hex2bin() { # hex2bin HEX > FILE
-	local h=$1
-	while [ -n "$h" ]; do
-		printf '%b' "$(printf '%s' "${h:0:2000}" | sed 's/../\\x&/g')"
-		h=${h:2000}
-	done
-}
+hex2bin() { printf '%s' "$1" | perl -e 'local $/; print pack("H*", <STDIN>)'; } # hex2bin HEX > FILE
 varint() { # minimal LEB128 of $1 as hex
 	local v=$1 out=""
 	while [ "$v" -ge 128 ]; do out+=$(printf '%02x' $(( (v & 127) | 128 ))); v=$(( v >> 7 )); done
@@ -95,13 +89,15 @@ check "unknown subcommand gives one line" one_line_error "$T_TMP/.err"
 
 # ---- manifests: a CAR with objects and a manifest; manifest committed only when complete ----
 car_of() { # car_of OUT FILE... (blake3 CIDs, first file is the root)
-	local out=$1 root; shift
-	root=$(cid_b3 "$1")
+	local out=$1 c; shift
 	{
-		printf '%s' "$(header "$root")"
-		for f in "$@"; do section "$(cid_b3 "$f")" "$(filehex "$f")"; done
-	} > "$out.hex"
-	hex2bin "$(cat "$out.hex")" > "$out"
+		hex2bin "$(header "$(cid_b3 "$1")")"
+		for f in "$@"; do
+			c=$(cid_b3 "$f")
+			hex2bin "$(varint $(( ${#c} / 2 + $(stat -c %s "$f") )))$c"
+			cat "$f"
+		done
+	} > "$out"
 }
 partial=()
 for o in chunk0 vcpu0 vmstate devices; do partial+=("$F/$o"); done
@@ -136,31 +132,32 @@ objs_before=$(nfiles "$S/objects")
 good_cid=$(cid_b3 "$F/hello")
 good_hdr=$(header "$good_cid")
 hello_hex=$(filehex "$F/hello")
-bad() { # bad NAME HEX [import options]
-	local name=$1 hex=$2; shift 2
+bad() { # bad NAME WHY-PATTERN HEX [import options]
+	local name=$1 why=$2 hex=$3; shift 3
 	hex2bin "$hex" > "$T_TMP/bad.car"
 	check_status "$name: exit 1" 1 sh -c "'$KEEL' car import --store '$S' $* < '$T_TMP/bad.car'"
 	check "$name: one line on stderr" one_line_error "$T_TMP/.err"
+	check "$name: the error says why, with a byte offset" grep -q "import: byte [0-9]*: .*$why" "$T_TMP/.err"
 	check "$name: store verifies, refs unchanged" sh -c \
 		"'$KEEL' store verify '$S' >/dev/null && [ \"\$(ls -l '$S/refs' 2>/dev/null; cat '$S'/refs/* 2>/dev/null)\" = \"\$1\" ]" _ "$refs_before"
 }
-bad "empty file" ""
-bad "wrong magic (not a CAR)" "$(printf 'SNAPPACK 1\n' | od -An -v -tx1 | tr -d ' \n')"
-bad "truncated header" "${good_hdr:0:40}"
-bad "truncated block" "$good_hdr$(section "$good_cid" "$hello_hex" | head -c 60)"
+bad "empty file" "empty file" ""
+bad "wrong magic (not a CAR)" "ends inside the header" "$(printf 'SNAPPACK 1\n' | od -An -v -tx1 | tr -d ' \n')"
+bad "truncated header" "ends inside the header" "${good_hdr:0:40}"
+bad "truncated block" "ends inside the CID" "$good_hdr$(section "$good_cid" "$hello_hex" | head -c 60)"
 flipped=$(section "$good_cid" "${hello_hex:0:10}ff")
-bad "bytes that do not match the CID" "$good_hdr$flipped"
-bad "CIDv0 block" "$good_hdr$(section "1220${good_cid:8}" "$hello_hex")"
-bad "CIDv0 root" "$(header "1220${good_cid:8}")"
-bad "unknown codec (dag-json)" "$good_hdr$(section "01a9021e20${good_cid:8}" "$hello_hex")"
-bad "unknown multihash (sha2-512)" "$good_hdr$(section "015513${good_cid:6}" "$hello_hex")"
-bad "non-minimal section length varint" "$good_hdr$(printf '%02x00' $(( 0x80 | (${#good_cid} + ${#hello_hex}) / 2 )))$good_cid$hello_hex"
-bad "non-minimal header length varint" "$(printf '%02x00' $(( 0x80 | 0x${good_hdr:0:2} )))${good_hdr:2}"
-bad "oversized header length" "80808001"
-bad "block over --max-block" "$good_hdr$(section "$good_cid" "$hello_hex")" --max-block 40
-bad "length that lies (longer than the file)" "$good_hdr$(varint 5000)$good_cid$hello_hex"
-bad "CARv2 pragma" "0aa16776657273696f6e02"
-bad "header with an unknown key" "$(varint 20)a365726f6f7473806776657273696f6e01617801"
+bad "bytes that do not match the CID" "do not match its CID" "$good_hdr$flipped"
+bad "CIDv0 block" "CIDv0" "$good_hdr$(section "1220${good_cid:8}" "$hello_hex")"
+bad "CIDv0 root" "CIDv0" "$(header "1220${good_cid:8}")"
+bad "unknown codec (dag-json)" "unsupported CID codec" "$good_hdr$(section "01a9021e20${good_cid:8}" "$hello_hex")"
+bad "unknown multihash (sha2-512)" "unsupported multihash" "$good_hdr$(section "015513${good_cid:6}" "$hello_hex")"
+bad "non-minimal section length varint" "non-minimal varint" "$good_hdr$(printf '%02x00' $(( 0x80 | (${#good_cid} + ${#hello_hex}) / 2 )))$good_cid$hello_hex"
+bad "non-minimal header length varint" "non-minimal varint" "$(printf '%02x00' $(( 0x80 | 0x${good_hdr:0:2} )))${good_hdr:2}"
+bad "oversized header length" "exceeds the limit" "80808001"
+bad "block over --max-block" "exceeds the limit of 40" "$good_hdr$(section "$good_cid" "$hello_hex")" --max-block 40
+bad "length that lies (longer than the file)" "bytes missing" "$good_hdr$(varint 5000)$good_cid$hello_hex"
+bad "CARv2 pragma" "CARv2 is not supported" "0aa16776657273696f6e02"
+bad "header with an unknown key" "keys other than" "$(varint 20)a365726f6f7473806776657273696f6e01617801"
 check "bad inputs stored no new objects" test "$(nfiles "$S/objects")" = "$objs_before"
 check_status "a store directory that is not one" 1 sh -c "'$KEEL' car import --store '$T_TMP/nostore' < '$T_TMP/objs.car'"
 check "not-a-store gives one line" one_line_error "$T_TMP/.err"
