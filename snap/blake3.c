@@ -83,6 +83,7 @@ static void compress_state(uint32_t v[16], const uint32_t cv[8], const uint8_t b
 	v[13] = (uint32_t)(counter >> 32);
 	v[14] = block_len;
 	v[15] = flags;
+	B3_UNROLL
 	for (int r = 0; r < 7; r++) {
 		const uint8_t *s = sched[r];
 
@@ -421,6 +422,32 @@ static void subtree_two_cvs(const uint8_t *in, uint64_t s, uint64_t counter,
 	}
 	snap_b3_node_cv(in, half, counter, key, flags, out);
 	snap_b3_node_cv(in + half, half, counter + s / 2, key, flags, out + B3_OUT_LEN);
+}
+
+void snap_b3_hash_root(const uint8_t *in, size_t len, const uint32_t key[8], uint8_t flags,
+		       uint8_t *out, size_t outlen)
+{
+	uint8_t cvs[64];
+	struct b3_output o;
+	size_t left;
+
+	if (len <= B3_CHUNK_LEN) {
+		chunk_output(in, len, key, 0, flags, &o);
+		output_root(&o, out, outlen);
+		return;
+	}
+	if (len <= (size_t)BATCH * B3_CHUNK_LEN) {
+		uint8_t batch[BATCH * B3_OUT_LEN];
+		size_t n = level_cvs(in, len, 0, key, flags, batch);
+
+		snap_b3_reduce_to_two(batch, n, key, flags);
+		snap_b3_root_parent(batch, key, flags, out, outlen);
+		return;
+	}
+	left = left_len(len);
+	snap_b3_node_cv(in, left, 0, key, flags, cvs);
+	snap_b3_node_cv(in + left, len - left, left / B3_CHUNK_LEN, key, flags, cvs + B3_OUT_LEN);
+	snap_b3_root_parent(cvs, key, flags, out, outlen);
 }
 
 /* ---- incremental hasher ------------------------------------------------- */

@@ -76,6 +76,10 @@ void snap_b3_many(const uint8_t *in, size_t stride, size_t n, size_t nblocks,
 void snap_b3_node_cv(const uint8_t *in, size_t len, uint64_t counter, const uint32_t key[8],
 		     uint8_t flags, uint8_t out[32]);
 
+/* Root output (outlen bytes) of the whole input in[0..len), on this thread. */
+void snap_b3_hash_root(const uint8_t *in, size_t len, const uint32_t key[8], uint8_t flags,
+		       uint8_t *out, size_t outlen);
+
 /* Reduces n > 2 adjacent chaining values (in place) to the two children of the root. */
 void snap_b3_reduce_to_two(uint8_t *cvs, size_t n, const uint32_t key[8], uint8_t flags);
 

@@ -50,11 +50,7 @@ static void *mt_worker(void *arg)
 
 static void hash_one_thread(const void *buf, size_t len, uint8_t out[SNAP_HASH_LEN])
 {
-	struct snap_b3 h;
-
-	snap_b3_init(&h);
-	snap_b3_update(&h, buf, len);
-	snap_b3_final(&h, out, SNAP_HASH_LEN);
+	snap_b3_hash_root(buf, len, snap_b3_iv, 0, out, SNAP_HASH_LEN);
 }
 
 void snap_b3_hash(const void *buf, size_t len, int nthreads, uint8_t out[SNAP_HASH_LEN])
