@@ -239,9 +239,10 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	struct kvm_vcpu_events ev;
 	struct kvm_mp_state mp;
 	struct kvm_msr_list *list = NULL;
-	struct {
+	/* struct kvm_msrs with room for one entry (its entries[] is a flexible array). */
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[1];
+		unsigned char room[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
 	} one;
 	struct kvm_msr_entry *msrs = NULL;
 	void *xsave = NULL;
@@ -274,9 +275,9 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	for (i = 0; i < list->nmsrs; i++) {
 		memset(&one, 0, sizeof(one));
 		one.h.nmsrs = 1;
-		one.e[0].index = list->indices[i];
+		one.h.entries[0].index = list->indices[i];
 		if (ioctl(c->fd, KVM_GET_MSRS, &one) == 1)
-			msrs[nmsrs++] = one.e[0];
+			msrs[nmsrs++] = one.h.entries[0];
 	}
 	qsort(msrs, nmsrs, sizeof(*msrs), msr_cmp);
 
