@@ -407,6 +407,8 @@ void snap_car_rx_init(struct snap_car_rx *rx, const struct snap_car_sink *sink, 
 	memset(rx, 0, sizeof(*rx));
 	rx->sink = sink;
 	rx->max_block = max_block ? max_block : SNAP_CAR_DEFAULT_MAX_BLOCK;
+	if (rx->max_block > UINT64_MAX - SNAP_CAR_CID_MAX)
+		rx->max_block = UINT64_MAX - SNAP_CAR_CID_MAX;
 	rx->state = ST_HDR_LEN;
 }
 
@@ -561,9 +563,10 @@ int snap_car_rx_feed(struct snap_car_rx *rx, const void *buf, size_t len)
 			rx->vlen = 0;
 			if (v == 0)
 				return fail(rx, -EBADMSG, rx->item_off, "empty block section");
-			if (v > rx->max_block)
+			/* The exact check waits for the CID's length; this one needs no bytes read. */
+			if (v > rx->max_block + SNAP_CAR_CID_MAX)
 				return fail(rx, -EFBIG, rx->item_off,
-					    "block section of %llu bytes exceeds the limit of %llu",
+					    "block section of %llu bytes exceeds the block limit of %llu",
 					    (unsigned long long)v, (unsigned long long)rx->max_block);
 			rx->sec_left = v;
 			rx->clen = 0;
@@ -579,6 +582,9 @@ int snap_car_rx_feed(struct snap_car_rx *rx, const void *buf, size_t len)
 				break;
 			if (r < 0)
 				return fail(rx, r, rx->item_off, "%s", why);
+			if (rx->sec_left > rx->max_block)
+				return fail(rx, -EFBIG, rx->item_off, "block of %llu bytes exceeds the limit of %llu",
+					    (unsigned long long)rx->sec_left, (unsigned long long)rx->max_block);
 			if ((r = got_cid(rx)) < 0)
 				return r;
 			break;

@@ -23,13 +23,14 @@
  *   - multihashes blake3 (0x1e) and sha2-256 (0x12), both with 32-byte digests;
  *   - a header of at most SNAP_CAR_MAX_HEADER bytes and SNAP_CAR_MAX_ROOTS roots, in strict
  *     DAG-CBOR (minimal integer encodings, definite lengths, exactly the two keys, in either order);
- *   - block sections up to the reader's limit.
+ *   - blocks (the bytes after the CID) up to the reader's limit.
  * keel writes raw/blake3 CIDs only, and the header in canonical DAG-CBOR key order.
  */
 #define SNAP_CAR_VERSION 1
 #define SNAP_CAR_MAX_HEADER 65536
 #define SNAP_CAR_MAX_ROOTS 1024
-#define SNAP_CAR_DEFAULT_MAX_BLOCK (1ULL << 30)
+/* Blocks stream to disk, so the cap is a sanity bound, not a memory bound. */
+#define SNAP_CAR_DEFAULT_MAX_BLOCK (16ULL << 30)
 
 #define SNAP_CAR_VARINT_MAX 9
 #define SNAP_CAR_DIGEST_LEN 32
@@ -127,7 +128,7 @@ struct snap_car_rx {
 	br_sha256_context sha;
 };
 
-/* max_block: largest block section (CID + bytes) accepted; 0 means SNAP_CAR_DEFAULT_MAX_BLOCK. */
+/* max_block: largest block (bytes after the CID) accepted; 0 means SNAP_CAR_DEFAULT_MAX_BLOCK. */
 void snap_car_rx_init(struct snap_car_rx *rx, const struct snap_car_sink *sink, uint64_t max_block);
 /* 0 or the sticky -errno. */
 int snap_car_rx_feed(struct snap_car_rx *rx, const void *buf, size_t len);
