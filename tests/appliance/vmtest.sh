@@ -190,7 +190,7 @@ if [ ${#devs[@]} -gt 0 ]; then
 	acpi=on append_acpi="keel.vmtest.virtio=1"
 fi
 
-append="console=ttyS0 $append_acpi reboot=t panic=-1 quiet loglevel=4 pci=off tsc=reliable"
+append="console=ttyS0 $append_acpi reboot=t panic=-1 ${KEEL_VMTEST_APPEND-quiet loglevel=4}"
 qemu=(qemu-system-x86_64 "${cpu[@]}" -M "microvm,acpi=$acpi" -m "${mem}M" -smp 1 -display none -no-reboot
       -nodefaults -serial stdio -kernel "$B/kernel/vmlinux" -initrd "$initrd" -append "$append" "${devs[@]}")
 
