@@ -164,7 +164,7 @@ accel=$(ap_host_accel)
 if [ "$accel" = kvm ]; then
 	cpu=(-accel kvm -cpu host)
 else
-	cpu=(-accel tcg -cpu EPYC,+svm)
+	cpu=(-accel tcg -cpu "${KEEL_VMTEST_CPU:-EPYC,+svm}")
 fi
 # The Debian kernel has no virtio_mmio.device= command-line support (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES is
 # not set): it finds virtio-mmio devices only through ACPI, so ACPI stays on when devices are attached.
@@ -190,7 +190,15 @@ if [ ${#devs[@]} -gt 0 ]; then
 	acpi=on append_acpi="keel.vmtest.virtio=1"
 fi
 
-append="console=ttyS0 $append_acpi reboot=t panic=-1 ${KEEL_VMTEST_APPEND-quiet loglevel=4}"
+# Under TCG the appliance's TSC is the host's TSC, but on a busy host the kernel's PIT calibration fails,
+# the TSC is marked unstable and the clocksource falls back to jiffies; KVM inside then livelocks before
+# ever entering a guest (KVM_RUN returns EINTR forever, zero exits). Tell it the frequency instead.
+clock=""
+if [ "$accel" = tcg ]; then
+	khz=$(awk '/^cpu MHz/{printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
+	[ -n "$khz" ] && [ "$khz" -gt 0 ] && clock="tsc=reliable tsc_early_khz=$khz"
+fi
+append="console=ttyS0 $append_acpi reboot=t panic=-1 $clock ${KEEL_VMTEST_APPEND-quiet loglevel=4}"
 qemu=(qemu-system-x86_64 "${cpu[@]}" -M "microvm,acpi=$acpi" -m "${mem}M" -smp 1 -display none -no-reboot
       -nodefaults -serial stdio -kernel "$B/kernel/vmlinux" -initrd "$initrd" -append "$append" "${devs[@]}")
 
