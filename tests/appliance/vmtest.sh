@@ -204,8 +204,9 @@ qemu=(qemu-system-x86_64 "${cpu[@]}" -M "microvm,acpi=$acpi" -m "${mem}M" -smp 1
 
 out=$run/console.log
 t0=$(date +%s.%N)
-printf 'vmtest.sh: booting the test appliance (%s, %s MiB, %s) for %s\n' "$accel" "$mem" \
-	"$(basename "$script")" "$(cut -c1-40 <<<"${devs[*]:-no devices}")" >&2
+printf 'vmtest.sh: booting the test appliance (%s, %s MiB, %d disks, %d NICs%s) for %s\n' "$accel" "$mem" \
+	"${#disks[@]}" "$([ ${#fwds[@]} -gt 0 ] && echo 1 || echo 0)" "$([ "$with_qemu" = 1 ] && echo ', with QEMU')" \
+	"$(basename "$script")" >&2
 mkfifo "$run/console.fifo"
 timeout -k 5 "$timeout_s" "${qemu[@]}" </dev/null >"$run/console.fifo" 2>"$run/qemu.err" &
 qpid=$!

@@ -50,3 +50,36 @@ else
 	fail "nested Debian guest (QEMU/KVM inside) reaches keel-guest: ready" "$(tail -n 5 "$T_TMP/console.txt" | tr '\n' ' ')"
 fi
 grep -h 'vmtest.sh: .* in all' "$T_TMP/err" | sed 's/^/appliance: /'
+
+# Devices: a read-only and a read-write virtio-blk disk, and a virtio NIC with a forwarded TCP port.
+printf 'keel-disk-bytes!' > "$T_TMP/ro.img"; truncate -s 1M "$T_TMP/ro.img"
+truncate -s 1M "$T_TMP/rw.img"
+port=$((20000 + RANDOM % 20000))
+while ss -ltnH 2>/dev/null | grep -q ":$port "; do port=$((port + 1)); done
+cat > "$T_TMP/dev.sh" <<'IN'
+[ "$(head -c 16 /dev/vda)" = keel-disk-bytes! ] && echo "vmtest-check disk-read"
+echo written-by-appliance | dd of=/dev/vdb conv=notrunc 2>/dev/null && sync
+echo overwrite | dd of=/dev/vda conv=notrunc 2>/dev/null; sync
+vmtest-net-up && echo hello-from-appliance | nc -l -p 7070 && echo "vmtest-check net-served"
+exit 0
+IN
+(for i in $(seq 1 400); do
+	r=$(nc -w 3 127.0.0.1 "$port" </dev/null 2>/dev/null) || true
+	[ -n "$r" ] && { echo "$r" > "$T_TMP/net.got"; break; }
+	sleep 0.5
+done) &
+pollpid=$!
+st=0
+bash "$KEEL_TOP/tests/appliance/vmtest.sh" --timeout 300 --keel "$KEEL" --disk "$T_TMP/ro.img,ro" \
+	--disk "$T_TMP/rw.img" --net-fwd "$port:7070" --log "$T_TMP/dev.txt" "$T_TMP/dev.sh" \
+	> "$T_TMP/out" 2> "$T_TMP/err" || st=$?
+kill "$pollpid" 2>/dev/null; wait "$pollpid" 2>/dev/null
+why="status $st; $(tail -n 3 "$T_TMP/dev.txt" 2>/dev/null | tr '\n' ' ')"
+if grep -q '^vmtest-check disk-read' "$T_TMP/dev.txt"; then pass "--disk: guest reads the disk"; else fail "--disk: guest reads the disk" "$why"; fi
+if [ "$(head -c 20 "$T_TMP/rw.img")" = written-by-appliance ]; then pass "--disk: writes reach the host file"; else fail "--disk: writes reach the host file" "$why"; fi
+if [ "$(head -c 16 "$T_TMP/ro.img")" = keel-disk-bytes! ]; then pass "--disk FILE,ro: the file is not written"; else fail "--disk FILE,ro: the file is not written" "$why"; fi
+if [ "$(cat "$T_TMP/net.got" 2>/dev/null)" = hello-from-appliance ]; then
+	pass "--net-fwd: a host connection reaches the appliance's port 7070"
+else
+	fail "--net-fwd: a host connection reaches the appliance's port 7070" "$why"
+fi
