@@ -676,3 +676,31 @@ TEST(rx_state_is_fixed_size)
 	/* two BLAKE3 states (about 1.9 KiB each), the header line and counters */
 	CHECK(sizeof(struct snap_pack_rx) < 8192);
 }
+
+TEST(sender_stops_before_end_when_a_stored_object_is_corrupt)
+{
+	struct snap_store *s = fx_store("s");
+	struct snap_source src;
+	uint8_t id[32];
+	char path[600], hex[65], tail[4];
+	struct stat st;
+	int fd;
+
+	REQUIRE(s);
+	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, "pristine", 8, id) == 0);
+	snap_hex(id, hex);
+	snprintf(path, sizeof(path), "%s/objects/%s", snap_store_dir(s), hex);
+	chmod(path, 0644);
+	REQUIRE(t_write_file(path, "tampered", 8) == 0);
+	snprintf(path, sizeof(path), "%s/out", t_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	REQUIRE(fd >= 0);
+	snap_store_source(s, &src);
+	CHECK_EQ(snap_pack_send(fd, &src, (const uint8_t(*)[32])&id, 1, NULL), -EBADMSG);
+	REQUIRE(fstat(fd, &st) == 0);
+	REQUIRE(st.st_size >= 4);
+	REQUIRE(pread(fd, tail, 4, st.st_size - 4) == 4);
+	CHECK(memcmp(tail, "end\n", 4) != 0);   /* no trailer: a receiver can never commit after it */
+	close(fd);
+	snap_store_close(s);
+}

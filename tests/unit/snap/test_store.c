@@ -367,3 +367,22 @@ TEST(locate_keeps_every_fd_valid_past_the_soft_fd_limit)
 	}
 	snap_store_close(s);
 }
+
+TEST(gc_removes_stale_temp_files_but_not_fresh_ones)
+{
+	struct snap_store *s = fx_store("s");
+	struct timespec old[2] = { { .tv_sec = 1000000000 }, { .tv_sec = 1000000000 } };
+	char stale[600], fresh[600];
+
+	REQUIRE(s);
+	snprintf(stale, sizeof(stale), "%s/objects/~tmp-1-1-deadbeef", snap_store_dir(s));
+	snprintf(fresh, sizeof(fresh), "%s/objects/~tmp-1-2-deadbeef", snap_store_dir(s));
+	REQUIRE(t_write_file(stale, "left by a crash", 15) == 0);
+	REQUIRE(t_write_file(fresh, "a write in progress", 19) == 0);
+	REQUIRE(utimensat(AT_FDCWD, stale, old, 0) == 0);
+	CHECK_EQ(snap_store_verify(s, NULL, NULL), 0);   /* temp files are not objects */
+	CHECK_EQ(snap_store_gc(s, NULL), 1);
+	CHECK(access(stale, F_OK) != 0);
+	CHECK(access(fresh, F_OK) == 0);
+	snap_store_close(s);
+}
