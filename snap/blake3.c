@@ -543,6 +543,15 @@ void snap_b3_update(struct snap_b3 *h, const void *buf, size_t len)
 				h->blocks_compressed++;
 				h->buf_len = 0;
 			}
+			/* Whole blocks straight from the input, but never the chunk's
+			 * last block nor the input's last bytes: those wait in buf. */
+			while (h->buf_len == 0 && len > B3_BLOCK_LEN &&
+			       h->blocks_compressed < B3_CHUNK_LEN / B3_BLOCK_LEN - 1) {
+				compress_in_place(h->cv, in, B3_BLOCK_LEN, h->chunk_counter, h->flags);
+				h->blocks_compressed++;
+				in += B3_BLOCK_LEN;
+				len -= B3_BLOCK_LEN;
+			}
 			take = B3_BLOCK_LEN - h->buf_len;
 			if (take > len)
 				take = len;
