@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# `./build.sh run`: boot build/appliance/ in QEMU the way a box boots it: Debian's kernel, the initramfs
+# whose /init is keel, snap.img as a read-only virtio disk (/dev/vda), a data disk (/dev/vdb,
+# build/appliance/data.img, ext4, kept between runs) and a virtio NIC on QEMU's user network (DHCP) with the
+# listener port forwarded to the host. The console is shown here. SIGTERM or ctrl-c presses the ACPI power
+# button (QEMU system_powerdown): keel stops the sandboxes and powers off; QEMU exits. If the appliance is
+# not off within KEEL_RUN_STOP_TIMEOUT seconds (default 30) QEMU is stopped hard, and this says so.
+# Usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S]
+# Outer accelerator: KVM where the host can run Linux guests with nested virtualization, else the test
+# appliance setup of KVM-HERE.md (TCG, -cpu EPYC,+svm); KEEL_APPLIANCE_ACCEL=kvm|tcg overrides.
+set -euo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+B=${KEEL_BUILD_DIR:-$top/build}
+AP_NAME=run.sh
+. "$top/tests/appliance/lib.sh"
+export LC_ALL=C
+
+port=7070 mem=3072 timeout_s=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--port) port=${2:?}; shift 2 ;;
+	--mem) mem=${2:?}; shift 2 ;;
+	--timeout) timeout_s=${2:?}; shift 2 ;;
+	-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1 (usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S])" >&2; exit 2 ;;
+	esac
+done
+case $port$mem$timeout_s in *[!0-9]*) echo "run.sh: --port, --mem and --timeout take numbers" >&2; exit 2 ;; esac
+
+a=$B/appliance
+if [ ! -f "$a/initramfs.cpio" ] || [ ! -f "$a/snap.img" ] || [ "$B/keel" -nt "$a/initramfs.cpio" ]; then
+	bash "$top/tests/appliance/image.sh"
+fi
+# The listener port inside comes from board.conf (the one built into the initramfs).
+gport=$(sed -n 's/^port *= *\([0-9]*\) *$/\1/p' "$top/board/pc-x86_64/board.conf" | head -n 1)
+gport=${gport:-7070}
+if [ ! -f "$a/data.img" ]; then
+	truncate -s 512M "$a/data.img"
+	mkfs.ext4 -q -F -L keel-data "$a/data.img" || ap_die "mkfs.ext4 of the data disk failed"
+fi
+
+accel=$(ap_host_accel)
+clock="" kernel=$a/vmlinuz
+if [ "$accel" = kvm ]; then
+	cpu=(-accel kvm -cpu host)
+else
+	cpu=(-accel tcg -cpu EPYC,+svm)
+	# Same kernel, uncompressed: TCG spends seconds decompressing a bzImage. The TSC note: see vmtest.sh.
+	kernel=$B/kernel/vmlinux
+	khz=$(awk '/^cpu MHz/{printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
+	[ -n "$khz" ] && clock="tsc=reliable tsc_early_khz=$khz"
+fi
+run=$(mktemp -d "${TMPDIR:-/tmp}/keel-run-XXXXXX")
+mon=$run/monitor.sock
+qpid=""
+cleanup() {
+	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+	rm -rf "$run"
+}
+trap cleanup EXIT
+
+# ACPI stays on: the Debian kernel finds virtio-mmio devices only through ACPI, and the power button
+# (system_powerdown) is an ACPI event.
+qemu=(qemu-system-x86_64 "${cpu[@]}" -M microvm,acpi=on -m "${mem}M" -smp 1 -display none -no-reboot -nodefaults
+      -serial stdio -monitor "unix:$mon,server=on,wait=off"
+      -kernel "$kernel" -initrd "$a/initramfs.cpio"
+      -append "console=ttyS0 reboot=t panic=-1 quiet $clock"
+      -drive "file=$a/snap.img,if=none,id=snap,format=raw,readonly=on" -device virtio-blk-device,drive=snap
+      -drive "file=$a/data.img,if=none,id=data,format=raw" -device virtio-blk-device,drive=data
+      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:$gport" -device virtio-net-device,netdev=n0)
+monitor() { printf '%s\n' "$1" | socat - "UNIX-CONNECT:$mon" >/dev/null 2>&1; }
+
+printf 'run.sh: booting the appliance (%s; listener: 127.0.0.1:%s -> %s; ctrl-c or SIGTERM powers it off)\n' \
+	"$accel" "$port" "$gport" >&2
+# Its own session: a ctrl-c on this terminal reaches run.sh (which asks for a clean power-off), not QEMU.
+setsid "${qemu[@]}" </dev/null &
+qpid=$!
+stopping=0
+stop() {
+	[ "$stopping" = 1 ] && return 0
+	stopping=1
+	echo "run.sh: power button pressed (system_powerdown); waiting for the appliance to power off" >&2
+	monitor system_powerdown
+	(sleep "${KEEL_RUN_STOP_TIMEOUT:-30}"; kill -0 "$qpid" 2>/dev/null &&
+		echo "run.sh: the appliance did not power off in ${KEEL_RUN_STOP_TIMEOUT:-30} s; stopping QEMU" >&2 &&
+		monitor quit) &
+}
+trap stop INT TERM
+if [ "$timeout_s" -gt 0 ]; then
+	(sleep "$timeout_s"; kill -TERM $$ 2>/dev/null) &
+fi
+st=0
+while kill -0 "$qpid" 2>/dev/null; do
+	wait "$qpid" && st=0 || st=$?
+done
+qpid=""
+if [ "$stopping" = 1 ]; then
+	echo "run.sh: the appliance is off" >&2
+	exit 0
+fi
+exit "$st"
