@@ -64,7 +64,7 @@ vmtest-net-up && echo hello-from-appliance | nc -l -p 7070 && echo "vmtest-check
 exit 0
 IN
 (for i in $(seq 1 400); do
-	r=$(nc -w 3 127.0.0.1 "$port" </dev/null 2>/dev/null) || true
+	r=$(nc -w 30 127.0.0.1 "$port" </dev/null 2>/dev/null) || true
 	[ -n "$r" ] && { echo "$r" > "$T_TMP/net.got"; break; }
 	sleep 0.5
 done) &
