@@ -38,9 +38,10 @@ ap_busybox() {
 # staged into DIR goes in, so nothing of the host leaks.
 ap_cpio() {
 	local d=$1 out=$2
-	(cd "$d" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$out.tmp" ||
-		ap_die "cpio of $d failed"
-	mv "$out.tmp" "$out"
+	# A private temporary name, renamed into place: concurrent runs never see a half-written archive.
+	(cd "$d" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) > "$out.$$.tmp" ||
+		{ rm -f "$out.$$.tmp"; ap_die "cpio of $d failed"; }
+	mv "$out.$$.tmp" "$out"
 }
 
 # ap_newer OUT INPUT...: true when OUT is missing or older than any INPUT (files or directories' files).

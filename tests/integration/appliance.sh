@@ -83,3 +83,32 @@ if [ "$(cat "$T_TMP/net.got" 2>/dev/null)" = hello-from-appliance ]; then
 else
 	fail "--net-fwd: a host connection reaches the appliance's port 7070" "$why"
 fi
+
+# ./build.sh image's initramfs (without the snapshot, which needs a guest run): keel is /init, the only
+# program; every module board.conf will load is in it, after the modules it depends on.
+if bash "$KEEL_TOP/tests/appliance/image.sh" --no-snap > "$T_TMP/img.out" 2>&1; then
+	x=$T_TMP/initramfs
+	mkdir -p "$x"
+	(cd "$x" && cpio -id --quiet < "$KEEL_BUILD/appliance/initramfs.cpio")
+	strip -o "$T_TMP/keel.stripped" "$KEEL_BUILD/keel" 2>/dev/null || cp "$KEEL_BUILD/keel" "$T_TMP/keel.stripped"
+	if cmp -s "$T_TMP/keel.stripped" "$x/init" || cmp -s "$KEEL_BUILD/keel" "$x/init"; then
+		pass "image: keel is /init"
+	else
+		fail "image: keel is /init" "init differs from build/keel"
+	fi
+	progs=$(find "$x" -type f -perm -u+x ! -name init | head -n 3)
+	if [ -z "$progs" ]; then pass "image: no other programs"; else fail "image: no other programs" "$progs"; fi
+	bad="" loaded=" "
+	for m in $(sed -n 's/^module *= *//p' "$x/etc/keel/board.conf"); do
+		[ -f "$x$m" ] || bad="$bad missing:$m"
+		n=$(basename "$m" .ko | tr - _)
+		for d in $(sed -n "s/^$n://p" "$KEEL_BUILD/kernel/modules.dep"); do
+			case $loaded in *" $d "*) ;; *) bad="$bad $n-before-$d" ;; esac
+		done
+		loaded="$loaded$n "
+	done
+	case $loaded in *" virtio_blk "*) ;; *) bad="$bad no-virtio_blk" ;; esac
+	if [ -z "$bad" ]; then pass "image: board modules present, dependencies first"; else fail "image: board modules present, dependencies first" "$bad"; fi
+else
+	fail "image: image.sh --no-snap" "$(tail -n 2 "$T_TMP/img.out" | tr '\n' ' ')"
+fi
