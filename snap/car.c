@@ -465,14 +465,18 @@ static int got_header(struct snap_car_rx *rx)
 static int block_done(struct snap_car_rx *rx)
 {
 	uint8_t b3[SNAP_HASH_LEN], sha[32];
+	const uint8_t *id = b3;
 	char cs[SNAP_CAR_CID_STR_MAX];
-	int r;
+	int r = 0;
 
-	snap_b3_final(&rx->b3, b3, sizeof(b3));
+	if (rx->sink->hashes_blake3)
+		id = rx->cid.mh == SNAP_CAR_MH_BLAKE3 ? rx->cid.digest : NULL;
+	else
+		snap_b3_final(&rx->b3, b3, sizeof(b3));
 	if (rx->cid.mh == SNAP_CAR_MH_SHA2_256) {
 		br_sha256_out(&rx->sha, sha);
 		r = memcmp(sha, rx->cid.digest, sizeof(sha));
-	} else {
+	} else if (!rx->sink->hashes_blake3) {
 		r = memcmp(b3, rx->cid.digest, sizeof(b3));
 	}
 	if (r) {
@@ -480,7 +484,7 @@ static int block_done(struct snap_car_rx *rx)
 		return fail(rx, -EBADMSG, rx->item_off, "block %s: bytes do not match its CID", cs);
 	}
 	rx->in_block = 0;
-	if (rx->sink->end && (r = rx->sink->end(rx->sink->ctx, &rx->cid, b3)) < 0) {
+	if (rx->sink->end && (r = rx->sink->end(rx->sink->ctx, &rx->cid, id)) < 0) {
 		snap_car_cid_string(&rx->cid, cs);
 		return fail(rx, r, rx->item_off, "block %s: %s", cs, strerror(-r));
 	}
@@ -494,7 +498,8 @@ static int got_cid(struct snap_car_rx *rx)
 {
 	int r;
 
-	snap_b3_init(&rx->b3);
+	if (!rx->sink->hashes_blake3)
+		snap_b3_init(&rx->b3);
 	if (rx->cid.mh == SNAP_CAR_MH_SHA2_256)
 		br_sha256_init(&rx->sha);
 	if (rx->sink->begin && (r = rx->sink->begin(rx->sink->ctx, &rx->cid, rx->sec_left)) < 0)
@@ -590,7 +595,8 @@ int snap_car_rx_feed(struct snap_car_rx *rx, const void *buf, size_t len)
 			break;
 		case ST_DATA:
 			n = len < rx->sec_left ? len : (size_t)rx->sec_left;
-			snap_b3_update(&rx->b3, p, n);
+			if (!rx->sink->hashes_blake3)
+				snap_b3_update(&rx->b3, p, n);
 			if (rx->cid.mh == SNAP_CAR_MH_SHA2_256)
 				br_sha256_update(&rx->sha, p, n);
 			if (rx->sink->data && (r = rx->sink->data(rx->sink->ctx, p, n)) < 0)

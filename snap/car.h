@@ -94,6 +94,12 @@ size_t snap_car_block_prefix(const struct snap_car_cid *cid, uint64_t datalen,
  * in order; then exactly one of end() (all bytes arrived and match the CID; b3 is their
  * BLAKE3-256, the id keel files them under) or abort() (mismatch, truncation, or any error).
  * Any callback returning -errno stops the reader with that error. NULL callbacks are skipped.
+ *
+ * hashes_blake3: set by a sink that computes the BLAKE3 of every block itself (the store's
+ * verified writer does, to name and check what it files), so the bytes are not hashed twice.
+ * The reader then still verifies sha2-256 CIDs, but a blake3 CID is the sink's to check: end()
+ * gets b3 = the CID's digest, UNVERIFIED, for a blake3 CID and b3 = NULL for a sha2-256 one
+ * (the sink computes the id). Without it, end()'s b3 is always the verified BLAKE3 of the bytes.
  */
 struct snap_car_sink {
 	void *ctx;
@@ -102,6 +108,7 @@ struct snap_car_sink {
 	int (*data)(void *ctx, const void *buf, size_t len);
 	int (*end)(void *ctx, const struct snap_car_cid *cid, const uint8_t b3[SNAP_HASH_LEN]);
 	void (*abort)(void *ctx);
+	int hashes_blake3;
 };
 
 struct snap_car_rx {

@@ -358,6 +358,7 @@ struct importer {
 	struct snap_car_cid cid;
 	uint8_t *mbuf;
 	size_t mlen;
+	struct snap_b3 dup;         /* M_DUP: the reader leaves BLAKE3 to us (hashes_blake3) */
 	struct pending_manifest man[MAX_MANIFESTS];
 	size_t nman;
 	const struct snap_car_cid *roots;
@@ -401,9 +402,11 @@ static int imp_decide(struct importer *im)
 		im->mode = M_MANIFEST;
 		return 0;
 	}
-	/* Known BLAKE3 id already filed: the reader still verifies the bytes, nothing is staged. */
+	/* Known BLAKE3 id already filed: the bytes are still verified, but nothing is staged. */
 	if (im->cid.mh == SNAP_CAR_MH_BLAKE3 && snap_store_has(im->st, SNAP_KIND_OBJECT, im->cid.digest) == 1) {
 		im->mode = M_DUP;
+		snap_b3_init(&im->dup);
+		snap_b3_update(&im->dup, im->pre, im->pre_len);
 		return 0;
 	}
 	if ((r = snap_store_begin(im->st, &im->w)) < 0)
@@ -449,33 +452,62 @@ static int imp_data(void *ctx, const void *buf, size_t len)
 		memcpy(im->mbuf + im->mlen, p, len);
 		im->mlen += len;
 		return 0;
+	case M_DUP:
+		snap_b3_update(&im->dup, p, len);
+		return 0;
 	default:
 		return 0;
 	}
 }
 
-static int imp_end(void *ctx, const struct snap_car_cid *cid, const uint8_t b3[SNAP_HASH_LEN])
+static int mismatch(struct importer *im, const struct snap_car_cid *cid)
+{
+	char cs[SNAP_CAR_CID_STR_MAX];
+
+	snap_car_cid_string(cid, cs);
+	snprintf(im->msg, sizeof(im->msg), "block %s: bytes do not match its CID", cs);
+	return -EBADMSG;
+}
+
+/*
+ * The reader checked sha2-256 CIDs; blake3 ones are checked here (hashes_blake3): by the store's
+ * writer before it files the object, or by our own hash for duplicates and manifests. b3 is the
+ * claimed BLAKE3 id, NULL for a sha2-256 block.
+ */
+static int imp_end(void *ctx, const struct snap_car_cid *cid, const uint8_t *b3)
 {
 	struct importer *im = ctx;
+	uint8_t id[SNAP_HASH_LEN];
 	int r = 0;
 
 	if (im->mode == M_PREFIX && (r = imp_decide(im)) < 0)
 		return r;
 	if (im->mode == M_OBJECT) {
-		if ((r = snap_store_commit(&im->w, b3, NULL)) < 0)
+		r = snap_store_commit(&im->w, b3, id);
+		im->mode = M_PREFIX;
+		if (r == -EBADMSG)
+			return mismatch(im, cid);
+		if (r < 0)
 			return r;
 		im->stored++;
 	} else if (im->mode == M_DUP) {
+		snap_b3_final(&im->dup, id, sizeof(id));
+		if (memcmp(id, cid->digest, SNAP_HASH_LEN))
+			return mismatch(im, cid);
 		im->dups++;
 	} else if (im->mode == M_MANIFEST) {
 		size_t k;
+
+		snap_b3_hash(im->mbuf, im->mlen, 1, id);
+		if (b3 && memcmp(id, b3, SNAP_HASH_LEN))
+			return mismatch(im, cid);
 		for (k = 0; k < im->nman; k++)
-			if (!memcmp(im->man[k].id, b3, SNAP_HASH_LEN))
+			if (!memcmp(im->man[k].id, id, SNAP_HASH_LEN))
 				break;
 		if (k < im->nman) {
 			free(im->mbuf);
 		} else {
-			memcpy(im->man[k].id, b3, SNAP_HASH_LEN);
+			memcpy(im->man[k].id, id, SNAP_HASH_LEN);
 			im->man[k].buf = im->mbuf;
 			im->man[k].len = im->mlen;
 			im->nman++;
@@ -485,7 +517,7 @@ static int imp_end(void *ctx, const struct snap_car_cid *cid, const uint8_t b3[S
 	for (size_t k = 0; k < im->nroots; k++)
 		if (im->roots[k].codec == cid->codec && im->roots[k].mh == cid->mh &&
 		    !memcmp(im->roots[k].digest, cid->digest, SNAP_CAR_DIGEST_LEN)) {
-			memcpy(im->root_id[k], b3, SNAP_HASH_LEN);
+			memcpy(im->root_id[k], id, SNAP_HASH_LEN);
 			im->root_found[k] = 1;
 		}
 	im->mode = M_PREFIX;
@@ -607,7 +639,8 @@ static int car_import(int argc, char **argv)
 	const char *dir = NULL;
 	uint64_t max_block = 0;
 	struct importer im;
-	struct snap_car_sink sink = { &im, imp_roots, imp_begin, imp_data, imp_end, imp_abort };
+	struct snap_car_sink sink = { .ctx = &im, .roots = imp_roots, .begin = imp_begin, .data = imp_data,
+				      .end = imp_end, .abort = imp_abort, .hashes_blake3 = 1 };
 	struct snap_car_rx rx;
 	char err[400] = "", hex[SNAP_HEX_LEN + 1];
 	int r, ret = 1;
@@ -700,7 +733,7 @@ static int car_ls(int argc, char **argv)
 {
 	uint64_t max_block = 0;
 	struct lister l = { 0 };
-	struct snap_car_sink sink = { &l, ls_roots, ls_begin, NULL, ls_end, NULL };
+	struct snap_car_sink sink = { .ctx = &l, .roots = ls_roots, .begin = ls_begin, .end = ls_end };
 	struct snap_car_rx rx;
 	char err[400] = "";
 	int r;

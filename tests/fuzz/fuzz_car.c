@@ -59,7 +59,7 @@ static void f_abort(void *ctx)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct balance b = { 0, 0, 0 };
-	struct snap_car_sink sink = { &b, NULL, f_begin, f_data, f_end, f_abort };
+	struct snap_car_sink sink = { .ctx = &b, .begin = f_begin, .data = f_data, .end = f_end, .abort = f_abort };
 	struct snap_car_rx rx;
 	struct snap_car_cid roots[4], cid;
 	size_t step, nroots;

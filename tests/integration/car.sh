@@ -146,7 +146,14 @@ bad "wrong magic (not a CAR)" "ends inside the header" "$(printf 'SNAPPACK 1\n' 
 bad "truncated header" "ends inside the header" "${good_hdr:0:40}"
 bad "truncated block" "ends inside the CID" "$good_hdr$(section "$good_cid" "$hello_hex" | head -c 60)"
 flipped=$(section "$good_cid" "${hello_hex:0:10}ff")
-bad "bytes that do not match the CID" "do not match its CID" "$good_hdr$flipped"
+bad "bytes that do not match a stored object's CID" "do not match its CID" "$good_hdr$flipped"
+echo "an object the store does not have" > "$F/new"
+new_cid=$(cid_b3 "$F/new")
+new_hex=$(filehex "$F/new")
+bad "bytes that do not match a new object's CID" "do not match its CID" "$good_hdr$(section "$new_cid" "${new_hex%??}ff")"
+man_cid=$(cid_b3 "$F/manifest")
+man_hex=$(filehex "$F/manifest")
+bad "manifest bytes that do not match its CID" "do not match its CID" "$good_hdr$(section "$man_cid" "${man_hex%??}20")"
 bad "CIDv0 block" "CIDv0" "$good_hdr$(section "1220${good_cid:8}" "$hello_hex")"
 bad "CIDv0 root" "CIDv0" "$(header "1220${good_cid:8}")"
 bad "unknown codec (dag-json)" "unsupported CID codec" "$good_hdr$(section "01a9021e20${good_cid:8}" "$hello_hex")"

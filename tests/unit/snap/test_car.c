@@ -292,7 +292,8 @@ static size_t build_car(uint8_t *out, const char *const *blocks, size_t n, int s
 
 static struct snap_car_sink rec_sink(struct rec *r)
 {
-	struct snap_car_sink s = { r, r_roots, r_begin, r_data, r_end, r_abort };
+	struct snap_car_sink s = { .ctx = r, .roots = r_roots, .begin = r_begin, .data = r_data, .end = r_end,
+				   .abort = r_abort };
 	return s;
 }
 
@@ -522,5 +523,54 @@ TEST(reader_rejects_empty_input_and_carv2)
 	snap_car_rx_init(&rx, &s, 0);
 	CHECK_EQ(snap_car_rx_feed(&rx, v2, sizeof(v2)), -EPROTONOSUPPORT);
 	CHECK(strstr(snap_car_rx_error(&rx), "CARv2") != NULL);
+	snap_car_rx_free(&rx);
+}
+
+static int seen_null_b3;
+static int r_end_hashing_sink(void *ctx, const struct snap_car_cid *cid, const uint8_t *b3)
+{
+	struct rec *r = ctx;
+	(void)cid;
+	r->ends++;
+	if (b3)
+		memcpy(r->last_b3, b3, 32);
+	else
+		seen_null_b3++;
+	return 0;
+}
+
+TEST(sink_that_hashes_blake3_gets_the_claimed_id_and_sha256_is_still_checked)
+{
+	uint8_t car[2048];
+	size_t n = build_car(car, blocks3, 1, 0);
+	struct rec r = { 0 };
+	struct snap_car_sink s = { .ctx = &r, .begin = r_begin, .data = r_data, .end = r_end_hashing_sink,
+				   .abort = r_abort, .hashes_blake3 = 1 };
+	struct snap_car_rx rx;
+
+	/* A blake3 block with wrong bytes reaches end() with the claimed id: the sink must check. */
+	car[n - 1] ^= 1;
+	snap_car_rx_init(&rx, &s, 0);
+	CHECK_EQ(snap_car_rx_feed(&rx, car, n), 0);
+	CHECK_EQ(snap_car_rx_finish(&rx), 0);
+	CHECK_EQ(r.ends, 1);
+	CHECK(memcmp(r.last_b3, b3_abc, 32) == 0);
+	snap_car_rx_free(&rx);
+
+	/* sha2-256 blocks are verified by the reader either way, and end() gets no BLAKE3 id. */
+	n = build_car(car, blocks3, 1, 1);
+	memset(&r, 0, sizeof(r));
+	seen_null_b3 = 0;
+	snap_car_rx_init(&rx, &s, 0);
+	CHECK_EQ(snap_car_rx_feed(&rx, car, n), 0);
+	CHECK_EQ(snap_car_rx_finish(&rx), 0);
+	CHECK_EQ(seen_null_b3, 1);
+	snap_car_rx_free(&rx);
+	car[n - 1] ^= 1;
+	memset(&r, 0, sizeof(r));
+	snap_car_rx_init(&rx, &s, 0);
+	CHECK_EQ(snap_car_rx_feed(&rx, car, n), -EBADMSG);
+	CHECK_EQ(r.ends, 0);
+	CHECK_EQ(r.aborts, 1);
 	snap_car_rx_free(&rx);
 }
