@@ -313,6 +313,20 @@ static int car_export(int argc, char **argv)
 		if (r < 0)
 			goto out;
 	}
+	/* Every block must be there before the first byte goes out: a missing one is a clean failure. */
+	for (size_t k = 0; k < plan.n; k++) {
+		char hex[SNAP_HEX_LEN + 1];
+		uint64_t off, len;
+		int fd;
+
+		r = src.locate(src.ctx, plan.items[k].kind, plan.items[k].id, &fd, &off, &len);
+		if (r < 0) {
+			snap_hex(plan.items[k].id, hex);
+			snprintf(err, sizeof(err), "%s %s: %s", plan.items[k].kind == SNAP_KIND_MANIFEST ? "manifest" : "object",
+				 hex, r == -ENOENT ? "not in the store" : strerror(-r));
+			goto out;
+		}
+	}
 	hn = snap_car_header_encode(roots, nroots, hdr, SNAP_CAR_MAX_HEADER);
 	if (hn < 0) {
 		snprintf(err, sizeof(err), "cannot encode the header: %s", strerror(-hn));

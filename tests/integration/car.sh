@@ -115,6 +115,11 @@ check "manifest with all its objects is committed" sh -c "'$KEEL' car import --s
 check "store verifies after the manifest import" "$KEEL" store verify "$S3"
 check "manifest export carries the manifest and its 5 objects" sh -c \
 	"'$KEEL' car export --store '$S3' '$MAN' > '$T_TMP/mexp.car' && '$KEEL' car ls < '$T_TMP/mexp.car' > '$T_TMP/mls' && [ \$(grep -c '^block' '$T_TMP/mls') = 6 ] && tail -n 1 '$T_TMP/mls' | grep -q ' $MAN\$'"
+rm -f "$S2/objects/$(b3 "$F/chunk0")"
+"$KEEL" car import --store "$S2" < "$T_TMP/man.car" >/dev/null 2>&1
+rm -f "$S2/objects/$(b3 "$F/chunk0")"
+check_status "export of a manifest whose object is missing fails" 1 sh -c "'$KEEL' car export --store '$S2' '$MAN' > '$T_TMP/partial.car'"
+check "it names the missing object and wrote nothing" sh -c "grep -q '$(b3 "$F/chunk0")' '$T_TMP/.err' && [ ! -s '$T_TMP/partial.car' ]"
 # truncated right after the manifest block's first bytes: objects may stay, manifest never.
 S4=$T_TMP/store4
 "$KEEL" store init "$S4" >/dev/null 2>&1
