@@ -1,5 +1,6 @@
 /* libFuzzer: random bytes in random slices through the SNAPPACK 1 push parser into a real temp store. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,26 @@ static void cleanup(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "fuzz_pack: could not remove %s\n", dir);
+}
+
+/* libFuzzer may leave through _Exit (time limit) without atexit: remove stores of dead runs. */
+static void sweep_dead(const char *base)
+{
+	struct dirent *de;
+	DIR *d = opendir(base);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		int pid;
+		char cmd[160];
+		if (sscanf(de->d_name, "keel-fuzz-pack-%d", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0)
+			continue;
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s/keel-fuzz-pack-%d'", base, pid);
+		if (system(cmd) != 0)
+			fprintf(stderr, "fuzz_pack: could not remove %s/%s\n", base, de->d_name);
+	}
+	closedir(d);
 }
 
 static int staged_files(void)
@@ -49,8 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!store) {
 		const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(dir, sizeof(dir), "%s/keel-fuzz-pack-XXXXXX", base);
-		if (!mkdtemp(dir) || snap_store_init(dir) < 0 || snap_store_open(dir, &store) < 0)
+		sweep_dead(base);
+		snprintf(dir, sizeof(dir), "%s/keel-fuzz-pack-%d", base, (int)getpid());
+		if (snap_store_init(dir) < 0 || snap_store_open(dir, &store) < 0)
 			abort();
 		atexit(cleanup);
 	}
