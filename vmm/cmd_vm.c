@@ -33,7 +33,7 @@ static const char help_text[] =
 	"ref NAME at it, print the manifest id and exit 0. --health sets the manifest's health marker.\n"
 	"\n"
 	"restore rebuilds the VM from a manifest (ref NAME or manifest id) and resumes it: memory is\n"
-	"mapped copy-on-write from the store, the wall clock is moved to now. --ready-fd N receives\n"
+	"mapped copy-on-write from the store or the partition image, the wall clock is moved to now. --ready-fd N receives\n"
 	"\"restored\\n\" once the vCPUs run and \"healthy\\n\" once the health marker (--health, else\n"
 	"the manifest's) appears. Exit status as for run; a bad snapshot is one line on stderr, exit 1.\n"
 	"--timing prints the setup steps' durations on stderr.\n";

@@ -5,9 +5,12 @@
  * IMPLEMENTATION NOTES
  * Guest memory is never copied: one anonymous MAP_NORESERVE region stands for the zero chunks,
  * and every stored chunk is mapped over it MAP_PRIVATE|MAP_FIXED straight from the source's fd
- * and offset, so the cost is one mmap per non-zero chunk whatever the memory size, and clones
+ * and offset (directory store: the object file; partition image: the chunk's page-aligned
+ * offset in the image). Chunks adjacent both in guest memory and in the same file share one
+ * mmap, so the cost is at most one mmap per non-zero chunk whatever the memory size, and clones
  * share page cache until they write (copy-on-write). Chunk objects are not re-hashed here: the
- * store verified them when they were filed, and hashing would read all of guest memory; their
+ * store verified them when they were filed (init re-verifies the partition image before it
+ * starts a restore), and hashing would read all of guest memory; their
  * sizes, alignment and indices are checked. The small blobs (manifest, state) are read with
  * snap_source_read, which re-verifies their hash.
  * Setup order: memory slot before irqchip (see kvm_x86_64.c), then device, VM and vCPU state,
@@ -49,10 +52,23 @@ static int read_blob(const struct snap_source *src, const uint8_t id[SNAP_HASH_L
 	return 0;
 }
 
+/* One mmap for a run of chunks that are adjacent both in guest memory and in the same file. */
+static int map_run(uint8_t *mem, const struct snap_manifest *m, uint64_t first, uint64_t n, int fd, uint64_t off,
+		   char *err, size_t errlen)
+{
+	if (mmap(mem + first * m->chunk_bytes, n * m->chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED,
+		 fd, (off_t)off) == MAP_FAILED)
+		return fail(err, errlen, -errno, "mapping memory chunk %llu: %s", (unsigned long long)first,
+			    strerror(errno));
+	return 0;
+}
+
 static int map_memory(const struct snap_source *src, const struct snap_manifest *m, uint8_t **out,
 		      char *err, size_t errlen)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t run_first = 0, run_n = 0, run_off = 0;
+	int run_fd = -1, r;
 	uint8_t *mem;
 	size_t i;
 
@@ -63,34 +79,42 @@ static int map_memory(const struct snap_source *src, const struct snap_manifest 
 	for (i = 0; i < m->nchunks; i++) {
 		const struct snap_manifest_chunk *c = &m->chunks[i];
 		uint64_t off, len;
-		int fd, r;
+		int fd;
 
 		if (c->index >= m->memory_bytes / m->chunk_bytes || (i && c->index <= m->chunks[i - 1].index)) {
-			munmap(mem, m->memory_bytes);
-			return fail(err, errlen, -EINVAL, "manifest chunk map is out of order or out of range");
+			r = fail(err, errlen, -EINVAL, "manifest chunk map is out of order or out of range");
+			goto fail;
 		}
 		r = src->locate(src->ctx, SNAP_KIND_OBJECT, c->id, &fd, &off, &len);
 		if (r) {
-			munmap(mem, m->memory_bytes);
-			return fail(err, errlen, r, "memory chunk %llu: %s", (unsigned long long)c->index,
-				    strerror(-r));
+			fail(err, errlen, r, "memory chunk %llu: %s", (unsigned long long)c->index,
+			     r == -ENOENT ? "object missing" : strerror(-r));
+			goto fail;
 		}
 		if (len != m->chunk_bytes || off % pg) {
-			munmap(mem, m->memory_bytes);
-			return fail(err, errlen, -EINVAL, "memory chunk %llu has %llu bytes at offset %llu (want %llu, page-aligned)",
-				    (unsigned long long)c->index, (unsigned long long)len,
-				    (unsigned long long)off, (unsigned long long)m->chunk_bytes);
+			r = fail(err, errlen, -EINVAL, "memory chunk %llu has %llu bytes at offset %llu (want %llu, page-aligned)",
+				 (unsigned long long)c->index, (unsigned long long)len,
+				 (unsigned long long)off, (unsigned long long)m->chunk_bytes);
+			goto fail;
 		}
-		if (mmap(mem + c->index * m->chunk_bytes, m->chunk_bytes, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_FIXED, fd, (off_t)off) == MAP_FAILED) {
-			r = -errno;
-			munmap(mem, m->memory_bytes);
-			return fail(err, errlen, r, "mapping memory chunk %llu: %s", (unsigned long long)c->index,
-				    strerror(-r));
+		if (run_n && fd == run_fd && c->index == run_first + run_n && off == run_off + run_n * m->chunk_bytes) {
+			run_n++;
+			continue;
 		}
+		if (run_n && (r = map_run(mem, m, run_first, run_n, run_fd, run_off, err, errlen)))
+			goto fail;
+		run_first = c->index;
+		run_n = 1;
+		run_fd = fd;
+		run_off = off;
 	}
+	if (run_n && (r = map_run(mem, m, run_first, run_n, run_fd, run_off, err, errlen)))
+		goto fail;
 	*out = mem;
 	return 0;
+fail:
+	munmap(mem, m->memory_bytes);
+	return r;
 }
 
 static int restore_from(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
@@ -213,19 +237,28 @@ int vmm_restore_open(const char *store_dir, const char *image, const char *name,
 		     struct vmm **out, char *err, size_t errlen)
 {
 	uint64_t t_start = vmm_now_ns();
-	struct snap_store *s;
+	struct snap_store *s = NULL;
+	struct snap_image *img = NULL;
 	struct snap_source src;
+	char ierr[200];
 	int r;
 
 	*out = NULL;
-	if (image)
-		return fail(err, errlen, -ENOTSUP, "--image: partition images are not supported by this build");
-	r = snap_store_open(store_dir, &s);
-	if (r)
-		return fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
-	snap_store_source(s, &src);
+	if (image) {
+		r = snap_image_open(image, &img, ierr, sizeof(ierr));
+		if (r)   /* ierr names the path where the file itself is the problem */
+			return fail(err, errlen, r, "%s%s%s", r == -ENOENT || r == -EACCES ? "" : image,
+				    r == -ENOENT || r == -EACCES ? "" : ": ", ierr);
+		snap_image_source(img, &src);
+	} else {
+		r = snap_store_open(store_dir, &s);
+		if (r)
+			return fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
+		snap_store_source(s, &src);
+	}
 	r = restore_from(&src, name, cfg, out, err, errlen, t_start);
 	/* the chunk mappings hold their own references to the files */
 	snap_store_close(s);
+	snap_image_close(img);
 	return r;
 }
