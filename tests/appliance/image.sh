@@ -50,7 +50,7 @@ fi
 
 # initramfs: keel is the only program, and it loads exactly board.conf's module list, in order. So the list
 # written into the initramfs is complete: first what the board's devices imply (a /dev/vd* partition:
-# virtio_mmio + virtio_blk; an ext4 data partition: ext4 + crc32c), then board.conf's own modules, each
+# virtio_mmio or virtio_pci + virtio_blk; an ext4 data partition: ext4 + crc32c), then board.conf's own modules, each
 # preceded by its dependencies (build/kernel/modules.dep). Files go where board.conf's lines say (names
 # compared with '-' and '_' alike, as the kernel does); the rest beside them.
 st=$(mktemp -d "${TMPDIR:-/tmp}/keel-image-XXXXXX")
@@ -62,7 +62,8 @@ chmod 0755 "$st/init"
 mlines=$(sed -n 's/^module *= *\(\/[^ ]*\) *$/\1/p' "$conf")
 mdir=$(dirname "$(echo "${mlines:-/lib/modules/x.ko}" | head -n 1)")
 implied=()
-grep -qE '^(image|data-device) *= */dev/vd' "$conf" && implied+=("$mdir/virtio_mmio.ko" "$mdir/virtio_blk.ko")
+grep -qE '^(image|data-device) *= */dev/vd' "$conf" &&
+	implied+=("$mdir/virtio_mmio.ko" "$mdir/virtio_pci.ko" "$mdir/virtio_blk.ko")
 if grep -qE '^data-device *= */dev/' "$conf" && ! grep -qE '^data-fstype *= *' "$conf" ||
    grep -qE '^data-fstype *= *ext4 *$' "$conf"; then
 	implied+=("$mdir/crc32c_generic.ko" "$mdir/ext4.ko")

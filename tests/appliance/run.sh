@@ -3,8 +3,8 @@
 # whose /init is keel, snap.img as a read-only virtio disk (/dev/vda), a data disk (/dev/vdb,
 # build/appliance/data.img, ext4, kept between runs) and a virtio NIC on QEMU's user network (DHCP) with the
 # listener port forwarded to the host. The console is shown here. SIGTERM or ctrl-c presses the ACPI power
-# button (QEMU system_powerdown): keel stops the sandboxes and powers off; QEMU exits. If the appliance is
-# not off within KEEL_RUN_STOP_TIMEOUT seconds (default 30) QEMU is stopped hard, and this says so.
+# button and then ctrl-alt-del (SIGINT for keel): keel stops the sandboxes, syncs, unmounts and ends the
+# VM; QEMU exits. If it is not off within KEEL_RUN_STOP_TIMEOUT seconds (default 30) QEMU is stopped hard.
 # Usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S]
 # Outer accelerator: KVM where the host can run Linux guests with nested virtualization, else the test
 # appliance setup of KVM-HERE.md (TCG, -cpu EPYC,+svm); KEEL_APPLIANCE_ACCEL=kvm|tcg overrides.
@@ -59,15 +59,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# ACPI stays on: the Debian kernel finds virtio-mmio devices only through ACPI, and the power button
-# (system_powerdown) is an ACPI event.
-qemu=(qemu-system-x86_64 "${cpu[@]}" -M microvm,acpi=on -m "${mem}M" -smp 1 -display none -no-reboot -nodefaults
+# A PC machine (not microvm): its i8042 keyboard controller carries ctrl-alt-del, which the kernel turns
+# into SIGINT for keel (keel disables the kernel's own CAD reboot); devices are virtio-pci, which the
+# Debian kernel finds without ACPI help (it cannot take virtio_mmio.device= from the command line).
+qemu=(qemu-system-x86_64 "${cpu[@]}" -M pc -m "${mem}M" -smp 1 -display none -no-reboot -nodefaults
       -serial stdio -monitor "unix:$mon,server=on,wait=off"
       -kernel "$kernel" -initrd "$a/initramfs.cpio"
       -append "console=ttyS0 reboot=t panic=-1 quiet $clock"
-      -drive "file=$a/snap.img,if=none,id=snap,format=raw,readonly=on" -device virtio-blk-device,drive=snap
-      -drive "file=$a/data.img,if=none,id=data,format=raw" -device virtio-blk-device,drive=data
-      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:$gport" -device virtio-net-device,netdev=n0)
+      -drive "file=$a/snap.img,if=none,id=snap,format=raw,readonly=on" -device virtio-blk-pci,drive=snap
+      -drive "file=$a/data.img,if=none,id=data,format=raw" -device virtio-blk-pci,drive=data
+      -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:$gport" -device virtio-net-pci,netdev=n0)
 monitor() { printf '%s\n' "$1" | socat - "UNIX-CONNECT:$mon" >/dev/null 2>&1; }
 
 printf 'run.sh: booting the appliance (%s; listener: 127.0.0.1:%s -> %s; ctrl-c or SIGTERM powers it off)\n' \
@@ -79,10 +80,13 @@ stopping=0
 stop() {
 	[ "$stopping" = 1 ] && return 0
 	stopping=1
-	echo "run.sh: power button pressed (system_powerdown); waiting for the appliance to power off" >&2
+	# The ACPI power button first (a power-off, for an init that listens to it), then ctrl-alt-del
+	# (SIGINT: keel stops the sandboxes, syncs, unmounts and reboots, which ends QEMU: -no-reboot).
+	echo "run.sh: stopping the appliance: power button, then ctrl-alt-del" >&2
 	monitor system_powerdown
-	(sleep "${KEEL_RUN_STOP_TIMEOUT:-30}"; kill -0 "$qpid" 2>/dev/null &&
-		echo "run.sh: the appliance did not power off in ${KEEL_RUN_STOP_TIMEOUT:-30} s; stopping QEMU" >&2 &&
+	(sleep 2; kill -0 "$qpid" 2>/dev/null && monitor "sendkey ctrl-alt-delete"
+	 sleep "${KEEL_RUN_STOP_TIMEOUT:-30}"; kill -0 "$qpid" 2>/dev/null &&
+		echo "run.sh: the appliance did not stop in ${KEEL_RUN_STOP_TIMEOUT:-30} s; stopping QEMU" >&2 &&
 		monitor quit) &
 }
 trap stop INT TERM
