@@ -14,7 +14,8 @@
  * sizes, alignment and indices are checked. The small blobs (manifest, state) are read with
  * snap_source_read, which re-verifies their hash.
  * Setup order: memory slot before irqchip (see kvm_x86_64.c), then device, VM and vCPU state,
- * KVM_SET_CLOCK last, right before the vCPUs run.
+ * KVM_SET_CLOCK last, right before the vCPUs run; the PIT is created and loaded on a thread of
+ * its own started after the vCPUs exist (kvm_x86_64.c says why), not on the resume path.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -175,6 +176,7 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 		snprintf(vm->health_buf, sizeof(vm->health_buf), "%s", m.health_marker);
 	vm->health_marker = vm->health_buf[0] ? vm->health_buf : NULL;
 
+	vm->pit_deferred = 1;
 	r = vmm_kvm_open(vm, m.memory_bytes, (int)m.vcpus, mem);
 	if (r) {
 		munmap(mem, m.memory_bytes);
@@ -206,6 +208,11 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 	buf = NULL;
 	if (r)
 		goto fail;
+	r = vmm_kvm_start_pit(vm);
+	if (r) {
+		fail(err, errlen, r, "starting the PIT thread: %s", strerror(-r));
+		goto fail;
+	}
 	vm->timing.vm_state = vmm_now_ns() - t0;
 
 	t0 = vmm_now_ns();

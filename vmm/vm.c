@@ -39,6 +39,7 @@ void vmm_destroy(struct vmm *vm)
 	if (!vm)
 		return;
 	vmm_stop(vm);
+	vmm_kvm_join_pit(vm);
 	vmm_kvm_close(vm);
 	for (i = 0; i < vm->nvirtio; i++)
 		if (vm->virtio[i].fd >= 0)
@@ -176,7 +177,18 @@ fail:
 
 int vmm_run(struct vmm *vm)
 {
-	int r = vmm_run_loop(vm);
+	int r;
+
+	/*
+	 * "restored" goes out before the vCPU threads start, not after: a guest that prints its
+	 * health marker at once must not have "healthy" reach the ready fd first.
+	 */
+	if (vm->announce_restored && vm->ready_fd >= 0 && !vm->vcpu[0].started &&
+	    write(vm->ready_fd, "restored\n", 9) < 0) {
+		/* init notices the missing line (or the closed pipe) itself */
+	}
+	vm->announce_restored = 0;
+	r = vmm_run_loop(vm);
 
 	if (vm->t_first_exit_ns && vm->t_resume_ns && !vm->timing.first_exit) {
 		vm->timing.first_exit = vm->t_first_exit_ns - vm->t_resume_ns;

@@ -153,6 +153,10 @@ struct vmm {
 	int running;                  /* vCPU threads alive */
 
 	int irqchip_first;
+	int pit_deferred;             /* restore: the PIT is created after the vCPUs start (kvm_x86_64.c) */
+	struct kvm_pit_state2 pit_state;  /* restore: the PIT state to load once it exists */
+	pthread_t pit_thread;
+	int pit_thread_started;
 	struct vmm_disk disks[VMM_MAX_DISKS];   /* restore: disks to reattach, in device order */
 	int ndisks;
 	char health_buf[260];
@@ -166,6 +170,9 @@ struct vmm {
 /* kvm_x86_64.c */
 int vmm_kvm_open(struct vmm *vm, uint64_t mem_size, int nvcpus, void *premapped);
 int vmm_kvm_create_vcpus(struct vmm *vm);
+/* Restore: creates the PIT and loads vm->pit_state on a thread of its own (off the resume path). */
+int vmm_kvm_start_pit(struct vmm *vm);
+void vmm_kvm_join_pit(struct vmm *vm);
 int vmm_kvm_setup_cpuid(struct vmm *vm, struct vmm_vcpu *c);
 int vmm_kvm_set_cpuid(struct vmm_vcpu *c, const struct kvm_cpuid2 *cpuid);
 int vmm_kvm_set_lint(struct vmm_vcpu *c);

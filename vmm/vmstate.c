@@ -565,7 +565,9 @@ int vmm_load_vm(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size
 		}
 	}
 	memcpy(&pit, s[M_PIT], sizeof(pit));
-	if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+	if (vm->pit_deferred)
+		vm->pit_state = pit;   /* loaded by the PIT thread once the PIT exists */
+	else if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
 		snprintf(err, errlen, "restoring the PIT: %s", strerror(errno));
 		return -errno;
 	}
