@@ -17,6 +17,7 @@
 #include "vmm/vmm_int.h"
 
 /* boot_params / setup_header offsets (Documentation/arch/x86/boot.rst, zero-page.rst) */
+#define BP_ACPI_RSDP_ADDR 0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
@@ -250,9 +251,12 @@ int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const 
 		put32(zp + BP_EXT_RAMDISK_SIZE, 0);
 	}
 
-	/* RAM, minus the EBDA (MP table) and the legacy hole 640 KiB - 1 MiB; MMIO lies above RAM. */
+	/* RAM, minus the EBDA (MP table) and the legacy hole 640 KiB - 1 MiB, whose top holds the ACPI
+	 * tables and the VM generation ID (reserved); MMIO lies above RAM. */
 	e820_add(zp, 0, VMM_EBDA, 1);
 	e820_add(zp, VMM_EBDA, 0xa0000 - VMM_EBDA, 2);
+	e820_add(zp, VMM_ACPI_BASE, VMM_HIMEM - VMM_ACPI_BASE, 2);
 	e820_add(zp, VMM_HIMEM, vm->mem_size - VMM_HIMEM, 1);
+	put64(zp + BP_ACPI_RSDP_ADDR, VMM_ACPI_BASE);
 	return 0;
 }

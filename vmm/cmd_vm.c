@@ -20,20 +20,23 @@ static const char help_text[] =
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
-	"(IRQ 4) as the console on stdin/stdout, an MP table for the vCPUs, and virtio-mmio devices\n"
-	"announced on the command line (virtio_mmio.device=4K@ADDR:IRQ): --disk adds a virtio-blk\n"
-	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(). Default command line:\n"
-	"\"console=ttyS0 reboot=t panic=-1 acpi=off\"; default 256 MiB, 1 vCPU.\n"
-	"Exit status: 0 when the guest powers off or halts (the kernel's \"reboot: Power down\" or\n"
-	"\"reboot: System halted\" line: without ACPI that is its only power-off signal), 1 on a reset\n"
-	"(reboot, triple fault, crash) or error.\n"
+	"(IRQ 4) as the console on stdin/stdout, and virtio-mmio devices: --disk adds a virtio-blk\n"
+	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(). The machine is described\n"
+	"by hardware-reduced ACPI tables (MADT for the vCPUs, a DSDT with the UART, each virtio-mmio\n"
+	"device and a VM generation ID) and an MP table; a guest given acpi=off gets its devices as\n"
+	"virtio_mmio.device=4K@ADDR:IRQ on the command line instead. Default command line:\n"
+	"\"console=ttyS0 reboot=t panic=-1\"; default 256 MiB, 1 vCPU.\n"
+	"Exit status: 0 when the guest powers off (ACPI S5; without ACPI the kernel's \"reboot: Power\n"
+	"down\" or \"reboot: System halted\" line), 1 on a reset (ACPI reset register, reboot, triple\n"
+	"fault, crash) or error.\n"
 	"\n"
 	"--snapshot-on MARKER: when MARKER appears on the console, pause every vCPU, write the guest\n"
 	"(memory chunks, vCPU/VM/device state, kernel, initrd) and a manifest into the store DIR, point\n"
 	"ref NAME at it, print the manifest id and exit 0. --health sets the manifest's health marker.\n"
 	"\n"
 	"restore rebuilds the VM from a manifest (ref NAME or manifest id) and resumes it: memory is\n"
-	"mapped copy-on-write from the store or the partition image, the wall clock is moved to now. --ready-fd N receives\n"
+	"mapped copy-on-write from the store or the partition image, the wall clock is moved to now and\n"
+	"the guest gets a new VM generation ID (its kernel reseeds its RNG). --ready-fd N receives\n"
 	"\"restored\\n\" once the vCPUs run and \"healthy\\n\" once the health marker (--health, else\n"
 	"the manifest's) appears. Exit status as for run; a bad snapshot is one line on stderr, exit 1.\n"
 	"--timing prints the setup steps' durations on stderr.\n";
@@ -104,7 +107,7 @@ static int cmd_run(int argc, char **argv)
 		{ "irqchip-first", no_argument, NULL, 'I' }, { NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = { .mem_bytes = 256ULL << 20, .vcpus = 1, .out_fd = 1, .in_fd = 0, .ready_fd = -1,
-				  .cmdline = "console=ttyS0 reboot=t panic=-1 acpi=off" };
+				  .cmdline = "console=ttyS0 reboot=t panic=-1" };
 	const char *store = NULL, *name = NULL;
 	char err[256];
 	struct vmm *vm;

@@ -230,6 +230,14 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 		fail(err, errlen, r, "setting the guest clock: %s", strerror(-r));
 		goto fail;
 	}
+	/* Clones must not be twins: a new VM generation ID, its interrupt pending when the vCPUs run. */
+	r = vmm_vmgenid_renew(vm);
+	if (!r)
+		r = vmm_vmgenid_notify(vm);
+	if (r) {
+		fail(err, errlen, r, "VM generation ID: %s", strerror(-r));
+		goto fail;
+	}
 	vm->timing.vcpu_state = vmm_now_ns() - t0;
 	snap_manifest_free(&m);
 	*out = vm;

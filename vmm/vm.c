@@ -80,13 +80,19 @@ int vmm_add_devices(struct vmm *vm, const struct vmm_config *cfg, char *err, siz
 	return 0;
 }
 
-/* The user's command line plus one virtio_mmio.device= per device. */
+/*
+ * The user's command line; a guest told acpi=off cannot see the DSDT, so it gets one
+ * virtio_mmio.device= per device instead (kernels with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES).
+ * Never both: a kernel that honours both would register every device twice.
+ */
 static int build_cmdline(struct vmm *vm, const char *user, char *out, size_t outlen)
 {
 	size_t n;
 	int i;
 
 	n = (size_t)snprintf(out, outlen, "%s", user ? user : "");
+	if (!vmm_cmdline_acpi_off(user))
+		return n < outlen ? 0 : -E2BIG;
 	for (i = 0; i < vm->nvirtio && n < outlen; i++)
 		n += (size_t)snprintf(out + n, outlen - n, "%svirtio_mmio.device=4K@0x%llx:%u", n ? " " : "",
 				      (unsigned long long)vm->virtio[i].base, vm->virtio[i].irq);
@@ -154,6 +160,11 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 		snprintf(err, errlen, "MP table: %s", strerror(-r));
 		goto fail;
 	}
+	r = vmm_acpi_write(vm);
+	if (r) {
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-r));
+		goto fail;
+	}
 	t0 = vmm_now_ns();
 	for (i = 0; i < vm->nvcpus; i++) {
 		r = vmm_kvm_setup_cpuid(vm, &vm->vcpu[i]);
@@ -173,6 +184,19 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 fail:
 	vmm_destroy(vm);
 	return r;
+}
+
+int vmm_cmdline_acpi_off(const char *cmdline)
+{
+	const char *p = cmdline;
+	size_t n = strlen("acpi=off");
+
+	while (p && (p = strstr(p, "acpi=off")) != NULL) {
+		if ((p == cmdline || p[-1] == ' ') && (p[n] == 0 || p[n] == ' '))
+			return 1;
+		p += n;
+	}
+	return 0;
 }
 
 int vmm_run(struct vmm *vm)

@@ -21,7 +21,8 @@
 
 #include "vmm/vmm_int.h"
 
-/* Without ACPI the kernel has no power-off method: "poweroff" ends in a halt. */
+/* A kernel without ACPI (acpi=off, the tiny test guest) has no power-off method: "poweroff"
+ * ends in a halt, so its last console line counts as power off. With ACPI the S5 write does. */
 #define POWEROFF_LINE "reboot: Power down"
 #define HALT_LINE "reboot: System halted"
 
@@ -139,8 +140,18 @@ static void port_io(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsig
 			vmm_irq_pulse(vm, VMM_UART_IRQ);
 		return;
 	}
+	if (port == VMM_ACPI_SLEEP_CTL || port == VMM_ACPI_SLEEP_STS) {
+		/* SLP_EN with the _S5_ sleep type is ACPI power off; other states and the
+		 * status register (wake status, never set: nothing sleeps) read as zero. */
+		if (out && port == VMM_ACPI_SLEEP_CTL && size == 1 && (data[0] & VMM_ACPI_SLP_EN) &&
+		    ((data[0] >> 2) & 7) == VMM_ACPI_S5)
+			vmm_raise_event(vm, VMM_EV_POWEROFF, "guest powered off (ACPI S5)");
+		if (!out)
+			memset(data, 0, size);
+		return;
+	}
 	if (out) {
-		if (port == 0xcf9 && size == 1 && (data[0] & 0x04))
+		if (port == VMM_RESET_PORT && size == 1 && (data[0] & 0x04))
 			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (port 0xcf9)");
 		else if (port == 0x64 && size == 1 && data[0] == 0xfe)
 			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (i8042)");

@@ -15,6 +15,7 @@
  *   0x00500  GDT                      0x07000  zero page (boot_params)
  *   0x09000  PML4, 0x0a000 PDPT, 0x0b000..0x0efff four PDs (2 MiB pages, identity 0..4 GiB)
  *   0x20000  kernel command line      0x9fc00  MP table (EBDA, outside e820 RAM)
+ *   0xe0000  ACPI tables (RSDP first) 0xf0000  VM generation ID (16 bytes); e820 reserved to 1 MiB
  *   0x100000 tiny guests' load address; 0x1000000 Linux kernel; initrd at the top of RAM
  *   0xd0000000 virtio-mmio windows (4 KiB each), IRQ 5 upwards
  */
@@ -36,6 +37,18 @@
 #define VMM_MAX_VIRTIO 8
 #define VMM_UART_PORT 0x3f8
 #define VMM_UART_IRQ 4
+#define VMM_ACPI_BASE 0xe0000ULL
+#define VMM_ACPI_SIZE 0x20000ULL
+#define VMM_VMGENID_ADDR 0xf0000ULL
+/* Above the ISA range, so no 8259 input ever sees it. */
+#define VMM_GED_IRQ 16
+/* Hardware-reduced ACPI registers: sleep control/status (S5 = power off) and reset. */
+#define VMM_ACPI_SLEEP_CTL 0x600
+#define VMM_ACPI_SLEEP_STS 0x601
+#define VMM_ACPI_SLP_EN 0x20
+#define VMM_ACPI_S5 5
+#define VMM_RESET_PORT 0xcf9
+#define VMM_RESET_VALUE 0x06
 
 /* Every guest-physical access goes through this: NULL unless [gpa, gpa+len) is RAM. */
 void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
@@ -185,6 +198,16 @@ void vmm_boot_pagetables(struct vmm *vm);
 /* boot_linux.c: load a bzImage or an ELF at their 64-bit entry. */
 int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const char *cmdline,
 		  uint64_t *entry, char *err, size_t errlen);
+
+/* 1 when the kernel command line turns ACPI off (the guest then cannot see the DSDT). */
+int vmm_cmdline_acpi_off(const char *cmdline);
+
+/* acpi.c: RSDP/XSDT/FADT/MADT/DSDT in the BIOS area, and a fresh VM generation ID. */
+int vmm_acpi_write(struct vmm *vm);
+/* A new random generation ID in guest memory (boot and every restore). */
+int vmm_vmgenid_renew(struct vmm *vm);
+/* Tells the guest the ID changed: the GED's interrupt (its _EVT notifies the VGEN device). */
+int vmm_vmgenid_notify(struct vmm *vm);
 
 /* mptable.c */
 int vmm_mptable_write(struct vmm *vm);
