@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "tests/harness.h"
-#include "vmm/vmm.h"
+#include "vmm/vmm_int.h"
 
 static const char *tiny(void)
 {
@@ -235,4 +235,76 @@ TEST(dsdt_disassembles_with_iasl_when_it_is_installed)
 	CHECK_EQ(t_sh("grep -q 'Device (VIO2)' %s/dsdt.dsl", t_tmpdir()), 0);
 	CHECK_EQ(t_sh("grep -q 'Notify (\\\\_SB.VGEN, 0x80)' %s/dsdt.dsl", t_tmpdir()), 0);
 	vmm_destroy(vm);
+}
+
+/* Replaces the tiny guest's entry (1 MiB) with: out(0x600, sleep); out(0xcf9, 6); jmp $. */
+static int run_sleep_write(uint8_t sleep_ctl)
+{
+	struct vmm *vm = create(1, 0, 0, "tiny=mem");
+	uint8_t code[] = { 0x66, 0xba, 0x00, 0x06, 0xb0, sleep_ctl, 0xee,
+			   0x66, 0xba, 0xf9, 0x0c, 0xb0, 0x06, 0xee, 0xeb, 0xfe };
+	uint8_t *entry = vmm_mem(vm, 0x100000, sizeof(code));
+	int r;
+
+	if (!entry) {
+		vmm_destroy(vm);
+		return -1;
+	}
+	memcpy(entry, code, sizeof(code));
+	r = vmm_run(vm);
+	vmm_destroy(vm);
+	return r;
+}
+
+TEST(s5_write_to_the_fadt_sleep_control_register_powers_off)
+{
+	CHECK_EQ(run_sleep_write(0x20 | 5 << 2), VMM_EXIT_POWEROFF);
+}
+
+TEST(other_sleep_states_are_ignored)
+{
+	/* S3 is not offered: the write does nothing and the reset after it ends the VM */
+	CHECK_EQ(run_sleep_write(0x20 | 3 << 2), VMM_EXIT_RESET);
+	CHECK_EQ(run_sleep_write(5 << 2), VMM_EXIT_RESET);    /* SLP_EN clear */
+}
+
+/* The generation ID of a restored VM, after a snapshot of the tiny guest in store dir. */
+static int restored_id(const char *dir, uint8_t id[16])
+{
+	struct vmm_config cfg = { .out_fd = -1, .in_fd = -1, .ready_fd = -1 };
+	struct vmm *vm = NULL;
+	char err[256];
+	const uint8_t *p;
+	int r;
+
+	if (vmm_restore_open(dir, NULL, "t", &cfg, &vm, err, sizeof(err)) != 0)
+		return -1;
+	p = vmm_mem(vm, VMM_VMGENID_ADDR, 16);
+	if (p)
+		memcpy(id, p, 16);
+	r = vmm_run(vm);
+	vmm_destroy(vm);
+	return p && r == VMM_EXIT_POWEROFF ? 0 : -1;
+}
+
+TEST(every_restore_gets_a_new_vm_generation_id)
+{
+	struct vmm_config cfg = { .mem_bytes = 64ULL << 20, .vcpus = 1, .kernel = tiny(), .cmdline = "tiny=count n=3",
+				  .out_fd = -1, .in_fd = -1, .ready_fd = -1, .snapshot_marker = "count 1." };
+	struct vmm_snapshot_info info = { .kernel = cfg.kernel, .cmdline = cfg.cmdline, .name = "t" };
+	struct vmm *vm = NULL;
+	uint8_t boot[16], a[16], b[16];
+	char err[256], id[65], dir[600];
+
+	snprintf(dir, sizeof(dir), "%s/store", t_tmpdir());
+	REQUIRE(vmm_create(&cfg, &vm, err, sizeof(err)) == 0);
+	REQUIRE(vmm_run(vm) == VMM_EXIT_SNAPSHOT);
+	memcpy(boot, vmm_mem(vm, VMM_VMGENID_ADDR, 16), 16);
+	REQUIRE(vmm_snapshot_write(vm, dir, &info, id, err, sizeof(err)) == 0);
+	vmm_destroy(vm);
+	REQUIRE(restored_id(dir, a) == 0);
+	REQUIRE(restored_id(dir, b) == 0);
+	CHECK(memcmp(boot, a, 16) != 0);
+	CHECK(memcmp(boot, b, 16) != 0);
+	CHECK(memcmp(a, b, 16) != 0);
 }
