@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "init/init.h"
+#include "snap/snap.h"
 
 #define BOARD_MAX_BYTES 65536
 
@@ -95,19 +96,6 @@ static int printable(const char *v)
 	return 1;
 }
 
-static int name_ok(const char *s, size_t len)
-{
-	if (len < 1 || len > 64 || (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 /* A.B.C.D with each part 0..255. */
 static int ipv4_ok(const char *v, size_t len)
 {
@@ -154,7 +142,7 @@ static int sandbox_key(struct init_board *b, const char *key, const char *v, int
 	if (!dot || dot == name)
 		return bad(err, errlen, line, "'%s': expected sandbox.NAME.KEY", key);
 	nlen = (size_t)(dot - name);
-	if (!name_ok(name, nlen))
+	if (!snap_name_valid(name, nlen))
 		return bad(err, errlen, line, "'%s': sandbox name must be [A-Za-z0-9._-]{1,64}", key);
 	memcpy(nm, name, nlen);
 	nm[nlen] = 0;
@@ -240,12 +228,12 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 		return 0;
 	}
 	if (!strcmp(key, "data-fstype")) {
-		if (set_str(b->data_fstype, sizeof(b->data_fstype), v) || !name_ok(v, strlen(v)))
+		if (set_str(b->data_fstype, sizeof(b->data_fstype), v) || !snap_name_valid(v, strlen(v)))
 			return bad(err, errlen, line, "data-fstype: a filesystem name such as ext4");
 	} else if (!strcmp(key, "nic")) {
 		/* "tap:NAME": lwIP behind a TAP device keel creates (development and test boards). */
 		const char *ifn = !strncmp(v, "tap:", 4) ? v + 4 : v;
-		if (set_str(b->nic, sizeof(b->nic), v) || strlen(ifn) > 15 || !name_ok(ifn, strlen(ifn)))
+		if (set_str(b->nic, sizeof(b->nic), v) || strlen(ifn) > 15 || !snap_name_valid(ifn, strlen(ifn)))
 			return bad(err, errlen, line, "nic: an interface name (at most 15 characters) or tap:NAME");
 	} else if (!strcmp(key, "address")) {
 		if (!address_ok(v) || set_str(b->address, sizeof(b->address), v))
