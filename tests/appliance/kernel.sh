@@ -24,7 +24,7 @@ resolve_pkg() {
 }
 
 # Fast path: already laid out. `rm -rf build/kernel` (or KEEL_KERNEL_REFRESH=1) picks up a newer package.
-if grep -qs " kernel.sh-v3$" "$K/.stamp" && [ -f "$K/vmlinux" ] && [ -z "${KEEL_KERNEL_REFRESH:-}" ] && [ -z "${KEEL_KERNEL_PKG:-}" ]; then
+if grep -qs " kernel.sh-v4$" "$K/.stamp" && [ -f "$K/vmlinux" ] && [ -z "${KEEL_KERNEL_REFRESH:-}" ] && [ -z "${KEEL_KERNEL_PKG:-}" ]; then
 	exit 0
 fi
 
@@ -58,7 +58,7 @@ else
 	fi
 fi
 
-stamp="$(basename "$deb") kernel.sh-v3"
+stamp="$(basename "$deb") kernel.sh-v4"
 if [ -f "$K/.stamp" ] && [ "$(cat "$K/.stamp")" = "$stamp" ] && [ -f "$K/vmlinux" ]; then
 	exit 0
 fi
@@ -100,7 +100,10 @@ while IFS= read -r f; do
 	*.ko.zst) zstd -qdc "$f" > "$work/m.ko" ;;
 	*) continue ;;
 	esac
-	info=$(objcopy -O binary -j .modinfo "$work/m.ko" /dev/stdout 2>/dev/null | tr '\0' '\n')
+	# objcopy replaces its output file by rename: never point it at /dev/stdout (as root that
+	# turns the /dev/stdout link into a regular file for the whole machine).
+	objcopy -O binary -j .modinfo "$work/m.ko" "$work/modinfo" 2>/dev/null || : > "$work/modinfo"
+	info=$(tr '\0' '\n' < "$work/modinfo")
 	n=$(printf '%s\n' "$info" | sed -n 's/^name=//p' | head -n 1)
 	[ -n "$n" ] || n=$(basename "${f%%.ko*}" | tr - _)
 	path[$n]=$f
