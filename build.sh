@@ -10,7 +10,7 @@ export LC_ALL=C
 # Debian bookworm packages keel needs to build and test.
 PKGS=(musl-tools musl-dev linux-libc-dev gcc make clang llvm libclang-rt-14-dev kconfig-frontends file
       dpkg-dev xz-utils zstd cpio busybox-static qemu-system-x86 qemu-utils iproute2
-      netcat-openbsd openssl ethtool b3sum procps util-linux e2fsprogs socat binutils acpica-tools)
+      netcat-openbsd openssl ethtool b3sum procps util-linux e2fsprogs socat binutils acpica-tools bc python3)
 
 # Third-party sources: Debian source package, version, orig tarball, its SHA-256, unpacked dir.
 LWIP_PKG=lwip LWIP_VER=2.1.3+dfsg1-2
