@@ -154,6 +154,10 @@ void tiny_main(const uint8_t *bp)
 	} else if (mode(cl, "spin")) {
 		for (;;)
 			delay(1000);
+	} else if (mode(cl, "idle")) {
+		/* an idle sandbox: halted with interrupts off, KVM blocks the vCPU (no CPU time) */
+		for (;;)
+			__asm__ volatile("cli; hlt");
 	}
 	poweroff();
 }
