@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# keel vs QEMU with the same Debian-kernel guest, both inside the test appliance VM in one run
+# (tests/appliance/vmtest.sh --with-qemu; nested KVM under TCG, so only the ratios mean anything):
+#  - restore: keel `vm restore` of a snapshot vs QEMU `-incoming "exec:cat FILE"` of a migration
+#    file saved at the same point (the counter guest at "count 3"), timed from launch to the
+#    moment the VMM reports the guest running again;
+#  - cold boot to the guest's first userspace line ("keel-guest: ready"), keel `vm run` vs QEMU
+#    `-M microvm`, same vmlinux + initramfs + command line;
+#  - VMM memory: RSS of the running VMM minus the guest pages it has touched.
+# Times inside come from /proc/timer_list (ns). Runs only in `./build.sh bench`.
+set -u
+: "${KEEL_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${KEEL:=$KEEL_TOP/build/keel}"
+command -v qemu-system-x86_64 >/dev/null || { echo "vmm_qemu: skipped (qemu-system-x86_64 not installed)"; exit 0; }
+[ -x "$KEEL" ] || { echo "vmm_qemu: skipped (no $KEEL)"; exit 0; }
+R=${VMM_QEMU_RUNS:-3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+cat > "$tmp/inside.sh" <<IN
+R=$R BOOT_RUNS=${VMM_QEMU_BOOT_RUNS:-$R}
+IN
+cat >> "$tmp/inside.sh" <<'IN'
+K=/guest/vmlinux I=/guest/initramfs.cpio T=/tmp/b
+CL="console=ttyS0 reboot=t panic=-1 acpi=off quiet"
+mkdir -p $T
+now() { awk '/^now at/ { print $3; exit }' /proc/timer_list; }
+# wait_for FILE TEXT TIMEOUT_S: polls every 2 ms; 0 when TEXT appeared
+wait_for() { local i=0; while ! grep -q "$2" "$1" 2>/dev/null; do i=$((i + 1)); [ $i -gt $(($3 * 500)) ] && return 1; nap; done; }
+nap() { usleep 2000 2>/dev/null || sleep 0.002; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
+# own_rss PID GUEST_KIB: VmRSS minus guest memory: keel's guest is the anonymous region pieces
+# (>= 2 MiB each) and the store's chunk files; QEMU's guest RAM is one mapping of GUEST_KIB.
+own_rss() {
+	awk -v g="$2" '
+		/^[0-9a-f]+-[0-9a-f]+ / { path = $6; next }
+		/^Size:/ { size = $2; next }
+		/^Rss:/ { total += $2; if (path ~ /\/objects\// || (path == "" && size >= 2048 && g == 0) || (g > 0 && size == g)) guest += $2 }
+		END { print total - guest }' "/proc/$1/smaps"
+}
+
+
+# ---- cold boot ----
+for i in $(seq ${BOOT_RUNS:-$R}); do
+	t0=$(now)
+	keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=none" </dev/null > $T/kb.log 2>&1 &
+	p=$!
+	wait_for $T/kb.log "keel-guest: ready" 120 && echo "bench-boot keel $(ms $t0 $(now))"
+	kill $p; wait $p 2>/dev/null
+	t0=$(now)
+	qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off -m 256M -smp 1 -display none -no-reboot \
+		-nodefaults -serial stdio -kernel $K -initrd $I -append "$CL keel.cmd=none" </dev/null > $T/qb.log 2>&1 &
+	p=$!
+	wait_for $T/qb.log "keel-guest: ready" 120 && echo "bench-boot qemu $(ms $t0 $(now))"
+	kill $p; wait $p 2>/dev/null
+done
+
+# ---- snapshots of the counter guest (tests/guest/scripts/counter.sh) at "count 3" ----
+keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=counter" --snapshot-on "keel-test: count 3 " \
+	--store $T/s --name g </dev/null > $T/ks.log 2>&1
+mkfifo $T/mon.in $T/mon.out
+qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off -m 256M -smp 1 -display none -no-reboot \
+	-nodefaults -serial stdio -monitor pipe:$T/mon -kernel $K -initrd $I -append "$CL keel.cmd=counter" \
+	</dev/null > $T/qs.log 2>&1 &
+p=$!
+exec 4> $T/mon.in
+cat $T/mon.out > $T/mon.txt &
+wait_for $T/qs.log "keel-test: count 3 " 180
+echo stop >&4
+echo 'migrate "exec:cat > /tmp/b/q.mig"' >&4
+i=0
+while [ $i -lt 300 ] && ! grep -q "status: completed" $T/mon.txt; do echo "info migrate" >&4; sleep 0.2; i=$((i + 1)); done
+grep -q "status: completed" $T/mon.txt || { echo "qemu migration did not complete:"; tail -n 5 $T/mon.txt; }
+echo quit >&4
+exec 4>&-
+wait $p
+ls -l $T/q.mig | awk '{ print "bench-info qemu migration file " $5 " bytes" }'
+du -sk $T/s | awk '{ print "bench-info keel store " $1 " KiB" }'
+
+# ---- restore: launch -> the VMM says the guest runs (keel: "restored" on --ready-fd, written as the
+# vCPUs start; QEMU: "VM status: running" on its monitor, polled every 2 ms) ----
+for i in $(seq $R); do
+	rm -f $T/ready; mkfifo $T/ready
+	t0=$(now)
+	keel vm restore --store $T/s g --ready-fd 3 </dev/null > $T/kr.log 2>&1 3> $T/ready &
+	p=$!
+	head -n 1 $T/ready > $T/ready.txt
+	t1=$(now)
+	grep -q restored $T/ready.txt && echo "bench-restore keel $(ms $t0 $t1)"
+	[ $i = 1 ] && { sleep 2; echo "bench-rss keel $(own_rss $p 0) $(awk '/^VmRSS/ { print $2 }' /proc/$p/status)"; }
+	kill $p; wait $p 2>/dev/null
+	rm -f $T/m2.in $T/m2.out; mkfifo $T/m2.in $T/m2.out
+	t0=$(now)
+	qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off -m 256M -smp 1 -display none -no-reboot \
+		-nodefaults -serial stdio -monitor pipe:$T/m2 -kernel $K -initrd $I -append "$CL keel.cmd=counter" \
+		-incoming "exec:cat $T/q.mig" </dev/null > $T/qr.log 2>&1 &
+	p=$!
+	exec 4<> $T/m2.in   # read-write: a FIFO open that cannot block
+	: > $T/m2.txt
+	cat $T/m2.out >> $T/m2.txt &
+	c=$!
+	j=0
+	while [ $j -lt 5000 ] && ! grep -q "status: running" $T/m2.txt; do echo "info status" >&4; nap; j=$((j + 1)); done
+	t1=$(now)
+	grep -q "status: running" $T/m2.txt && echo "bench-restore qemu $(ms $t0 $t1)"
+	[ $i = 1 ] && { sleep 2; echo "bench-rss qemu $(own_rss $p 262144) $(awk '/^VmRSS/ { print $2 }' /proc/$p/status)"; }
+	exec 4>&-
+	kill $p $c; wait $p 2>/dev/null
+done
+grep -q "count 4" $T/kr.log || { echo "keel restore log:"; tail -n 5 $T/kr.log; }
+exit 0
+IN
+
+st=0
+bash "$KEEL_TOP/tests/appliance/vmtest.sh" --timeout 900 --with-qemu --keel "$KEEL" "$tmp/inside.sh" \
+	> "$tmp/console" 2> "$tmp/err" || st=$?
+if ! grep -q '^bench-' "$tmp/console"; then
+	[ -n "${VMM_QEMU_KEEP:-}" ] && cp "$tmp/console" "$VMM_QEMU_KEEP"
+	echo "vmm_qemu: no results (vmtest.sh exit $st): $(tail -n 3 "$tmp/console" "$tmp/err" | tr '\n' ' ' | head -c 400)"
+	exit 0
+fi
+tr -d '\r' < "$tmp/console" > "$tmp/c"
+[ -n "${VMM_QEMU_KEEP:-}" ] && cp "$tmp/c" "$VMM_QEMU_KEEP"
+grep -A5 -E '^(keel|qemu) restore log:|did not complete' "$tmp/c" | sed 's/^/vmm_qemu: /'
+# med KIND WHO: median of the "bench-KIND WHO MS" lines
+med() { awk -v k="bench-$1" -v w="$2" '$1 == k && $2 == w { print $3 }' "$tmp/c" | sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+kr=$(med restore keel); qr=$(med restore qemu); kb=$(med boot keel); qb=$(med boot qemu)
+echo "vmm restore in the appliance (launch -> guest running again, Debian guest 256 MiB, median of $R): keel ${kr} ms vs QEMU -incoming ${qr} ms = $(ratio "$kr" "$qr")"
+echo "vmm cold boot in the appliance (launch -> keel-guest: ready, median of $R): keel ${kb} ms vs QEMU microvm ${qb} ms = $(ratio "$kb" "$qb") (goal <= 0.70)"
+read -r _ _ krss ktot < <(grep '^bench-rss keel' "$tmp/c")
+read -r _ _ qrss qtot < <(grep '^bench-rss qemu' "$tmp/c")
+echo "vmm VMM RSS minus guest pages (restored Debian guest): keel ${krss:-0} KiB vs QEMU ${qrss:-0} KiB = $(ratio "${krss:-0}" "${qrss:-0}") (keel goal < 2048 KiB; total RSS keel ${ktot:-0} KiB, QEMU ${qtot:-0} KiB)"
+grep '^bench-info' "$tmp/c" | sed 's/^bench-info /vmm_qemu: /'
+exit 0
