@@ -5,7 +5,9 @@
 # listener port forwarded to the host. The console is shown here. SIGTERM or ctrl-c presses the ACPI power
 # button and then ctrl-alt-del (SIGINT for keel): keel stops the sandboxes, syncs, unmounts and ends the
 # VM; QEMU exits. If it is not off within KEEL_RUN_STOP_TIMEOUT seconds (default 30) QEMU is stopped hard.
-# Usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S]
+# Usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S] [--snap IMG] [--data IMG]
+# --snap/--data boot another snapshot partition / data disk than build/appliance/{snap,data}.img (tests use
+# their own copies: a fresh data disk, a damaged partition); --data FILE must already hold an ext4.
 # Outer accelerator: KVM where the host can run Linux guests with nested virtualization, else the test
 # appliance setup of KVM-HERE.md (TCG, -cpu EPYC,+svm); KEEL_APPLIANCE_ACCEL=kvm|tcg overrides.
 set -euo pipefail
@@ -15,14 +17,16 @@ AP_NAME=run.sh
 . "$top/tests/appliance/lib.sh"
 export LC_ALL=C
 
-port=7070 mem=3072 timeout_s=0
+port=7070 mem=3072 timeout_s=0 snap="" data=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--port) port=${2:?}; shift 2 ;;
 	--mem) mem=${2:?}; shift 2 ;;
 	--timeout) timeout_s=${2:?}; shift 2 ;;
-	-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "run.sh: unknown argument $1 (usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S])" >&2; exit 2 ;;
+	--snap) snap=${2:?}; shift 2 ;;
+	--data) data=${2:?}; shift 2 ;;
+	-h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1 (usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S] [--snap IMG] [--data IMG])" >&2; exit 2 ;;
 	esac
 done
 case $port$mem$timeout_s in *[!0-9]*) echo "run.sh: --port, --mem and --timeout take numbers" >&2; exit 2 ;; esac
@@ -34,10 +38,16 @@ fi
 # The listener port inside comes from board.conf (the one built into the initramfs).
 gport=$(sed -n 's/^port *= *\([0-9]*\) *$/\1/p' "$top/board/pc-x86_64/board.conf" | head -n 1)
 gport=${gport:-7070}
-if [ ! -f "$a/data.img" ]; then
-	truncate -s 512M "$a/data.img"
-	mkfs.ext4 -q -F -L keel-data "$a/data.img" || ap_die "mkfs.ext4 of the data disk failed"
+snap=${snap:-$a/snap.img}
+[ -f "$snap" ] || ap_die "no snapshot partition image $snap"
+if [ -z "$data" ]; then
+	data=$a/data.img
+	if [ ! -f "$data" ]; then
+		truncate -s 512M "$data"
+		mkfs.ext4 -q -F -L keel-data "$data" || ap_die "mkfs.ext4 of the data disk failed"
+	fi
 fi
+[ -f "$data" ] || ap_die "no data disk image $data"
 
 accel=$(ap_host_accel)
 clock="" kernel=$a/vmlinuz
@@ -66,8 +76,8 @@ qemu=(qemu-system-x86_64 "${cpu[@]}" -M pc -m "${mem}M" -smp 1 -display none -no
       -serial stdio -monitor "unix:$mon,server=on,wait=off"
       -kernel "$kernel" -initrd "$a/initramfs.cpio"
       -append "console=ttyS0 reboot=t panic=-1 quiet $clock"
-      -drive "file=$a/snap.img,if=none,id=snap,format=raw,readonly=on" -device virtio-blk-pci,drive=snap
-      -drive "file=$a/data.img,if=none,id=data,format=raw" -device virtio-blk-pci,drive=data
+      -drive "file=$snap,if=none,id=snap,format=raw,readonly=on" -device virtio-blk-pci,drive=snap
+      -drive "file=$data,if=none,id=data,format=raw" -device virtio-blk-pci,drive=data
       -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:$gport" -device virtio-net-pci,netdev=n0)
 monitor() { printf '%s\n' "$1" | socat - "UNIX-CONNECT:$mon" >/dev/null 2>&1; }
 

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# End to end on the appliance set (`./build.sh image` + tests/appliance/run.sh): QEMU boots Debian's
+# kernel with keel as /init (no busybox), snap.img as the read-only partition, a fresh ext4 data disk and
+# a virtio NIC whose listener port is forwarded to the host.
+#  1. boot: the timeline shows init start, the partition opened and the demo sandbox restored, and the
+#     sandbox's `heartbeat` lines reach the console;
+#  2. update: `keel push` of a second demo snapshot (its guest prints `heartbeat-v2`, signed with the
+#     development key) is answered `ok <id>` and the console shows the new version's heartbeat;
+#  3. reboot on the same data disk: the appliance comes back on the pushed snapshot;
+#  4. a flipped byte in an object of snap.img: the snapshot is refused with a line naming the object, and
+#     keel keeps running its listener (a push is still answered ok).
+. "$(dirname "$0")/../lib.sh"
+export LC_ALL=C
+
+for tool in qemu-system-x86_64 mkfs.ext4 socat; do
+	if ! command -v "$tool" >/dev/null; then
+		skip appliance "$tool is not installed"
+		exit 0
+	fi
+done
+AP=$KEEL_TOP/tests/appliance
+A=$KEEL_BUILD/appliance
+t_start=$SECONDS
+
+# The appliance set (cached by image.sh when up to date).
+if ! KEEL_BUILD_DIR=$KEEL_BUILD bash "$AP/image.sh" > "$T_TMP/image.log" 2>&1; then
+	fail "appliance set builds (./build.sh image)" "$(tail -n 3 "$T_TMP/image.log" | tr '\n' ' ')"
+	exit 0
+fi
+
+free_port() {
+	local p=$((20000 + RANDOM % 20000))
+	while ss -ltnH 2>/dev/null | grep -q ":$p "; do p=$((p + 1)); done
+	echo "$p"
+}
+# wait_for FILE REGEX SECONDS: until a line of FILE matches.
+wait_for() {
+	local i=0
+	while [ "$i" -lt $(($3 * 5)) ]; do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$rpid" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
+		sleep 0.2; i=$((i + 1))
+	done
+	return 1
+}
+rpid=""
+# boot SNAP DATA LOG: run.sh in the background (rpid), console to LOG.
+boot() {
+	port=$(free_port)
+	KEEL_BUILD_DIR=$KEEL_BUILD bash "$AP/run.sh" --port "$port" --snap "$1" --data "$2" --timeout 400 \
+		> "$3" 2>&1 &
+	rpid=$!
+}
+# halt: run.sh's clean stop (power button, ctrl-alt-del); prints whether keel stopped the sandbox.
+halt() {
+	[ -n "$rpid" ] || return 0
+	kill -TERM "$rpid" 2>/dev/null
+	local i=0
+	while kill -0 "$rpid" 2>/dev/null && [ "$i" -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
+	kill -0 "$rpid" 2>/dev/null && kill -KILL "$rpid" 2>/dev/null
+	wait "$rpid" 2>/dev/null
+	rpid=""
+}
+trap 'halt; rm -rf "$T_TMP"' EXIT
+ms() { sed -n "s/^keel-init: \[ *\([0-9.]*\) ms\] $2.*/\1/p" "$1" | head -n 1; }
+
+# The second demo snapshot, made (in the test appliance VM, in the background while boot 1 runs) the way
+# image.sh makes the first: the test guest plus a heartbeat service, snapshotted once it beats; its
+# manifest signed with the development key; shipped out as one SNAPPACK 1 stream on a disk.
+mkdir -p "$T_TMP/v2/etc/keel"
+cat > "$T_TMP/v2/etc/keel/heartbeat.sh" <<'EOF'
+i=0
+while :; do
+	i=$((i + 1))
+	echo "heartbeat-v2 $i up $(cut -d' ' -f1 /proc/uptime)"
+	sleep 2
+done
+EOF
+. "$AP/lib.sh"
+ap_cpio "$T_TMP/v2" "$T_TMP/hb2.cpio"
+cat "$KEEL_BUILD/guest/initramfs.cpio" "$T_TMP/hb2.cpio" > "$T_TMP/demo2.cpio"
+cat > "$T_TMP/mkv2.sh" <<'EOF'
+set -e
+keel vm run --kernel /guest/vmlinuz --initrd /v2/demo2.cpio --mem 128 --rng \
+	--cmdline "console=ttyS0 reboot=t panic=-1 acpi=off quiet keel.cmd=heartbeat" \
+	--snapshot-on "heartbeat-v2 2 " --store /tmp/store --name demo --health heartbeat-v2 >/dev/null
+id=$(keel manifest sign --key /v2/dev.key.pem --store /tmp/store demo)
+keel pack send --store /tmp/store --manifest "$id" > /tmp/v2.pack
+echo "v2-manifest $id"
+echo "v2-pack-size $(wc -c < /tmp/v2.pack)"
+dd if=/tmp/v2.pack of=/dev/vda bs=1M conv=fsync 2>/dev/null
+EOF
+truncate -s 512M "$T_TMP/v2.disk"
+(bash "$AP/vmtest.sh" --timeout 400 --keel "$KEEL_BUILD/keel" --add "$T_TMP/demo2.cpio:/v2/demo2.cpio" \
+	--add "$A/keys/dev.key.pem:/v2/dev.key.pem" --disk "$T_TMP/v2.disk" --log "$T_TMP/v2.log" \
+	"$T_TMP/mkv2.sh" > /dev/null 2>"$T_TMP/v2.err"; echo $? > "$T_TMP/v2.status") &
+v2pid=$!
+
+# 1. Boot with keel as /init on a copy of snap.img and a fresh data disk.
+cp "$A/snap.img" "$T_TMP/snap.img"
+truncate -s 256M "$T_TMP/data.img"
+mkfs.ext4 -q -F -L keel-data "$T_TMP/data.img"
+c1=$T_TMP/boot1.log
+b0=$SECONDS
+boot "$T_TMP/snap.img" "$T_TMP/data.img" "$c1"
+if wait_for "$c1" '^heartbeat [0-9]+ up' 180 && wait_for "$c1" 'sandbox demo healthy' 30 && grep -q 'init start' "$c1" &&
+   grep -q 'partition opened: .* signature good' "$c1" && grep -q 'sandbox demo restored' "$c1"; then
+	pass "boot: keel as /init opens the partition, restores demo, heartbeat on the console (init start $(ms "$c1" 'init start') ms, partition $(ms "$c1" 'partition opened') ms, restored $(ms "$c1" 'sandbox demo restored') ms, healthy $(ms "$c1" 'sandbox demo healthy') ms since kernel start; $((SECONDS - b0)) s wall)"
+else
+	fail "boot: keel as /init opens the partition, restores demo, heartbeat on the console" \
+		"$(grep -E 'keel-init|heartbeat|run.sh' "$c1" | tail -n 6 | tr '\n' ' ')"
+fi
+
+# 2. Push the second snapshot once it is made; the console must show its heartbeat.
+wait "$v2pid"
+v2st=$(cat "$T_TMP/v2.status" 2>/dev/null)
+v2id=$(sed -n 's/^v2-manifest \([0-9a-f]\{64\}\)$/\1/p' "$T_TMP/v2.log" 2>/dev/null | tail -n 1)
+v2size=$(sed -n 's/^v2-pack-size \([0-9]*\)$/\1/p' "$T_TMP/v2.log" 2>/dev/null | tail -n 1)
+if [ "$v2st" != 0 ] || [ -z "$v2id" ] || [ -z "$v2size" ]; then
+	fail "push: a new signed snapshot is answered ok and its heartbeat shows" \
+		"making it in the test appliance failed (status $v2st): $(tail -n 4 "$T_TMP/v2.log" 2>/dev/null | tr '\n' ' ')"
+else
+	head -c "$v2size" "$T_TMP/v2.disk" > "$T_TMP/v2.pack"
+	p0=$SECONDS
+	"$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v2.pack" > "$T_TMP/push.out" 2> "$T_TMP/push.err"
+	pst=$?
+	p1=$SECONDS
+	if [ "$pst" = 0 ] && grep -q "^ok $v2id" "$T_TMP/push.out" && wait_for "$c1" '^heartbeat-v2 [0-9]+ up' 120; then
+		pass "push: $((v2size / 1024)) KiB signed snapshot answered ok in $((p1 - p0)) s, the console shows heartbeat-v2 $((SECONDS - p1)) s later"
+	else
+		fail "push: a new signed snapshot is answered ok and its heartbeat shows" \
+			"push exit $pst: $(cat "$T_TMP/push.out" "$T_TMP/push.err" | head -c 300 | tr '\n' ' '); console: $(grep -E 'keel-init' "$c1" | tail -n 4 | tr '\n' ' ')"
+	fi
+fi
+halt
+if grep -q 'keel-init: .*stopping sandboxes' "$c1" && grep -q 'run.sh: the appliance is off' "$c1"; then
+	pass "ctrl-alt-del: keel stops the sandboxes and the appliance goes off"
+else
+	fail "ctrl-alt-del: keel stops the sandboxes and the appliance goes off" "$(tail -n 4 "$c1" | tr '\n' ' ')"
+fi
+
+# 3. Reboot on the same data disk: the pushed snapshot is the one restored.
+if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
+	c2=$T_TMP/boot2.log
+	boot "$T_TMP/snap.img" "$T_TMP/data.img" "$c2"
+	if wait_for "$c2" '^heartbeat(-v2)? [0-9]+ up' 180 && grep -q '^heartbeat-v2 [0-9]* up' "$c2" &&
+	   ! grep -q '^heartbeat [0-9]* up' "$c2"; then
+		pass "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)"
+	else
+		fail "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)" \
+			"$(grep -E 'keel-init|heartbeat' "$c2" | tail -n 5 | tr '\n' ' ')"
+	fi
+	halt
+fi
+
+# 4. A flipped byte in the middle of snap.img (inside a guest-memory object): refused, listener stays up.
+cp "$A/snap.img" "$T_TMP/bad.img"
+off=$(($(stat -c %s "$T_TMP/bad.img") / 2))
+byte=$(od -An -tu1 -j "$off" -N1 "$T_TMP/bad.img" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 0xff)))" | dd of="$T_TMP/bad.img" bs=1 seek="$off" conv=notrunc 2>/dev/null
+bad=$("$KEEL" image verify "$T_TMP/bad.img" 2>&1 | sed -n 's/.*bad object \([0-9a-f]\{12\}\).*/\1/p' | head -n 1)
+truncate -s 256M "$T_TMP/data3.img"
+mkfs.ext4 -q -F -L keel-data "$T_TMP/data3.img"
+c3=$T_TMP/boot3.log
+boot "$T_TMP/bad.img" "$T_TMP/data3.img" "$c3"
+wait_for "$c3" 'listener ready' 120
+wait_for "$c3" "sandbox demo: .*${bad:-no-bad-object-found}" 120
+line=$(grep -E "keel-init: .*sandbox demo: .*${bad:-no-bad-object-found}" "$c3" | head -n 1)
+if [ -n "$bad" ] && [ -n "$line" ] && ! grep -q '^heartbeat [0-9]* up' "$c3"; then
+	pass "flipped byte in object $bad: refused (${line#keel-init: })"
+else
+	fail "flipped byte in snap.img: refused with a line naming the object" \
+		"bad object '$bad'; $(grep -E 'keel-init|heartbeat' "$c3" | tail -n 5 | tr '\n' ' ')"
+fi
+if [ -n "$v2size" ] && [ -f "$T_TMP/v2.pack" ] && grep -q 'listener ready' "$c3" &&
+   "$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v2.pack" > "$T_TMP/push3.out" 2>&1 && grep -q '^ok ' "$T_TMP/push3.out"; then
+	pass "flipped byte: keel keeps running, its listener answers a push ok"
+else
+	fail "flipped byte: keel keeps running, its listener answers a push ok" \
+		"$(head -c 200 "$T_TMP/push3.out" 2>/dev/null | tr '\n' ' '); $(grep -E 'keel-init' "$c3" | tail -n 4 | tr '\n' ' ')"
+fi
+halt
+echo "appliance_e2e: $((SECONDS - t_start)) s in all"
+exit 0
