@@ -7,7 +7,10 @@
 #  2. update: `keel push` of a second demo snapshot (its guest prints `heartbeat-v2`, signed with the
 #     development key) is answered `ok <id>` and the console shows the new version's heartbeat;
 #  3. reboot on the same data disk: the appliance comes back on the pushed snapshot;
-#  4. a flipped byte in an object of snap.img: the snapshot is refused with a line naming the object, and
+#  4. rollback: a pushed snapshot whose guest never prints `heartbeat` (board health-timeout 60 s) is
+#     rolled back from and a heartbeat resumes (v3 names no parent, so its candidates are itself and then
+#     the partition image's demo: that is where it goes back to);
+#  5. a flipped byte in an object of snap.img: the snapshot is refused with a line naming the object, and
 #     keel keeps running its listener (a push is still answered ok).
 . "$(dirname "$0")/../lib.sh"
 export LC_ALL=C
@@ -62,7 +65,7 @@ halt() {
 	rpid=""
 }
 trap 'halt; rm -rf "$T_TMP"' EXIT
-ms() { sed -n "s/^keel-init: \[ *\([0-9.]*\) ms\] $2.*/\1/p" "$1" | head -n 1; }
+ms() { sed -n "s/.*keel-init: \[ *\([0-9.]*\) ms\] $2.*/\1/p" "$1" | head -n 1; }
 
 # The second demo snapshot, made (in the test appliance VM, in the background while boot 1 runs) the way
 # image.sh makes the first: the test guest plus a heartbeat service, snapshotted once it beats; its
@@ -79,6 +82,18 @@ EOF
 . "$AP/lib.sh"
 ap_cpio "$T_TMP/v2" "$T_TMP/hb2.cpio"
 cat "$KEEL_BUILD/guest/initramfs.cpio" "$T_TMP/hb2.cpio" > "$T_TMP/demo2.cpio"
+# v3: a service that runs but never says the board's health marker.
+mkdir -p "$T_TMP/v3/etc/keel"
+cat > "$T_TMP/v3/etc/keel/heartbeat.sh" <<'EOF'
+i=0
+while :; do
+	i=$((i + 1))
+	echo "silent-v3 $i"
+	sleep 2
+done
+EOF
+ap_cpio "$T_TMP/v3" "$T_TMP/hb3.cpio"
+cat "$KEEL_BUILD/guest/initramfs.cpio" "$T_TMP/hb3.cpio" > "$T_TMP/demo3.cpio"
 cat > "$T_TMP/mkv2.sh" <<'EOF'
 set -e
 keel vm run --kernel /guest/vmlinuz --initrd /v2/demo2.cpio --mem 128 --rng \
@@ -89,16 +104,24 @@ keel pack send --store /tmp/store --manifest "$id" > /tmp/v2.pack
 echo "v2-manifest $id"
 echo "v2-pack-size $(wc -c < /tmp/v2.pack)"
 dd if=/tmp/v2.pack of=/dev/vda bs=1M conv=fsync 2>/dev/null
+keel vm run --kernel /guest/vmlinuz --initrd /v2/demo3.cpio --mem 128 --rng \
+	--cmdline "console=ttyS0 reboot=t panic=-1 acpi=off quiet keel.cmd=heartbeat" \
+	--snapshot-on "silent-v3 2" --store /tmp/store3 --name demo --health heartbeat >/dev/null
+id=$(keel manifest sign --key /v2/dev.key.pem --store /tmp/store3 demo)
+keel pack send --store /tmp/store3 --manifest "$id" > /tmp/v3.pack
+echo "v3-manifest $id"
+echo "v3-pack-size $(wc -c < /tmp/v3.pack)"
+dd if=/tmp/v3.pack of=/dev/vda bs=1M seek=256 conv=fsync 2>/dev/null
 EOF
 truncate -s 512M "$T_TMP/v2.disk"
-(bash "$AP/vmtest.sh" --timeout 400 --keel "$KEEL_BUILD/keel" --add "$T_TMP/demo2.cpio:/v2/demo2.cpio" \
+(bash "$AP/vmtest.sh" --timeout 400 --keel "$KEEL_BUILD/keel" --add "$T_TMP/demo2.cpio:/v2/demo2.cpio" --add "$T_TMP/demo3.cpio:/v2/demo3.cpio" \
 	--add "$A/keys/dev.key.pem:/v2/dev.key.pem" --disk "$T_TMP/v2.disk" --log "$T_TMP/v2.log" \
 	"$T_TMP/mkv2.sh" > /dev/null 2>"$T_TMP/v2.err"; echo $? > "$T_TMP/v2.status") &
 v2pid=$!
 
 # 1. Boot with keel as /init on a copy of snap.img and a fresh data disk.
 cp "$A/snap.img" "$T_TMP/snap.img"
-truncate -s 256M "$T_TMP/data.img"
+truncate -s 1G "$T_TMP/data.img"
 mkfs.ext4 -q -F -L keel-data "$T_TMP/data.img"
 c1=$T_TMP/boot1.log
 b0=$SECONDS
@@ -150,10 +173,30 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 		fail "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)" \
 			"$(grep -E 'keel-init|heartbeat' "$c2" | tail -n 5 | tr '\n' ' ')"
 	fi
+	# 4. Push v3 (never healthy): after the health timeout keel rolls back and a heartbeat resumes.
+	v3id=$(sed -n 's/^v3-manifest \([0-9a-f]\{64\}\)$/\1/p' "$T_TMP/v2.log" | tail -n 1)
+	v3size=$(sed -n 's/^v3-pack-size \([0-9]*\)$/\1/p' "$T_TMP/v2.log" | tail -n 1)
+	if [ -n "$v3id" ] && [ -n "$v3size" ]; then
+		dd if="$T_TMP/v2.disk" of="$T_TMP/v3.pack" bs=1M skip=256 2>/dev/null
+		truncate -s "$v3size" "$T_TMP/v3.pack"
+		r0=$SECONDS
+		"$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v3.pack" > "$T_TMP/push3v.out" 2>&1
+		after_rb() { awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat(-v2)? [0-9]+ up/{f=1} END{exit !f}' "$c2"; }
+		if grep -q "^ok $v3id" "$T_TMP/push3v.out" && wait_for "$c2" '^silent-v3 [0-9]' 120 &&
+		   wait_for "$c2" 'sandbox demo: rolling back to' 150 &&
+		   { i=0; until after_rb || [ $i -ge 300 ]; do sleep 0.2; i=$((i + 1)); done; after_rb; }; then
+			pass "rollback: a pushed snapshot that never gets healthy is rolled back from, a heartbeat resumes $((SECONDS - r0)) s after the push ($(grep -m1 'sandbox demo: snapshot .* failed' "$c2" | sed 's/^.*keel-init: //'); $(grep -m1 'sandbox demo: rolling back' "$c2" | sed 's/^.*keel-init: sandbox demo: //'))"
+		else
+			fail "rollback: a pushed snapshot that never gets healthy is rolled back from" \
+				"$(head -c 200 "$T_TMP/push3v.out" | tr '\n' ' '); $(grep -E 'keel-init' "$c2" | tail -n 5 | tr '\n' ' ')"
+		fi
+	else
+		fail "rollback: a pushed snapshot that never gets healthy is rolled back from" "v3 was not made: $(tail -n 3 "$T_TMP/v2.log" | tr '\n' ' ')"
+	fi
 	halt
 fi
 
-# 4. A flipped byte in the middle of snap.img (inside a guest-memory object): refused, listener stays up.
+# 5. A flipped byte in the middle of snap.img (inside a guest-memory object): refused, listener stays up.
 cp "$A/snap.img" "$T_TMP/bad.img"
 off=$(($(stat -c %s "$T_TMP/bad.img") / 2))
 byte=$(od -An -tu1 -j "$off" -N1 "$T_TMP/bad.img" | tr -d ' ')
