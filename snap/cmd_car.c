@@ -9,6 +9,7 @@
 #include "init/init.h"
 #include "snap/car.h"
 #include "snap/snap.h"
+#include "snap/store_int.h"
 
 #define IO_BUF (1 << 20)
 /* Manifests are held in memory until the whole file has been read; this many at most. */
@@ -49,22 +50,6 @@ static void report_hwm(void)
 		if (!strncmp(line, "VmHWM:", 6))
 			fprintf(stderr, "keel car: %s", line);
 	fclose(f);
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -170,7 +155,7 @@ static int emit_block(const struct snap_source *src, int kind, const uint8_t id[
 		return r;
 	}
 	snap_car_cid_from_id(&cid, id);
-	if ((r = write_all(1, prefix, snap_car_block_prefix(&cid, len, prefix))) < 0)
+	if ((r = snap_write_all(1, prefix, snap_car_block_prefix(&cid, len, prefix))) < 0)
 		goto write_failed;
 	snap_b3_init(&h);
 	while (pos < len) {
@@ -184,7 +169,7 @@ static int emit_block(const struct snap_source *src, int kind, const uint8_t id[
 			return r;
 		}
 		snap_b3_update(&h, buf, (size_t)n);
-		if ((r = write_all(1, buf, (size_t)n)) < 0)
+		if ((r = snap_write_all(1, buf, (size_t)n)) < 0)
 			goto write_failed;
 		pos += (uint64_t)n;
 	}
@@ -332,8 +317,8 @@ static int car_export(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot encode the header: %s", strerror(-hn));
 		goto out;
 	}
-	if ((r = write_all(1, v, snap_car_varint_put((uint64_t)hn, v))) < 0 ||
-	    (r = write_all(1, hdr, (size_t)hn)) < 0) {
+	if ((r = snap_write_all(1, v, snap_car_varint_put((uint64_t)hn, v))) < 0 ||
+	    (r = snap_write_all(1, hdr, (size_t)hn)) < 0) {
 		snprintf(err, sizeof(err), "writing the CAR: %s", strerror(-r));
 		goto out;
 	}

@@ -9,6 +9,7 @@
 #include "init/init.h"
 #include "snap/cmd_int.h"
 #include "snap/snap.h"
+#include "snap/store_int.h"
 
 static const char help[] =
 	"usage: keel store init DIR\n"
@@ -83,20 +84,6 @@ out_close:
 	return r;
 }
 
-static int out_all(const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(1, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int do_get(struct snap_store *s, const char *arg)
 {
 	struct snap_source src;
@@ -128,7 +115,7 @@ static int do_get(struct snap_store *s, const char *arg)
 		ssize_t n = pread(fd, buf, want, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0 || (r = out_all(buf, (size_t)n)) < 0) {
+		if (n <= 0 || (r = snap_write_all(1, buf, (size_t)n)) < 0) {
 			free(buf);
 			return cli_error(CMD, "%s: %s", arg, n <= 0 ? "short read" : strerror(-r));
 		}

@@ -9,6 +9,7 @@
 
 #include "keel_config.h"
 #include "snap/snap.h"
+#include "snap/store_int.h"
 
 /*
  * IMPLEMENTATION NOTES
@@ -331,23 +332,6 @@ void snap_pack_rx_free(struct snap_pack_rx *rx)
 
 /* ---- sender --------------------------------------------------------------- */
 
-static int out_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int out_header(int fd, const char *kw, const uint8_t id[SNAP_HASH_LEN], uint64_t len)
 {
 	char hex[SNAP_HEX_LEN + 1], line[SNAP_PACK_MAX_HEADER_BYTES];
@@ -358,7 +342,7 @@ static int out_header(int fd, const char *kw, const uint8_t id[SNAP_HASH_LEN], u
 	n = snprintf(line, sizeof(line), "%s %s %llu\n", kw, hex, (unsigned long long)len);
 	if (n < 0 || (size_t)n >= sizeof(line) || !snap_is_hex64(line + strlen(kw) + 1, SNAP_HEX_LEN))
 		return -EINVAL;
-	return out_all(fd, line, (size_t)n);
+	return snap_write_all(fd, line, (size_t)n);
 }
 
 #define SEND_BUF (1u << 20)
@@ -386,7 +370,7 @@ static int send_object(int out, const struct snap_source *src, const uint8_t id[
 		if (n <= 0)
 			return n < 0 ? -errno : -EBADMSG;
 		snap_b3_update(&h, buf, (size_t)n);
-		r = out_all(out, buf, (size_t)n);
+		r = snap_write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 		done += (uint64_t)n;
@@ -413,16 +397,16 @@ int snap_pack_send(int fd, const struct snap_source *src, const uint8_t (*ids)[S
 		r = -ENOMEM;
 		goto out;
 	}
-	r = out_all(fd, SNAP_WIRE_MAGIC, MAGIC_LEN);
+	r = snap_write_all(fd, SNAP_WIRE_MAGIC, MAGIC_LEN);
 	for (size_t i = 0; r == 0 && i < n; i++)
 		r = send_object(fd, src, ids[i], buf);
 	if (r == 0 && manifest_id) {
 		r = out_header(fd, "manifest", manifest_id, mlen);
 		if (r == 0)
-			r = out_all(fd, mbuf, mlen);
+			r = snap_write_all(fd, mbuf, mlen);
 	}
 	if (r == 0)
-		r = out_all(fd, "end\n", 4);
+		r = snap_write_all(fd, "end\n", 4);
 out:
 	free(buf);
 	free(mbuf);

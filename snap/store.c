@@ -172,7 +172,7 @@ static int tmp_create(int dirfd, char name[40])
 	return -EEXIST;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int snap_write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
@@ -230,7 +230,7 @@ int snap_store_write(struct snap_store_writer *w, const void *buf, size_t len)
 
 	if (w->fd < 0)
 		return -EBADF;
-	ret = write_all(w->fd, buf, len);
+	ret = snap_write_all(w->fd, buf, len);
 	if (ret < 0)
 		return ret;
 	snap_b3_update(&w->hash, buf, len);
@@ -288,7 +288,7 @@ static int put_in(struct snap_store *s, int dirfd, const void *buf, size_t len, 
 	fd = tmp_create(dirfd, tmp);
 	if (fd < 0)
 		return fd;
-	ret = write_all(fd, buf, len);
+	ret = snap_write_all(fd, buf, len);
 	if (ret < 0) {
 		unlinkat(dirfd, tmp, 0);
 		goto out_close;
@@ -460,7 +460,7 @@ int snap_store_ref_set(struct snap_store *s, const char *name, const uint8_t id[
 	fd = tmp_create(s->reffd, tmp);
 	if (fd < 0)
 		return fd;
-	ret = write_all(fd, line, SNAP_HEX_LEN + 1);
+	ret = snap_write_all(fd, line, SNAP_HEX_LEN + 1);
 	if (ret < 0) {
 		unlinkat(s->reffd, tmp, 0);
 		goto out_close;
