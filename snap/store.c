@@ -172,6 +172,22 @@ static int tmp_create(int dirfd, char name[40])
 	return -EEXIST;
 }
 
+/* A listing of the store directory dirfd (its own descriptor, so dirfd stays usable). NULL + errno. */
+static DIR *dir_open(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
+
+	if (fd < 0)
+		return NULL;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		errno = ENOMEM;
+	}
+	return d;
+}
+
 int snap_write_all(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -486,16 +502,11 @@ static int ref_walk(struct snap_store *s, int strict,
 {
 	struct dirent *de;
 	DIR *d;
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = openat(s->reffd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	d = dir_open(s->reffd);
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
 	while ((de = readdir(d))) {
 		uint8_t id[SNAP_HASH_LEN];
 		if (!snap_name_valid(de->d_name, strlen(de->d_name)))
@@ -656,18 +667,13 @@ static int check_file(int dirfd, const char *name, const uint8_t id[SNAP_HASH_LE
 
 static int verify_dir(struct walk *w, int kind, const char *sub)
 {
-	int dirfd = kind_fd(w->s, kind), fd;
+	int dirfd = kind_fd(w->s, kind);
 	struct dirent *de;
 	DIR *d;
 
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	d = dir_open(dirfd);
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
 	while ((de = readdir(d))) {
 		uint8_t id[SNAP_HASH_LEN];
 		int r;
@@ -717,7 +723,7 @@ int snap_store_verify(struct snap_store *s, void (*bad)(void *arg, const char *p
 	struct walk w = { .s = s, .bad = bad, .arg = arg };
 	struct dirent *de;
 	DIR *d;
-	int ret, fd;
+	int ret;
 
 	ret = verify_dir(&w, SNAP_KIND_OBJECT, "objects");
 	if (ret < 0)
@@ -725,14 +731,9 @@ int snap_store_verify(struct snap_store *s, void (*bad)(void *arg, const char *p
 	ret = verify_dir(&w, SNAP_KIND_MANIFEST, "manifests");
 	if (ret < 0)
 		return ret;
-	fd = openat(s->reffd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	d = dir_open(s->reffd);
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
 	while ((de = readdir(d))) {
 		uint8_t id[SNAP_HASH_LEN];
 		int r;
@@ -884,16 +885,10 @@ static int sweep(int dirfd, const struct idset *keep, uint64_t *freed, int *remo
 	struct dirent *de;
 	time_t now = time(NULL);
 	DIR *d;
-	int fd;
 
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	d = dir_open(dirfd);
+	if (!d)
 		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
-	}
 	while ((de = readdir(d))) {
 		uint8_t id[SNAP_HASH_LEN];
 		struct stat st;
