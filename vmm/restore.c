@@ -13,11 +13,15 @@
  * starts a restore), and hashing would read all of guest memory; their
  * sizes, alignment and indices are checked. The small blobs (manifest, state) are read with
  * snap_source_read, which re-verifies their hash.
- * Setup order: memory slot before irqchip (see kvm_x86_64.c), then device, VM and vCPU state,
- * KVM_SET_CLOCK last, right before the vCPUs run; the PIT is created and loaded on a thread of
- * its own started after the vCPUs exist (kvm_x86_64.c says why), not on the resume path.
+ * Setup order, and what overlaps: a thread creates the VM (the slowest single KVM call on the
+ * hosts measured) while this one reads the manifest, maps memory and reads every state blob;
+ * then memory slot before irqchip (see kvm_x86_64.c) and the vCPUs; each vCPU thread loads its
+ * own state while this one loads device and VM state; KVM_SET_CLOCK last, right before the
+ * vCPU threads pass their gate in vmm_run. The PIT is created and loaded on a thread of its own
+ * started after the vCPUs exist (kvm_x86_64.c says why), not on the resume path.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,51 +122,165 @@ fail:
 	return r;
 }
 
+/* Waits until *flag is set (0) or the main thread gave up (-ECANCELED). */
+static int setup_wait(struct vmm *vm, const int *flag)
+{
+	int r;
+
+	pthread_mutex_lock(&vm->lock);
+	while (!*flag && !vm->setup_abort)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	r = *flag ? 0 : -ECANCELED;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static void setup_signal(struct vmm *vm, int *flag, int value)
+{
+	pthread_mutex_lock(&vm->lock);
+	*flag = value;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/*
+ * vCPU 0's thread: creates the VM (the slowest single KVM call here: ~0.25 ms, the first in a
+ * process) while the main thread reads the manifest and maps memory; then memory slot, irqchip,
+ * the vCPUs and the other vCPU threads; then it becomes vCPU 0 (loads its state, waits at the
+ * gate, runs).
+ */
+static void *setup_main(void *arg)
+{
+	struct vmm *vm = arg;
+	const char *what = "KVM setup";
+	char err[200];
+	int r;
+
+	r = vmm_kvm_create_vm(vm);
+	if (!r && !vmm_msr_list(vm))
+		r = -EIO;
+	if (!r)
+		r = setup_wait(vm, &vm->setup_mem_ready);
+	if (!r)
+		r = vmm_kvm_memory(vm, vm->mem_size, vm->nvcpus, vm->mem);
+	if (!r) {
+		what = "creating vCPUs";
+		r = vmm_kvm_create_vcpus(vm);
+	}
+	if (!r)
+		r = setup_wait(vm, &vm->setup_blobs_ready);
+	if (!r && vm->nvcpus > 1) {
+		what = "starting the vCPU threads";
+		r = vmm_start_gated(vm, 1);
+	}
+	if (!r) {
+		uint64_t t0 = vmm_now_ns();
+
+		r = vmm_load_vm(vm, vm->setup_vm_blob, vm->setup_vm_len, err, sizeof(err));
+		if (r) {
+			what = NULL;
+		} else {
+			what = "starting the PIT thread";
+			r = vmm_kvm_start_pit(vm);
+		}
+		vm->timing.vm_state = vmm_now_ns() - t0;
+	}
+	if (r) {
+		pthread_mutex_lock(&vm->lock);
+		if (what)
+			snprintf(vm->setup_err, sizeof(vm->setup_err), "%s: %s", what, strerror(-r));
+		else
+			snprintf(vm->setup_err, sizeof(vm->setup_err), "%s", err);
+		vm->setup_rc = r;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		vmm_vcpu_thread_exit(vm);
+		return NULL;
+	}
+	vmm_vcpu_thread(&vm->vcpu[0]);
+	return NULL;
+}
+
+/* State blobs: they outlive restore_from until vCPU 0's thread is done with them or joined. */
+struct blobs {
+	uint8_t *dev, *vms, *vcpu[CONFIG_VMM_MAX_VCPUS];
+	size_t dev_len, vms_len, vcpu_len[CONFIG_VMM_MAX_VCPUS];
+};
+
+static void blobs_free(struct blobs *b)
+{
+	int i;
+
+	free(b->dev);
+	free(b->vms);
+	for (i = 0; i < CONFIG_VMM_MAX_VCPUS; i++)
+		free(b->vcpu[i]);
+}
+
 static int restore_from(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
-			struct vmm **out, char *err, size_t errlen, uint64_t t_start)
+			struct vmm *vm, struct blobs *b, char *err, size_t errlen, uint64_t t_start)
 {
 	struct snap_manifest m;
-	uint8_t id[SNAP_HASH_LEN], *buf = NULL, *mem = NULL;
+	uint8_t id[SNAP_HASH_LEN], *buf = NULL;
 	size_t len;
 	uint64_t t0;
-	struct vmm *vm = NULL;
 	char perr[200];
 	int r, i;
 
 	snap_manifest_init(&m);
 	r = snap_source_resolve(src, name, id);
-	if (r)
-		return fail(err, errlen, r, "%s: %s", name,
-			    r == -ENOENT ? "no such snapshot" : r == -EINVAL ? "neither a name nor a manifest id" : strerror(-r));
+	if (r) {
+		fail(err, errlen, r, "%s: %s", name,
+		     r == -ENOENT ? "no such snapshot" : r == -EINVAL ? "neither a name nor a manifest id" : strerror(-r));
+		goto out;
+	}
 	r = snap_source_read(src, SNAP_KIND_MANIFEST, id, &buf, &len);
-	if (r)
-		return fail(err, errlen, r, "manifest of %s: %s", name,
-			    r == -EBADMSG ? "corrupt (hash mismatch)" : strerror(-r));
+	if (r) {
+		fail(err, errlen, r, "manifest of %s: %s", name, r == -EBADMSG ? "corrupt (hash mismatch)" : strerror(-r));
+		goto out;
+	}
 	r = snap_manifest_parse(buf, len, &m, perr, sizeof(perr));
 	free(buf);
-	buf = NULL;
-	if (r)
-		return fail(err, errlen, r, "manifest of %s: %s", name, perr);
+	if (r) {
+		fail(err, errlen, r, "manifest of %s: %s", name, perr);
+		goto out;
+	}
 	if (m.memory_bytes < VMM_MIN_MEM || m.memory_bytes > VMM_MAX_MEM || m.memory_bytes % (2ULL << 20) ||
 	    m.chunk_bytes < 4096 || m.memory_bytes % m.chunk_bytes || m.vcpus < 1 || m.vcpus > CONFIG_VMM_MAX_VCPUS) {
 		r = fail(err, errlen, -EINVAL, "manifest of %s: memory %llu / chunk %llu / %u vCPUs out of range",
 			 name, (unsigned long long)m.memory_bytes, (unsigned long long)m.chunk_bytes, m.vcpus);
-		goto fail;
+		goto out;
 	}
 	t0 = vmm_now_ns();
-
-	r = map_memory(src, &m, &mem, err, errlen);
-	if (r)
-		goto fail;
-	vm = vmm_alloc();
-	if (!vm) {
-		munmap(mem, m.memory_bytes);
-		r = fail(err, errlen, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	vm->t_start_ns = t_start;
 	vm->timing.manifest = t0 - t_start;
+	r = map_memory(src, &m, &vm->mem, err, errlen);
+	if (r)
+		goto out;
 	vm->timing.map = vmm_now_ns() - t0;
+	pthread_mutex_lock(&vm->lock);
+	vm->mem_size = m.memory_bytes;
+	vm->nvcpus = (int)m.vcpus;
+	vm->setup_mem_ready = 1;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+
+	/* every state blob read (and its hash checked) before KVM sees any of it */
+	t0 = vmm_now_ns();
+	r = read_blob(src, m.devices, "device state", &b->dev, &b->dev_len, err, errlen);
+	if (!r)
+		r = read_blob(src, m.vm_state, "VM state", &b->vms, &b->vms_len, err, errlen);
+	for (i = 0; !r && i < (int)m.vcpus; i++)
+		r = read_blob(src, m.vcpu[i], "vCPU state", &b->vcpu[i], &b->vcpu_len[i], err, errlen);
+	if (r)
+		goto out;
+	for (i = 0; i < (int)m.vcpus; i++) {
+		vm->vcpu[i].load_blob = b->vcpu[i];
+		vm->vcpu[i].load_len = b->vcpu_len[i];
+	}
+	vm->setup_vm_blob = b->vms;
+	vm->setup_vm_len = b->vms_len;
+	setup_signal(vm, &vm->setup_blobs_ready, 1);
+
 	vm->out_fd = cfg->out_fd;
 	vm->in_fd = cfg->in_fd;
 	vm->ready_fd = cfg->ready_fd;
@@ -175,76 +293,26 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 	else
 		snprintf(vm->health_buf, sizeof(vm->health_buf), "%s", m.health_marker);
 	vm->health_marker = vm->health_buf[0] ? vm->health_buf : NULL;
-
-	vm->pit_deferred = 1;
-	r = vmm_kvm_open(vm, m.memory_bytes, (int)m.vcpus, mem);
-	if (r) {
-		munmap(mem, m.memory_bytes);
-		vm->mem = NULL;
-		fail(err, errlen, r, "KVM setup: %s", strerror(-r));
-		goto fail;
-	}
-	r = vmm_kvm_create_vcpus(vm);
-	if (r) {
-		fail(err, errlen, r, "creating vCPUs: %s", strerror(-r));
-		goto fail;
-	}
-
-	t0 = vmm_now_ns();
-	r = read_blob(src, m.devices, "device state", &buf, &len, err, errlen);
-	if (!r)
-		r = vmm_load_devices(vm, buf, len, err, errlen);
-	free(buf);
-	buf = NULL;
+	r = vmm_load_devices(vm, b->dev, b->dev_len, err, errlen);
 	if (r)
-		goto fail;
+		goto out;
 	vm->timing.devices = vmm_now_ns() - t0;
-
-	t0 = vmm_now_ns();
-	r = read_blob(src, m.vm_state, "VM state", &buf, &len, err, errlen);
-	if (!r)
-		r = vmm_load_vm(vm, buf, len, err, errlen);
-	free(buf);
-	buf = NULL;
+	r = vmm_wait_loaded(vm, err, errlen);
 	if (r)
-		goto fail;
-	r = vmm_kvm_start_pit(vm);
-	if (r) {
-		fail(err, errlen, r, "starting the PIT thread: %s", strerror(-r));
-		goto fail;
-	}
-	vm->timing.vm_state = vmm_now_ns() - t0;
-
-	t0 = vmm_now_ns();
-	for (i = 0; i < (int)m.vcpus; i++) {
-		r = read_blob(src, m.vcpu[i], "vCPU state", &buf, &len, err, errlen);
-		if (!r)
-			r = vmm_load_vcpu(vm, i, buf, len, err, errlen);
-		free(buf);
-		buf = NULL;
-		if (r)
-			goto fail;
-	}
+		goto out;
 	r = vmm_clock_resume(vm);
 	if (r) {
 		fail(err, errlen, r, "setting the guest clock: %s", strerror(-r));
-		goto fail;
+		goto out;
 	}
 	/* Clones must not be twins: a new VM generation ID, its interrupt pending when the vCPUs run. */
 	r = vmm_vmgenid_renew(vm);
 	if (!r)
 		r = vmm_vmgenid_notify(vm);
-	if (r) {
+	if (r)
 		fail(err, errlen, r, "VM generation ID: %s", strerror(-r));
-		goto fail;
-	}
-	vm->timing.vcpu_state = vmm_now_ns() - t0;
+out:
 	snap_manifest_free(&m);
-	*out = vm;
-	return 0;
-fail:
-	snap_manifest_free(&m);
-	vmm_destroy(vm);
 	return r;
 }
 
@@ -255,25 +323,53 @@ int vmm_restore_open(const char *store_dir, const char *image, const char *name,
 	struct snap_store *s = NULL;
 	struct snap_image *img = NULL;
 	struct snap_source src;
+	struct blobs b;
+	struct vmm *vm;
 	char ierr[200];
 	int r;
 
 	*out = NULL;
+	memset(&b, 0, sizeof(b));
+	vm = vmm_alloc();
+	if (!vm)
+		return fail(err, errlen, -ENOMEM, "out of memory");
+	/* vCPU 0's thread starts on KVM at once; until the manifest says more there is one vCPU */
+	vm->nvcpus = 1;
+	vm->pit_deferred = 1;
+	vm->gated = 1;
+	vm->t_start_ns = t_start;
+	r = vmm_spawn_vcpu_thread(vm, 0, setup_main, vm);
+	if (r) {
+		vmm_destroy(vm);
+		return fail(err, errlen, r, "starting the vCPU thread: %s", strerror(-r));
+	}
 	if (image) {
 		r = snap_image_open(image, &img, ierr, sizeof(ierr));
 		if (r)   /* ierr names the path where the file itself is the problem */
-			return fail(err, errlen, r, "%s%s%s", r == -ENOENT || r == -EACCES ? "" : image,
-				    r == -ENOENT || r == -EACCES ? "" : ": ", ierr);
-		snap_image_source(img, &src);
+			fail(err, errlen, r, "%s%s%s", r == -ENOENT || r == -EACCES ? "" : image,
+			     r == -ENOENT || r == -EACCES ? "" : ": ", ierr);
+		else
+			snap_image_source(img, &src);
 	} else {
 		r = snap_store_open(store_dir, &s);
 		if (r)
-			return fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
-		snap_store_source(s, &src);
+			fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
+		else
+			snap_store_source(s, &src);
 	}
-	r = restore_from(&src, name, cfg, out, err, errlen, t_start);
+	if (!r)
+		r = restore_from(&src, name, cfg, vm, &b, err, errlen, t_start);
 	/* the chunk mappings hold their own references to the files */
 	snap_store_close(s);
 	snap_image_close(img);
-	return r;
+	if (r) {
+		setup_signal(vm, &vm->setup_abort, 1);
+		vmm_destroy(vm);   /* joins vCPU 0's thread: then nothing reads the blobs */
+		blobs_free(&b);
+		return r;
+	}
+	blobs_free(&b);   /* every vCPU has loaded its state */
+	vm->setup_vm_blob = NULL;
+	*out = vm;
+	return 0;
 }

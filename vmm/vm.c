@@ -207,7 +207,7 @@ int vmm_run(struct vmm *vm)
 	 * "restored" goes out before the vCPU threads start, not after: a guest that prints its
 	 * health marker at once must not have "healthy" reach the ready fd first.
 	 */
-	if (vm->announce_restored && vm->ready_fd >= 0 && !vm->vcpu[0].started &&
+	if (vm->announce_restored && vm->ready_fd >= 0 && (!vm->vcpu[0].started || vm->gated) &&
 	    write(vm->ready_fd, "restored\n", 9) < 0) {
 		/* init notices the missing line (or the closed pipe) itself */
 	}

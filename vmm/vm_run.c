@@ -240,9 +240,8 @@ static void park(struct vmm_vcpu *c)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-static void *vcpu_main(void *arg)
+void vmm_vcpu_thread(struct vmm_vcpu *c)
 {
-	struct vmm_vcpu *c = arg;
 	struct vmm *vm = c->vm;
 	unsigned long spins = 0;
 	sigset_t s;
@@ -251,6 +250,21 @@ static void *vcpu_main(void *arg)
 	sigemptyset(&s);
 	sigaddset(&s, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+	if (c->load_blob) {
+		/* restore: each vCPU loads its own state while the main thread loads the VM's */
+		uint64_t t0 = vmm_now_ns();
+
+		c->load_rc = vmm_load_vcpu(vm, c->index, c->load_blob, c->load_len, c->load_err,
+					   sizeof(c->load_err));
+		if (c->index == 0)
+			vm->timing.vcpu_state = vmm_now_ns() - t0;
+		pthread_mutex_lock(&vm->lock);
+		vm->loaded++;
+		pthread_cond_broadcast(&vm->cond);
+		while (!vm->gate_open && !vm->stop_req)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		pthread_mutex_unlock(&vm->lock);
+	}
 	for (;;) {
 		if (vm->stop_req)
 			break;
@@ -273,10 +287,20 @@ static void *vcpu_main(void *arg)
 		if (handle_exit(c))
 			break;
 	}
+	vmm_vcpu_thread_exit(vm);
+}
+
+void vmm_vcpu_thread_exit(struct vmm *vm)
+{
 	pthread_mutex_lock(&vm->lock);
 	vm->running--;
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+static void *vcpu_main(void *arg)
+{
+	vmm_vcpu_thread(arg);
 	return NULL;
 }
 
@@ -328,11 +352,11 @@ static void stop_all(struct vmm *vm)
 	}
 }
 
-static int start_threads(struct vmm *vm)
+int vmm_spawn_vcpu_thread(struct vmm *vm, int i, void *(*fn)(void *), void *arg)
 {
 	static int handler_installed;
 	sigset_t s, old;
-	int i, r;
+	int r;
 
 	if (!handler_installed) {
 		struct sigaction sa;
@@ -348,28 +372,65 @@ static int start_threads(struct vmm *vm)
 	sigemptyset(&s);
 	sigaddset(&s, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &s, &old);
-	for (i = 0; i < vm->nvcpus; i++) {
+	pthread_mutex_lock(&vm->lock);
+	vm->running++;
+	pthread_mutex_unlock(&vm->lock);
+	r = pthread_create(&vm->vcpu[i].thread, NULL, fn, arg);
+	if (r) {
 		pthread_mutex_lock(&vm->lock);
-		vm->running++;
+		vm->running--;
 		pthread_mutex_unlock(&vm->lock);
-		r = pthread_create(&vm->vcpu[i].thread, NULL, vcpu_main, &vm->vcpu[i]);
-		if (r) {
-			pthread_mutex_lock(&vm->lock);
-			vm->running--;
-			pthread_mutex_unlock(&vm->lock);
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			stop_all(vm);
-			return -r;
-		}
+	} else {
 		vm->vcpu[i].started = 1;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -r;
+}
+
+/* Threads of vCPUs first..nvcpus-1; on failure the caller stops the ones that started. */
+static int start_threads(struct vmm *vm, int first)
+{
+	int i, r;
+
+	for (i = first; i < vm->nvcpus; i++) {
+		r = vmm_spawn_vcpu_thread(vm, i, vcpu_main, &vm->vcpu[i]);
+		if (r)
+			return r;
+	}
 	return 0;
 }
 
 void vmm_stop(struct vmm *vm)
 {
 	stop_all(vm);
+}
+
+int vmm_start_gated(struct vmm *vm, int first)
+{
+	vm->gated = 1;
+	return start_threads(vm, first);
+}
+
+int vmm_wait_loaded(struct vmm *vm, char *err, size_t errlen)
+{
+	int i;
+
+	pthread_mutex_lock(&vm->lock);
+	while (vm->loaded < vm->nvcpus && !vm->setup_rc)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	if (vm->setup_rc) {
+		snprintf(err, errlen, "%s", vm->setup_err);
+		return vm->setup_rc;
+	}
+	for (i = 0; i < vm->nvcpus; i++) {
+		vm->vcpu[i].load_blob = NULL;
+		if (vm->vcpu[i].load_rc) {
+			snprintf(err, errlen, "%s", vm->vcpu[i].load_err);
+			return vm->vcpu[i].load_rc;
+		}
+	}
+	return 0;
 }
 
 int vmm_run_loop(struct vmm *vm)
@@ -379,11 +440,22 @@ int vmm_run_loop(struct vmm *vm)
 	int in_open = vm->in_fd >= 0;
 	int r;
 
-	if (!vm->vcpu[0].started) {
+	if (vm->gated) {
 		vm->t_resume_ns = vmm_now_ns();
-		r = start_threads(vm);
-		if (r)
+		pthread_mutex_lock(&vm->lock);
+		vm->gate_open = 1;
+		vm->gated = 0;
+		pthread_cond_broadcast(&vm->cond);
+		pthread_mutex_unlock(&vm->lock);
+		if (vm->announce_restored && vm->ready_fd >= 0)
+			write_all(vm->ready_fd, "restored\n", 9);
+	} else if (!vm->vcpu[0].started) {
+		vm->t_resume_ns = vmm_now_ns();
+		r = start_threads(vm, 0);
+		if (r) {
+			stop_all(vm);
 			return r;
+		}
 		if (vm->announce_restored && vm->ready_fd >= 0)
 			write_all(vm->ready_fd, "restored\n", 9);
 	} else {

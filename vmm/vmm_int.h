@@ -125,6 +125,11 @@ struct vmm_vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	int started;
+	/* restore: the vCPU thread loads its own state blob before it waits at the gate */
+	const uint8_t *load_blob;
+	size_t load_len;
+	int load_rc;
+	char load_err[200];
 };
 
 /* Markers watched on the console: snapshot trigger, health, the kernel's power-down line. */
@@ -140,6 +145,23 @@ struct vmm {
 	struct vmm_vcpu vcpu[CONFIG_VMM_MAX_VCPUS];
 	struct kvm_cpuid2 *cpuid;     /* as set on vCPU 0 (APIC ids patched per vCPU) */
 	size_t run_size;
+	size_t xsave_bytes;           /* KVM_CAP_XSAVE2 (at least struct kvm_xsave) */
+	struct kvm_msr_list *msr_list;  /* the MSRs this host's KVM saves (cached) */
+	/*
+	 * Restore (restore.c): vCPU 0's thread sets KVM up while the main thread reads the
+	 * snapshot; they meet through these fields, under lock. The vCPU threads then load their
+	 * own state and wait at a gate that vmm_run opens.
+	 */
+	int setup_mem_ready;          /* main: mem, mem_size, nvcpus are final */
+	int setup_blobs_ready;        /* main: every vcpu[i].load_blob is set */
+	int setup_abort;              /* main failed: vCPU 0's thread stops setting up */
+	const uint8_t *setup_vm_blob; /* main: the VM state vCPU 0's thread loads */
+	size_t setup_vm_len;
+	int setup_rc;                 /* vCPU 0's thread failed (message in setup_err) */
+	char setup_err[200];
+	int gated;                    /* vCPU threads exist and wait for vmm_run */
+	int gate_open;
+	int loaded;                   /* vCPU threads done loading their state */
 
 	pthread_mutex_t lock;         /* devices, console, events */
 	pthread_cond_t cond;
@@ -182,6 +204,22 @@ struct vmm {
 
 /* kvm_x86_64.c */
 int vmm_kvm_open(struct vmm *vm, uint64_t mem_size, int nvcpus, void *premapped);
+/* vmm_kvm_open in two halves: the VM (and host facts), then its memory slot and irqchip. */
+int vmm_kvm_create_vm(struct vmm *vm);
+int vmm_kvm_memory(struct vmm *vm, uint64_t mem_size, int nvcpus, void *premapped);
+/* The MSR index list, fetched once per VM (vmstate.c); NULL when KVM will not say. */
+const struct kvm_msr_list *vmm_msr_list(struct vmm *vm);
+/*
+ * Restore: start the vCPU threads, each loading its load_blob, then waiting at a gate that
+ * vmm_run opens; vmm_wait_loaded returns the first vCPU's load error (message in err).
+ */
+int vmm_start_gated(struct vmm *vm, int first);
+/* Starts fn(arg) as vCPU i's thread (counted in running, joined by vmm_stop). */
+int vmm_spawn_vcpu_thread(struct vmm *vm, int i, void *(*fn)(void *), void *arg);
+/* A vCPU thread's life: load (restore), gate, run until stopped; then vmm_vcpu_thread_exit. */
+void vmm_vcpu_thread(struct vmm_vcpu *c);
+void vmm_vcpu_thread_exit(struct vmm *vm);
+int vmm_wait_loaded(struct vmm *vm, char *err, size_t errlen);
 int vmm_kvm_create_vcpus(struct vmm *vm);
 /* Restore: creates the PIT and loads vm->pit_state on a thread of its own (off the resume path). */
 int vmm_kvm_start_pit(struct vmm *vm);

@@ -22,16 +22,16 @@
 
 #include "vmm/vmm_int.h"
 
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2   /* 2: vCPU blobs carry the TSC frequency */
 #define MAX_CPUID 256
 #define MAX_MSRS 512
 
-enum { V_CPUID = 1, V_REGS, V_SREGS, V_XSAVE, V_XCRS, V_DEBUGREGS, V_LAPIC, V_MSRS, V_EVENTS, V_MPSTATE, V_END };
+enum { V_CPUID = 1, V_REGS, V_SREGS, V_XSAVE, V_XCRS, V_DEBUGREGS, V_LAPIC, V_MSRS, V_EVENTS, V_MPSTATE, V_TSC_KHZ, V_END };
 enum { M_PIC0 = 1, M_PIC1, M_IOAPIC, M_PIT, M_CLOCK, M_END };
 enum { D_UART = 1, D_VIRTIO, D_END };
 
 static const char *const vcpu_names[] = { "", "cpuid", "regs", "sregs", "xsave", "xcrs", "debugregs",
-					  "lapic", "msrs", "events", "mp_state" };
+					  "lapic", "msrs", "events", "mp_state", "tsc_khz" };
 static const char *const vm_names[] = { "", "pic-master", "pic-slave", "ioapic", "pit", "clock" };
 static const char *const dev_names[] = { "", "uart", "virtio" };
 
@@ -142,7 +142,7 @@ static int r_begin(struct rbuf *r, const uint8_t *p, size_t len, const char magi
 		return r_fail(r, "%s blob: unsupported version %u", what, v);
 	memcpy(&r->count, p + 12, 4);
 	if (r->count != nsect)
-		return r_fail(r, "%s blob: %u sections, version 1 has %u", what, r->count, nsect);
+		return r_fail(r, "%s blob: %u sections, version %d has %u", what, r->count, BLOB_VERSION, nsect);
 	r->off = 16;
 	return 0;
 }
@@ -190,15 +190,20 @@ static int r_end(struct rbuf *r)
 /* ---- vCPU ---- */
 static size_t xsave_size(struct vmm *vm)
 {
-	int n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	int n;
 
+	if (vm->xsave_bytes)
+		return vm->xsave_bytes;
+	n = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
 	return n > (int)sizeof(struct kvm_xsave) ? (size_t)n : sizeof(struct kvm_xsave);
 }
 
-static struct kvm_msr_list *msr_index_list(struct vmm *vm)
+const struct kvm_msr_list *vmm_msr_list(struct vmm *vm)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *l;
 
+	if (vm->msr_list)
+		return vm->msr_list;
 	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
 		return NULL;
 	if (probe.nmsrs > MAX_MSRS)
@@ -211,6 +216,7 @@ static struct kvm_msr_list *msr_index_list(struct vmm *vm)
 		free(l);
 		return NULL;
 	}
+	vm->msr_list = l;
 	return l;
 }
 
@@ -238,7 +244,8 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	struct kvm_lapic_state lapic;
 	struct kvm_vcpu_events ev;
 	struct kvm_mp_state mp;
-	struct kvm_msr_list *list = NULL;
+	uint32_t tsc_khz;
+	const struct kvm_msr_list *list = NULL;
 	/* struct kvm_msrs with room for one entry (its entries[] is a flexible array). */
 	union {
 		struct kvm_msrs h;
@@ -256,7 +263,7 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	c = &vm->vcpu[index];
 	xs = xsave_size(vm);
 	xsave = calloc(1, xs);
-	list = msr_index_list(vm);
+	list = vmm_msr_list(vm);
 	if (!xsave || !list)
 		goto out;
 	msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(*msrs));
@@ -271,6 +278,12 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 		r = -errno;
 		goto out;
 	}
+	r = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
+	if (r <= 0) {
+		r = r < 0 ? -errno : -EIO;
+		goto out;
+	}
+	tsc_khz = (uint32_t)r;
 	/* One at a time: KVM_GET_MSRS stops at the first MSR this vCPU cannot read. */
 	for (i = 0; i < list->nmsrs; i++) {
 		memset(&one, 0, sizeof(one));
@@ -321,10 +334,10 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	w.count++;
 	w_section(&w, V_EVENTS, &ev, sizeof(ev));
 	w_section(&w, V_MPSTATE, &mp, sizeof(mp));
+	w_section(&w, V_TSC_KHZ, &tsc_khz, sizeof(tsc_khz));
 	r = w_end(&w, blob, len);
 out:
 	free(xsave);
-	free(list);
 	free(msrs);
 	return r;
 }
@@ -345,12 +358,12 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 	struct rbuf rd;
 	const uint8_t *s[V_END];
 	size_t n[V_END];
-	struct kvm_msr_list *list = NULL;
+	const struct kvm_msr_list *list = NULL;
 	struct kvm_msrs *msrs = NULL;
 	struct kvm_cpuid2 *cp = NULL;
 	size_t xs;
-	uint32_t cnt, i;
-	int t, r;
+	uint32_t cnt, i, tsc_khz;
+	int t, r, have;
 
 	if (index < 0 || index >= vm->nvcpus) {
 		snprintf(err, errlen, "vCPU %d does not exist", index);
@@ -373,6 +386,7 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 		case V_LAPIC: want = sizeof(struct kvm_lapic_state); break;
 		case V_EVENTS: want = sizeof(struct kvm_vcpu_events); break;
 		case V_MPSTATE: want = sizeof(struct kvm_mp_state); break;
+		case V_TSC_KHZ: want = sizeof(uint32_t); break;
 		default: break;
 		}
 		s[t] = r_section(&rd, (uint32_t)t, want, &n[t]);
@@ -394,8 +408,11 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 		if (mp.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
 			return r_fail(&rd, "vCPU blob: unknown mp_state %u", mp.mp_state);
 	}
+	memcpy(&tsc_khz, s[V_TSC_KHZ], sizeof(tsc_khz));
+	if (tsc_khz < 1000 || tsc_khz > 100000000)
+		return r_fail(&rd, "vCPU blob: TSC frequency %u kHz is out of range", tsc_khz);
 
-	list = msr_index_list(vm);
+	list = vmm_msr_list(vm);
 	msrs = calloc(1, sizeof(*msrs) + (size_t)cnt * sizeof(struct kvm_msr_entry));
 	memcpy(&i, s[V_CPUID], 4);
 	cp = calloc(1, sizeof(*cp) + (size_t)i * sizeof(cp->entries[0]));
@@ -427,6 +444,18 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 			goto out;                                                               \
 		}                                                                               \
 	} while (0)
+	/*
+	 * The guest calibrated its TSC once, at boot: a host whose TSC runs at another rate must
+	 * scale it (KVM compares within its own tolerance, 250 ppm), or the guest's clock drifts.
+	 */
+	have = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
+	if (have > 0 && (uint64_t)(have > (int)tsc_khz ? (uint32_t)have - tsc_khz : tsc_khz - (uint32_t)have) * 4000 > tsc_khz &&
+	    ioctl(c->fd, KVM_SET_TSC_KHZ, (unsigned long)tsc_khz) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "vCPU %d: the snapshot's TSC runs at %u kHz, this host's at %d kHz, and KVM cannot scale it: %s",
+			 index, tsc_khz, have, strerror(errno));
+		goto out;
+	}
 	SET(KVM_SET_CPUID2, cp, "cpuid");
 	{
 		struct kvm_sregs sr;
@@ -487,7 +516,6 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 	}
 	r = 0;
 out:
-	free(list);
 	free(msrs);
 	free(cp);
 	return r;
