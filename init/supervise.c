@@ -20,16 +20,19 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "init/pid1.h"
 #include "net/net.h"
+#include "vmm/vmm.h"
 
 #define READY_FD 3
 #define BACKOFF_CAP_MS 30000
@@ -167,6 +170,19 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		argv[argc++] = s->conf.health_marker;
 	}
 	argv[argc] = NULL;
+	if (!strcmp(in->board.runner, "/proc/self/exe")) {
+		/*
+		 * The runner is keel itself: run the VMM in this child instead of exec'ing a copy
+		 * (an exec costs ~0.5 ms of CPU here, per sandbox). Nothing of PID 1 is kept but
+		 * the console and the ready pipe: its other descriptors are closed, its unwritten
+		 * stdio dropped, getopt reset.
+		 */
+		syscall(SYS_close_range, READY_FD + 1, ~0U, 0);
+		__fpurge(stdout);
+		__fpurge(stderr);
+		optind = 0;
+		_exit(vmm_cmd_vm(argc - 1, argv + 1));
+	}
 	execv(in->board.runner, argv);
 	dprintf(READY_FD, "exec %s: %s\n", in->board.runner, strerror(errno));
 	_exit(127);
