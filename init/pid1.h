@@ -28,7 +28,8 @@ void init_sys_watchdog_pet(int fd);
 void init_sys_watchdog_close(int fd);
 
 /* ---- snapshots.c: which snapshot each sandbox restores, failure records ---- */
-#define INIT_MAX_CANDIDATES 8
+/* The data store's ref and its history, then the image's ref and its parents. */
+#define INIT_MAX_CANDIDATES (1 + SNAP_REF_LOG_MAX + 8)
 
 struct init_cand {
 	uint8_t id[SNAP_HASH_LEN];
@@ -48,7 +49,10 @@ struct init_stores {
 /* Opens the image (checking header and, with trusted keys, its signature) and the data store. */
 void init_stores_open(struct init_stores *st, const struct init_board *b);
 void init_stores_close(struct init_stores *st);
-/* Newest first: the data store's ref and its parents, then the image's ref and its parents. */
+/*
+ * Newest first: the data store's ref, that ref's earlier values (its history),
+ * then the image's ref and its parents.
+ */
 int init_candidates(struct init_stores *st, const char *name, struct init_cand *out, int max);
 int init_failed_has(const struct init_stores *st, const uint8_t id[SNAP_HASH_LEN]);
 /* Remembers (in memory and, when there is a data partition, on it) that id failed. */

@@ -239,13 +239,61 @@ static int add_chain(struct init_stores *st, const uint8_t start[SNAP_HASH_LEN],
 	return n;
 }
 
+/*
+ * The data store's earlier values of ref name, newest first. The history may
+ * end with a value the ref never took (a crash between writing the history
+ * and moving the ref), so the walk starts below the ref's current value.
+ * Entries whose manifest is gone (never pushed whole, collected) are skipped.
+ */
+static int add_history(struct init_stores *st, const char *name, const uint8_t cur[SNAP_HASH_LEN],
+		       struct init_cand *out, int n, int max)
+{
+	struct snap_ref_log_entry e[SNAP_REF_LOG_MAX];
+	struct snap_source ds;
+	int k, bad, from;
+
+	k = snap_store_ref_log(st->data, name, e, SNAP_REF_LOG_MAX, &bad);
+	if (k < 0) {
+		init_log("sandbox %s: history of ref %s unreadable: %s; rolling back to the image only", name,
+			 name, strerror(-k));
+		return n;
+	}
+	if (bad)
+		init_log("sandbox %s: %d malformed line%s in the history of ref %s skipped", name, bad,
+			 bad == 1 ? "" : "s", name);
+	from = k;
+	for (int i = k - 1; i >= 0; i--)
+		if (!memcmp(e[i].id, cur, SNAP_HASH_LEN)) {
+			from = i;
+			break;
+		}
+	snap_store_source(st->data, &ds);
+	for (int i = from - 1; i >= 0 && n < max; i--) {
+		if (have_cand(out, n, e[i].id) || !in_source(&ds, e[i].id))
+			continue;
+		memcpy(out[n].id, e[i].id, SNAP_HASH_LEN);
+		out[n].in_image = 0;
+		n++;
+	}
+	return n;
+}
+
 int init_candidates(struct init_stores *st, const char *name, struct init_cand *out, int max)
 {
 	uint8_t id[SNAP_HASH_LEN];
 	int n = 0;
 
-	if (st->data && snap_store_ref_get(st->data, name, id) == 0)
-		n = add_chain(st, id, out, n, max);
+	/* Newest pushed, then what ran before it (the ref's history), then the partition image. */
+	if (st->data && snap_store_ref_get(st->data, name, id) == 0 && max > 0) {
+		struct snap_source ds;
+		snap_store_source(st->data, &ds);
+		if (in_source(&ds, id)) {
+			memcpy(out[n].id, id, SNAP_HASH_LEN);
+			out[n].in_image = 0;
+			n++;
+		}
+		n = add_history(st, name, id, out, n, max);
+	}
 	if (st->image) {
 		struct snap_source is;
 		snap_image_source(st->image, &is);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "init/init.h"
@@ -19,8 +20,12 @@ static const char help[] =
 	"       keel store gc DIR                drop objects and manifests no ref reaches\n"
 	"       keel store ref DIR               list refs\n"
 	"       keel store ref DIR NAME [ID|--delete]  show, move (atomically) or delete a ref\n"
+	"       keel store log DIR NAME          the ref's history, newest first: ID, when it was set\n"
+	"                                        (UTC; '-' = before history began), 'current' marks\n"
+	"                                        the ref's value (init rolls back along this list)\n"
 	"  Objects live at DIR/objects/<hex64>, manifests at DIR/manifests/<hex64>, refs at\n"
-	"  DIR/refs/NAME (NAME: [A-Za-z0-9._-]{1,64}). Every read re-verifies the BLAKE3 id.\n";
+	"  DIR/refs/NAME (NAME: [A-Za-z0-9._-]{1,64}), the newest %d values of each ref at\n"
+	"  DIR/logs/NAME. Every read re-verifies the BLAKE3 id.\n";
 
 #define CMD "store"
 
@@ -144,6 +149,39 @@ static int print_ref(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN
 	return 0;
 }
 
+static int do_log(struct snap_store *s, const char *name)
+{
+	struct snap_ref_log_entry e[SNAP_REF_LOG_MAX];
+	uint8_t cur[SNAP_HASH_LEN];
+	int n, bad, have_cur;
+
+	if (!snap_name_valid(name, strlen(name)))
+		return cli_usage(CMD, "bad ref name '%.80s' (want [A-Za-z0-9._-]{1,64})", name);
+	n = snap_store_ref_log(s, name, e, SNAP_REF_LOG_MAX, &bad);
+	if (n < 0)
+		return cli_error(CMD, "log %s: %s", name, strerror(-n));
+	if (bad)
+		fprintf(stderr, "keel store: log %s: %d malformed line%s skipped\n", name, bad, bad == 1 ? "" : "s");
+	have_cur = snap_store_ref_get(s, name, cur) == 0;
+	if (n == 0 && !have_cur)
+		return cli_error(CMD, "log %s: no such ref and no history", name);
+	for (int i = n - 1; i >= 0; i--) {
+		char hex[SNAP_HEX_LEN + 1], when[32] = "-";
+		time_t t = (time_t)e[i].time;
+		struct tm tm;
+
+		snap_hex(e[i].id, hex);
+		if (e[i].time && gmtime_r(&t, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%s %s%s\n", hex, when,
+		       have_cur && !memcmp(e[i].id, cur, SNAP_HASH_LEN) ? " current" : "");
+		/* Only the newest entry equal to the ref is the current one. */
+		if (have_cur && !memcmp(e[i].id, cur, SNAP_HASH_LEN))
+			have_cur = 0;
+	}
+	return 0;
+}
+
 static int do_ref(struct snap_store *s, int argc, char **argv)
 {
 	uint8_t id[SNAP_HASH_LEN];
@@ -184,8 +222,11 @@ int snap_cmd_store(int argc, char **argv)
 	const char *sub, *dir;
 	int ret = 0, r;
 
-	if (cli_wants_help(argc, argv))
-		return cli_help(help);
+	if (cli_wants_help(argc, argv)) {
+		char text[sizeof(help) + 16];
+		snprintf(text, sizeof(text), help, SNAP_REF_LOG_MAX);
+		return cli_help(text);
+	}
 	if (argc < 3)
 		return cli_usage(CMD, "want a subcommand and DIR (see keel store --help)");
 	sub = argv[1];
@@ -197,10 +238,10 @@ int snap_cmd_store(int argc, char **argv)
 		return r < 0 ? cli_error(CMD, "%s: %s", dir, strerror(-r)) : 0;
 	}
 	if (strcmp(sub, "put") && strcmp(sub, "get") && strcmp(sub, "verify") && strcmp(sub, "gc") &&
-	    strcmp(sub, "ref"))
+	    strcmp(sub, "ref") && strcmp(sub, "log"))
 		return cli_usage(CMD, "unknown subcommand '%.40s'", sub);
 	if ((!strcmp(sub, "get") && argc != 4) || ((!strcmp(sub, "verify") || !strcmp(sub, "gc")) && argc != 3) ||
-	    (!strcmp(sub, "put") && argc < 4))
+	    (!strcmp(sub, "put") && argc < 4) || (!strcmp(sub, "log") && argc != 4))
 		return cli_usage(CMD, "wrong arguments for %s (see keel store --help)", sub);
 	if (snap_cli_open(CMD, dir, &s))
 		return 1;
@@ -231,6 +272,8 @@ int snap_cmd_store(int argc, char **argv)
 			ret = cli_error(CMD, "%s: %s", dir, strerror(-r));
 		else
 			printf("removed %d file%s, %llu bytes\n", r, r == 1 ? "" : "s", (unsigned long long)freed);
+	} else if (!strcmp(sub, "log")) {
+		ret = do_log(s, argv[3]);
 	} else {
 		ret = do_ref(s, argc - 3, argv + 3);
 	}

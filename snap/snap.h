@@ -84,9 +84,10 @@ int snap_source_resolve(const struct snap_source *src, const char *name_or_hex,
 
 /*
  * Layout: DIR/objects/<hex64>, DIR/manifests/<hex64>, DIR/refs/<name> (a
- * hex64 line). Every path is derived only from a validated hex64 or a
- * validated name. Writes: unique temp file in the same directory, fsync,
- * rename, fsync of the directory. Objects are write-once.
+ * hex64 line), DIR/logs/<name> (the ref's history; optional). Every path
+ * is derived only from a validated hex64 or a validated name. Writes:
+ * unique temp file in the same directory, fsync, rename, fsync of the
+ * directory. Objects are write-once.
  */
 struct snap_store;
 
@@ -134,10 +135,37 @@ int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LE
 int snap_store_get(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN], uint8_t **buf,
 		   size_t *len);
 
-/* Refs: name -> manifest id. get: -ENOENT when absent. set moves it by atomic rename. */
+/*
+ * Refs: name -> manifest id. get: -ENOENT when absent. set moves it by atomic
+ * rename and first records the new value in the ref's history (DIR/logs/NAME,
+ * rewritten whole by temp + fsync + rename, the newest SNAP_REF_LOG_MAX
+ * values). delete drops the ref and its history.
+ */
 int snap_store_ref_get(struct snap_store *s, const char *name, uint8_t id[SNAP_HASH_LEN]);
 int snap_store_ref_set(struct snap_store *s, const char *name, const uint8_t id[SNAP_HASH_LEN]);
 int snap_store_ref_delete(struct snap_store *s, const char *name);
+
+/*
+ * Ref history: one "HEX64 UNIXSECONDS" line per value the ref was set to,
+ * oldest first (time 0: the value the ref had when history began). The log is
+ * written BEFORE the ref moves, so after a crash between the two its newest
+ * entry may be a value the ref never took: a reader that wants "what ran
+ * before" looks for the ref's current id in the log and walks back from there.
+ */
+#define SNAP_REF_LOG_MAX 16
+struct snap_ref_log_entry {
+	uint8_t id[SNAP_HASH_LEN];
+	uint64_t time;
+};
+/*
+ * Parses untrusted log bytes buf[0..len): lines that are not exactly
+ * "HEX64 DIGITS\n" are skipped and counted in *bad (may be NULL). Keeps the
+ * newest max entries, oldest first; returns how many.
+ */
+int snap_ref_log_parse(const char *buf, size_t len, struct snap_ref_log_entry *out, int max, int *bad);
+/* The history of ref name (see above): entry count (0: none), or -errno. */
+int snap_store_ref_log(struct snap_store *s, const char *name, struct snap_ref_log_entry *out, int max,
+		       int *bad);
 /* Calls fn for every ref (stops early and returns fn's value when it is non-zero). */
 int snap_store_ref_each(struct snap_store *s,
 			int (*fn)(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN]), void *arg);
@@ -152,7 +180,8 @@ int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN]);
 int snap_store_verify(struct snap_store *s, void (*bad)(void *arg, const char *path, int err), void *arg);
 /*
  * Removes objects and manifests no ref reaches (a manifest keeps its objects
- * and its parent chain) and stale temp files. Returns the number removed or -errno.
+ * and its parent chain; a ref reaches what its history names) and stale temp
+ * files. Returns the number removed or -errno.
  */
 int snap_store_gc(struct snap_store *s, uint64_t *bytes_freed);
 

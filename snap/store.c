@@ -40,6 +40,7 @@ struct fd_slot {
 struct snap_store {
 	char *dir;
 	int dirfd, objfd, manfd, reffd;
+	int logfd;               /* DIR/logs (ref histories); -1 until a store without one needs it */
 	/* fds handed out by locate(): owned here, closed by snap_store_close */
 	struct fd_slot *slots;
 	size_t nslots, capslots;
@@ -57,7 +58,7 @@ static int sub_open(int dirfd, const char *name, int create)
 
 int snap_store_init(const char *dir)
 {
-	static const char *const subs[] = { "objects", "manifests", "refs" };
+	static const char *const subs[] = { "objects", "manifests", "refs", "logs" };
 	int dfd, ret = 0;
 
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
@@ -88,7 +89,7 @@ int snap_store_open(const char *dir, struct snap_store **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->dirfd = s->objfd = s->manfd = s->reffd = -1;
+	s->dirfd = s->objfd = s->manfd = s->reffd = s->logfd = -1;
 	s->dir = strdup(dir);
 	if (!s->dir) {
 		ret = -ENOMEM;
@@ -106,6 +107,10 @@ int snap_store_open(const char *dir, struct snap_store **out)
 		ret = -ENOTDIR;
 		goto err_close;
 	}
+	/* Stores made before ref histories existed have no logs/: made at the first ref_set. */
+	s->logfd = sub_open(s->dirfd, "logs", 0);
+	if (s->logfd < 0)
+		s->logfd = -1;
 	*out = s;
 	return 0;
 
@@ -124,6 +129,8 @@ void snap_store_close(struct snap_store *s)
 	for (size_t i = 0; i < s->nslots; i++)
 		close(s->slots[i].fd);
 	free(s->slots);
+	if (s->logfd >= 0)
+		close(s->logfd);
 	if (s->reffd >= 0)
 		close(s->reffd);
 	if (s->manfd >= 0)
@@ -461,9 +468,165 @@ int snap_store_ref_get(struct snap_store *s, const char *name, uint8_t id[SNAP_H
 	return 0;
 }
 
+/* ---- ref histories ------------------------------------------------------- */
+
+/* The longest line a well-formed log holds: hex64, space, 20 digits, newline. */
+#define LOG_LINE_MAX (SNAP_HEX_LEN + 1 + 20 + 1)
+/* A log bigger than this is not ours; only its first LOG_READ_MAX bytes are parsed. */
+#define LOG_READ_MAX (4 * SNAP_REF_LOG_MAX * LOG_LINE_MAX)
+
+/* One line without its newline: "HEX64 DIGITS" (1..20 digits, no overflow). 0 or -1. */
+static int log_line(const char *p, size_t n, struct snap_ref_log_entry *e)
+{
+	uint64_t t = 0;
+
+	if (n < SNAP_HEX_LEN + 2 || n > LOG_LINE_MAX - 1 || p[SNAP_HEX_LEN] != ' ' ||
+	    snap_unhex(p, SNAP_HEX_LEN, e->id) < 0)
+		return -1;
+	for (size_t i = SNAP_HEX_LEN + 1; i < n; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+		if (d > 9 || t > (UINT64_MAX - d) / 10)
+			return -1;
+		t = t * 10 + d;
+	}
+	e->time = t;
+	return 0;
+}
+
+int snap_ref_log_parse(const char *buf, size_t len, struct snap_ref_log_entry *out, int max, int *bad)
+{
+	size_t pos = 0;
+	int n = 0, nbad = 0;
+
+	while (pos < len && max > 0) {
+		const char *nl = memchr(buf + pos, '\n', len - pos);
+		size_t linelen = nl ? (size_t)(nl - (buf + pos)) : len - pos;
+		struct snap_ref_log_entry e;
+
+		/* A last line without its newline was never written whole: bad like any other. */
+		if (!nl || log_line(buf + pos, linelen, &e) < 0) {
+			nbad++;
+		} else {
+			if (n == max) {
+				memmove(out, out + 1, (size_t)(max - 1) * sizeof(*out));
+				n--;
+			}
+			out[n++] = e;
+		}
+		pos += linelen + (nl ? 1 : 0);
+	}
+	if (bad)
+		*bad = nbad;
+	return n;
+}
+
+int snap_store_ref_log(struct snap_store *s, const char *name, struct snap_ref_log_entry *out, int max, int *bad)
+{
+	char *buf;
+	size_t have = 0;
+	int fd, ret;
+
+	if (bad)
+		*bad = 0;
+	if (!snap_name_valid(name, strlen(name)))
+		return -EINVAL;
+	if (s->logfd < 0)
+		return 0;
+	fd = openat(s->logfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	buf = malloc(LOG_READ_MAX);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out_close;
+	}
+	while (have < LOG_READ_MAX) {
+		ssize_t r = read(fd, buf + have, LOG_READ_MAX - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ret = -errno;
+			goto out_free;
+		}
+		if (r == 0)
+			break;
+		have += (size_t)r;
+	}
+	ret = snap_ref_log_parse(buf, have, out, max, bad);
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return ret;
+}
+
+/*
+ * Stages the history with id appended (unless it is already the newest
+ * value) as a temp file in logs/; *tmp names it for log_publish. The ref's
+ * value before history began (a store from before logs/) opens the log.
+ */
+static int log_stage(struct snap_store *s, const char *name, const uint8_t id[SNAP_HASH_LEN], char tmp[40])
+{
+	struct snap_ref_log_entry e[SNAP_REF_LOG_MAX + 1];
+	char text[(SNAP_REF_LOG_MAX + 1) * LOG_LINE_MAX + 1];
+	uint8_t cur[SNAP_HASH_LEN];
+	size_t len = 0;
+	int n, fd, ret;
+
+	if (s->logfd < 0) {
+		s->logfd = sub_open(s->dirfd, "logs", 1);
+		if (s->logfd < 0) {
+			ret = s->logfd;
+			s->logfd = -1;
+			return ret;
+		}
+	}
+	n = snap_store_ref_log(s, name, e, SNAP_REF_LOG_MAX, NULL);
+	if (n < 0)
+		return n;
+	if (n == 0 && snap_store_ref_get(s, name, cur) == 0 && memcmp(cur, id, SNAP_HASH_LEN)) {
+		memcpy(e[0].id, cur, SNAP_HASH_LEN);
+		e[0].time = 0;
+		n = 1;
+	}
+	if (n == 0 || memcmp(e[n - 1].id, id, SNAP_HASH_LEN)) {
+		memcpy(e[n].id, id, SNAP_HASH_LEN);
+		e[n].time = (uint64_t)time(NULL);
+		n++;
+	}
+	for (int i = n > SNAP_REF_LOG_MAX ? n - SNAP_REF_LOG_MAX : 0; i < n; i++) {
+		char hex[SNAP_HEX_LEN + 1];
+		snap_hex(e[i].id, hex);
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s %llu\n", hex,
+					(unsigned long long)e[i].time);
+	}
+	fd = tmp_create(s->logfd, tmp);
+	if (fd < 0)
+		return fd;
+	ret = snap_write_all(fd, text, len);
+	if (ret == 0 && fsync(fd) < 0)
+		ret = -errno;
+	close(fd);
+	if (ret < 0)
+		unlinkat(s->logfd, tmp, 0);
+	return ret;
+}
+
+static int log_publish(struct snap_store *s, const char *tmp, const char *name)
+{
+	if (renameat(s->logfd, tmp, s->logfd, name) < 0) {
+		int e = -errno;
+		unlinkat(s->logfd, tmp, 0);
+		return e;
+	}
+	return fsync(s->logfd) < 0 ? -errno : 0;
+}
+
+/* ---- refs ---------------------------------------------------------------- */
+
 int snap_store_ref_set(struct snap_store *s, const char *name, const uint8_t id[SNAP_HASH_LEN])
 {
-	char tmp[40], line[SNAP_HEX_LEN + 2];
+	char tmp[40], logtmp[40], line[SNAP_HEX_LEN + 2];
 	int fd, ret;
 
 	if (!snap_name_valid(name, strlen(name)))
@@ -471,6 +634,13 @@ int snap_store_ref_set(struct snap_store *s, const char *name, const uint8_t id[
 	ret = snap_store_has(s, SNAP_KIND_MANIFEST, id);
 	if (ret <= 0)
 		return ret < 0 ? ret : -ENOENT;
+	/* History first (see snap.h): a ref never moves without its new value on record. */
+	ret = log_stage(s, name, id, logtmp);
+	if (ret < 0)
+		return ret;
+	ret = log_publish(s, logtmp, name);
+	if (ret < 0)
+		return ret;
 	snap_hex(id, line);
 	line[SNAP_HEX_LEN] = '\n';
 	fd = tmp_create(s->reffd, tmp);
@@ -493,7 +663,12 @@ int snap_store_ref_delete(struct snap_store *s, const char *name)
 		return -EINVAL;
 	if (unlinkat(s->reffd, name, 0) < 0)
 		return -errno;
-	return fsync(s->reffd) < 0 ? -errno : 0;
+	if (fsync(s->reffd) < 0)
+		return -errno;
+	/* A deleted ref's history must not bring its snapshots back (gc keeps what histories name). */
+	if (s->logfd >= 0 && unlinkat(s->logfd, name, 0) == 0 && fsync(s->logfd) < 0)
+		return -errno;
+	return 0;
 }
 
 /* strict: an unreadable ref stops the walk with its error instead of being skipped. */
@@ -867,11 +1042,17 @@ static int mark_manifest(struct mark *mk, const uint8_t start[SNAP_HASH_LEN])
 
 static int mark_ref(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN])
 {
+	struct snap_ref_log_entry e[SNAP_REF_LOG_MAX];
 	struct mark *mk = arg;
-	int r;
+	int r, n;
 
-	(void)name;
 	r = mark_manifest(mk, id);
+	/* The ref's history keeps its snapshots: they are what init rolls back to. */
+	n = snap_store_ref_log(mk->s, name, e, SNAP_REF_LOG_MAX, NULL);
+	if (n < 0 && r == 0)
+		r = n;
+	for (int i = 0; i < n && r == 0; i++)
+		r = mark_manifest(mk, e[i].id);
 	if (r < 0) {
 		mk->err = r;
 		return 1;
@@ -933,6 +1114,8 @@ int snap_store_gc(struct snap_store *s, uint64_t *bytes_freed)
 	if (ret < 0)
 		goto out;
 	ret = sweep(s->reffd, NULL, bytes_freed, &removed);
+	if (ret == 0 && s->logfd >= 0)
+		ret = sweep(s->logfd, NULL, bytes_freed, &removed);
 	if (ret == 0)
 		ret = removed;
 out:

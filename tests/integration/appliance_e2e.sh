@@ -8,8 +8,8 @@
 #     development key) is answered `ok <id>` and the console shows the new version's heartbeat;
 #  3. reboot on the same data disk: the appliance comes back on the pushed snapshot;
 #  4. rollback: a pushed snapshot whose guest never prints `heartbeat` (board health-timeout 60 s) is
-#     rolled back from and a heartbeat resumes (v3 names no parent, so its candidates are itself and then
-#     the partition image's demo: that is where it goes back to);
+#     rolled back from, to the snapshot pushed before it (v2, from the ref's history in the data store;
+#     not the partition image's demo), and heartbeat-v2 resumes;
 #  5. a flipped byte in an object of snap.img: the snapshot is refused with a line naming the object, and
 #     keel keeps running its listener (a push is still answered ok).
 . "$(dirname "$0")/../lib.sh"
@@ -182,12 +182,15 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 		r0=$SECONDS
 		"$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v3.pack" > "$T_TMP/push3v.out" 2>&1
 		after_rb() { awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat(-v2)? [0-9]+ up/{f=1} END{exit !f}' "$c2"; }
+		# The rollback target is the previously pushed v2 (data store), and what beats after it is v2.
+		to_v2() { grep -q "keel-init: sandbox demo: rolling back to ${v2id:0:12} (data store)" "$c2" &&
+			  awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat [0-9]+ up/{bad=1} r && /^heartbeat-v2 [0-9]+ up/{f=1} END{exit !(f && !bad)}' "$c2"; }
 		if grep -q "^ok $v3id" "$T_TMP/push3v.out" && wait_for "$c2" '^silent-v3 [0-9]' 120 &&
 		   wait_for "$c2" 'sandbox demo: rolling back to' 150 &&
-		   { i=0; until after_rb || [ $i -ge 300 ]; do sleep 0.2; i=$((i + 1)); done; after_rb; }; then
-			pass "rollback: a pushed snapshot that never gets healthy is rolled back from, a heartbeat resumes $((SECONDS - r0)) s after the push ($(grep -m1 'sandbox demo: snapshot .* failed' "$c2" | sed 's/^.*keel-init: //'); $(grep -m1 'sandbox demo: rolling back' "$c2" | sed 's/^.*keel-init: sandbox demo: //'))"
+		   { i=0; until after_rb || [ $i -ge 300 ]; do sleep 0.2; i=$((i + 1)); done; after_rb; } && to_v2; then
+			pass "rollback: a pushed snapshot that never gets healthy is rolled back to the previously pushed one, heartbeat-v2 resumes $((SECONDS - r0)) s after the push ($(grep -m1 'sandbox demo: snapshot .* failed' "$c2" | sed 's/^.*keel-init: //'); $(grep -m1 'sandbox demo: rolling back' "$c2" | sed 's/^.*keel-init: sandbox demo: //'))"
 		else
-			fail "rollback: a pushed snapshot that never gets healthy is rolled back from" \
+			fail "rollback: a pushed snapshot that never gets healthy is rolled back to the previously pushed one (v2)" \
 				"$(head -c 200 "$T_TMP/push3v.out" | tr '\n' ' '); $(grep -E 'keel-init' "$c2" | tail -n 5 | tr '\n' ' ')"
 		fi
 	else

@@ -91,7 +91,7 @@ short() { echo "${1:0:12}"; }
 # 1. Every autostart sandbox restored from the image, in parallel, with a timeline.
 c=$(board boot "image = $T/snap.img" "sandbox.web.health-timeout = 5" "sandbox.db.health-timeout = 5")
 start_init "$c" "$T/boot.log"
-check "boot: web and db become healthy from the image" wait_log "sandbox db healthy" 5
+check "boot: web and db become healthy from the image" eval 'wait_log "sandbox db healthy" 5 && wait_log "sandbox web healthy" 5'
 check "boot: web restored from the image's ref" grep -q "image $M2" "$RUN/launches"
 check "boot: timeline has init start, partition opened, restored, healthy" sh -c \
 	"grep -q '] init start' '$LOG' && grep -q '] partition opened' '$LOG' && grep -q '] sandbox web restored' '$LOG' && grep -q '] sandbox web healthy' '$LOG'"
@@ -138,6 +138,44 @@ check "corrupt data-store object: the object is named" grep -q "corrupt object $
 stop_init
 cp "$T/obj.save" "$T/data/store/objects/$obj"
 rm -f "$T/data/keel-init-failed"
+
+# 5b. Rollback follows the ref's history: pushes V1, V2, V3; V3 never healthy -> V2 (not V1, not the image).
+mkdir -p "$T/hdata"
+$K store init "$T/hdata/store" >/dev/null
+for v in 1 2 3; do mkmem "$T/v$v"; done
+V1=$($K manifest create --store "$T/hdata/store" --name web --memory-file "$T/v1" --chunk 4096 --activate)
+V2=$($K manifest create --store "$T/hdata/store" --name web --parent "$V1" --memory-file "$T/v2" --chunk 4096 --activate)
+V3=$($K manifest create --store "$T/hdata/store" --name web --parent "$V1" --memory-file "$T/v3" --chunk 4096 --activate)
+$K store log "$T/hdata/store" web > "$T/hlog.out"
+check "history: keel store log lists V3 (current), V2, V1 newest first" sh -c \
+	"[ \"\$(awk '{print \$1, \$3}' '$T/hlog.out' | tr '\n' ,)\" = '$V3 current,$V2 ,$V1 ,' ]"
+echo never-healthy > "$RUN/behave-$V3"
+c=$(board hist "image = $T/snap.img" "data-dir = $T/hdata" "sandbox.web.health-timeout = 1" "sandbox.db.autostart = no")
+start_init "$c" "$T/hist.log"
+check "history: V3 never healthy, rolled back to the previously pushed V2" wait_log "rolling back to $(short "$V2") (data store)" 6
+check "history: V2 becomes healthy" wait_log "sandbox web healthy ($(short "$V2")" 5
+check "history: neither V1 nor the image was launched" sh -c "! grep -q -e '$V1' -e '^image' '$RUN/launches'"
+stop_init
+start_init "$c" "$T/hist2.log"
+check "history: after a restart V2 is picked again" wait_log "sandbox web healthy ($(short "$V2")" 5
+check "history: after a restart V3 is not retried" sh -c "! grep -q '$V3' '$RUN/launches'"
+stop_init
+# Corrupt history lines are skipped with a log line; the good entries still lead to V2.
+chmod u+w "$T/hdata/store/logs/web"
+printf 'garbage\n\001\377 1\n' >> "$T/hdata/store/logs/web"
+start_init "$c" "$T/hist3.log"
+check "history: malformed lines are skipped and logged" wait_log "2 malformed lines in the history of ref web skipped" 5
+check "history: with a damaged history V2 still runs" wait_log "sandbox web healthy ($(short "$V2")" 5
+check "history: init still running" kill -0 "$KPID"
+stop_init
+# V2 restore fails too: the walk goes on to V1 (still before the image).
+rm -f "$T/hdata/keel-init-failed"
+echo fail > "$RUN/behave-$V2"
+start_init "$c" "$T/hist4.log"
+check "history: V3 and V2 failing roll back to V1" wait_log "sandbox web healthy ($(short "$V1")" 8
+check "history: the image was not needed" sh -c "! grep -q '^image' '$RUN/launches'"
+stop_init
+rm -f "$RUN/behave-$V2" "$RUN/behave-$V3"
 
 # 6. Flipped byte in an image object of M2 -> named, M1 used.
 obj2=$($K manifest show --store "$T/s" "$M2" | awk '$1 == "chunk" {print $3; exit}')

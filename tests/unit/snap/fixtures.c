@@ -128,6 +128,8 @@ int fx_temps(struct snap_store *s)
 	n += count_temps(path);
 	snprintf(path, sizeof(path), "%s/refs", snap_store_dir(s));
 	n += count_temps(path);
+	snprintf(path, sizeof(path), "%s/logs", snap_store_dir(s));
+	n += count_temps(path);
 	return n;
 }
 
