@@ -17,10 +17,14 @@ median() { grep -o "$1 [0-9.]* us" "$2" | awk '{print $2}' | sort -n | awk '{a[N
 best() { grep -o "$1 [0-9.]* us" "$2" | awk '{print $2}' | sort -n | head -n 1; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 
+# These machines run other work beside the bench: the timed runs get SCHED_FIFO (chrt) where
+# allowed, keel and its peer alike, so the figures are their own cost rather than the run queue's.
+RT=
+chrt -f 10 true 2>/dev/null && RT="chrt -f 10"
 : > "$tmp/boot"; : > "$tmp/boot_bad"
 for i in $(seq "$N"); do
-	"$KEEL" vm run --kernel "$TINY" --cmdline tiny=hello --timing </dev/null 2>>"$tmp/boot" >/dev/null
-	"$KEEL" vm run --kernel "$TINY" --cmdline tiny=hello --timing --irqchip-first </dev/null 2>>"$tmp/boot_bad" >/dev/null
+	$RT "$KEEL" vm run --kernel "$TINY" --cmdline tiny=hello --timing </dev/null 2>>"$tmp/boot" >/dev/null
+	$RT "$KEEL" vm run --kernel "$TINY" --cmdline tiny=hello --timing --irqchip-first </dev/null 2>>"$tmp/boot_bad" >/dev/null
 done
 for f in boot boot_bad; do
 	eval "${f}_setup=\$(awk '{print}' \"\$tmp/$f\" | sed -E 's/.*vm_create ([0-9.]+) us, mem_slots ([0-9.]+) us, irqchip ([0-9.]+) us, vcpus ([0-9.]+) us.*/\\1 \\2 \\3 \\4/' | awk '{print \$1+\$2+\$3+\$4}' | sort -n | awk '{a[NR]=\$1} END {print a[int((NR+1)/2)]}')"
@@ -42,9 +46,9 @@ done
 for i in $(seq "$N"); do
 	for m in 128 1024; do
 		sleep "$SETTLE"
-		"$KEEL" vm restore --store "$S" "t$m" --timing </dev/null 2>>"$tmp/r$m" >/dev/null
+		$RT "$KEEL" vm restore --store "$S" "t$m" --timing </dev/null 2>>"$tmp/r$m" >/dev/null
 		sleep "$SETTLE"
-		"$KEEL" vm restore --image "$tmp/snap.img" "t$m" --timing </dev/null 2>>"$tmp/i$m" >/dev/null
+		$RT "$KEEL" vm restore --image "$tmp/snap.img" "t$m" --timing </dev/null 2>>"$tmp/i$m" >/dev/null
 	done
 done
 r128=$(median total "$tmp/r128"); r1g=$(median total "$tmp/r1024")
