@@ -100,7 +100,7 @@ TEST(vcpu_state_round_trips_and_the_guest_continues)
 	uint8_t *a = NULL, *b = NULL;
 	size_t alen, blen;
 	char err[256], out[4096];
-	uint32_t tags[] = { 1, 2, 3, 4, 5, 6, 10 }, na = 0, nb = 0;
+	uint32_t tags[] = { 1, 2, 3, 4, 5, 6, 10, 11 }, na = 0, nb = 0;
 	unsigned i;
 
 	REQUIRE(vm);
@@ -161,6 +161,19 @@ TEST(corrupt_state_blobs_are_refused_with_a_message)
 	memcpy(msr, "\xff\xff\xff\x7f", 4);
 	CHECK_EQ(vmm_load_vcpu(vm, 0, bad, alen, err, sizeof(err)), -EINVAL);
 	CHECK_EQ(vmm_load_vcpu(vm, 5, a, alen, err, sizeof(err)), -EINVAL);
+	/* the TSC frequency: saved (this host's, in kHz) and range-checked before any KVM call */
+	memcpy(bad, a, alen);
+	msr = (uint8_t *)section(bad, alen, 11, &n);
+	REQUIRE(msr && n == 4);
+	{
+		uint32_t khz;
+
+		memcpy(&khz, msr, 4);
+		CHECK(khz > 100000);
+	}
+	memset(msr, 0, 4);
+	CHECK_EQ(vmm_load_vcpu(vm, 0, bad, alen, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "TSC frequency 0 kHz") != NULL);
 	/* devices: the UART's receive count past its FIFO */
 	bad = realloc(bad, dlen);
 	REQUIRE(bad);
