@@ -642,7 +642,7 @@ static int car_import(int argc, char **argv)
 				      .end = imp_end, .abort = imp_abort, .hashes_blake3 = 1 };
 	struct snap_car_rx rx;
 	char err[400] = "", hex[SNAP_HEX_LEN + 1];
-	int r, ret = 1;
+	int r, ret = 1, lockfd = -1;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc)
@@ -662,6 +662,10 @@ static int car_import(int argc, char **argv)
 	if ((r = snap_store_open(dir, &im.st)) < 0)
 		return cli_error("car", "import: %s: %s", dir,
 				 r == -ENOENT || r == -ENOTDIR ? "not a keel store" : strerror(-r));
+	if ((r = snap_store_hold(im.st, &lockfd)) < 0) {
+		snap_store_close(im.st);
+		return cli_error("car", "import: locking %s: %s", dir, strerror(-r));
+	}
 	snap_car_rx_init(&rx, &sink, max_block);
 	if (read_car(&rx, err, sizeof(err), im.msg) < 0)
 		goto out;
@@ -685,6 +689,7 @@ out:
 		free(im.man[k].buf);
 	free(im.root_id);
 	free(im.root_found);
+	snap_store_unhold(lockfd);
 	snap_store_close(im.st);
 	report_hwm();
 	return ret;

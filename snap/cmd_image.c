@@ -338,7 +338,7 @@ static int cmd_extract(int argc, char **argv)
 	const char *path = NULL, *ppath = NULL, *dir = NULL;
 	struct snap_image *img, *parent;
 	struct extract_ctx x;
-	int rc;
+	int rc, lockfd = -1;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc)
@@ -358,6 +358,11 @@ static int cmd_extract(int argc, char **argv)
 	rc = snap_store_init(dir);
 	if (rc == 0)
 		rc = snap_store_open(dir, &x.store);
+	if (rc == 0) {
+		rc = snap_store_hold(x.store, &lockfd);
+		if (rc < 0)
+			snap_store_close(x.store);
+	}
 	if (rc < 0) {
 		snap_image_close(img);
 		snap_image_close(parent);
@@ -369,6 +374,7 @@ static int cmd_extract(int argc, char **argv)
 	if (!x.bad)
 		snap_image_ref_each(img, extract_ref, &x);
 	printf("%s: %u entries extracted to %s, %u failed\n", path, x.n, dir, x.bad);
+	snap_store_unhold(lockfd);
 	snap_store_close(x.store);
 	snap_image_close(img);
 	snap_image_close(parent);

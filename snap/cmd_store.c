@@ -268,7 +268,9 @@ int snap_cmd_store(int argc, char **argv)
 	} else if (!strcmp(sub, "gc")) {
 		uint64_t freed;
 		r = snap_store_gc(s, &freed);
-		if (r < 0)
+		if (r == -EBUSY)
+			ret = cli_error(CMD, "%s: busy (a receive, import or snapshot is writing to it); nothing removed, try again later", dir);
+		else if (r < 0)
 			ret = cli_error(CMD, "%s: %s", dir, strerror(-r));
 		else
 			printf("removed %d file%s, %llu bytes\n", r, r == 1 ? "" : "s", (unsigned long long)freed);

@@ -58,6 +58,7 @@ int snap_pack_rx_init(struct snap_pack_rx *rx, struct snap_store *s, const struc
 	rx->store = s;
 	rx->w.fd = -1;
 	rx->w.store = s;
+	rx->lockfd = -1;
 	if (lim)
 		rx->lim = *lim;
 	if (rx->lim.max_manifest_bytes == 0 || rx->lim.max_manifest_bytes > (size_t)CONFIG_SNAP_MAX_MANIFEST_BYTES)
@@ -136,6 +137,13 @@ static int parse_header(struct snap_pack_rx *rx)
 		return rx_fail(rx, -EFBIG, rx->rec_off, "record %s of %llu bytes exceeds the stream limit", hex,
 			       (unsigned long long)len);
 	rx->remaining = len;
+	if (!rx->held) {
+		/* before the first "has" check: gc must not sweep what this stream counts on */
+		r = snap_store_hold(rx->store, &rx->lockfd);
+		if (r < 0)
+			return rx_fail(rx, r, rx->rec_off, "locking the store: %s", strerror(-r));
+		rx->held = 1;
+	}
 	rx->is_manifest = kw == 9;
 	rx->duplicate = 0;
 	if (rx->is_manifest) {
@@ -328,6 +336,9 @@ void snap_pack_rx_free(struct snap_pack_rx *rx)
 	snap_store_abort(&rx->w);
 	free(rx->manifest);
 	rx->manifest = NULL;
+	snap_store_unhold(rx->lockfd);
+	rx->lockfd = -1;
+	rx->held = 0;
 }
 
 /* ---- sender --------------------------------------------------------------- */

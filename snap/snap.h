@@ -184,6 +184,15 @@ int snap_store_verify(struct snap_store *s, void (*bad)(void *arg, const char *p
  * files. Returns the number removed or -errno.
  */
 int snap_store_gc(struct snap_store *s, uint64_t *bytes_freed);
+/*
+ * A writer holds the store (a shared lock on DIR/lock) from before its first object until the
+ * ref that names what it wrote is set; snap_store_gc takes the lock exclusively and returns
+ * -EBUSY while anyone holds it, so it never sweeps objects filed but not yet referenced.
+ * *fd is -1 (and 0 returned) for a store that cannot be written at all; release with
+ * snap_store_unhold.
+ */
+int snap_store_hold(struct snap_store *s, int *fd);
+void snap_store_unhold(int fd);
 
 /* ---- manifest v1 (snap/manifest.c) --------------------------------------- */
 
@@ -317,6 +326,7 @@ struct snap_pack_rx {
 	uint8_t *manifest;               /* malloc'd payload, <= the cap */
 	size_t manifest_len;
 	uint64_t objects, stored, duplicates, bytes;
+	int held, lockfd;                /* snap_store_hold from the first record on */
 	char msg[200];
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
@@ -1094,13 +1095,56 @@ static int sweep(int dirfd, const struct idset *keep, uint64_t *freed, int *remo
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
+static int lock_open(struct snap_store *s)
+{
+	int fd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+	if (fd < 0 && (errno == EROFS || errno == EACCES))
+		fd = openat(s->dirfd, "lock", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int snap_store_hold(struct snap_store *s, int *fd)
+{
+	int r = lock_open(s);
+
+	*fd = -1;
+	if (r == -ENOENT || r == -EROFS || r == -EACCES)
+		return 0;   /* a store nobody can write: nothing to guard */
+	if (r < 0)
+		return r;
+	while (flock(r, LOCK_SH) < 0) {
+		if (errno != EINTR) {
+			int e = -errno;
+			close(r);
+			return e;
+		}
+	}
+	*fd = r;
+	return 0;
+}
+
+void snap_store_unhold(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 int snap_store_gc(struct snap_store *s, uint64_t *bytes_freed)
 {
 	struct mark mk = { .s = s };
-	int removed = 0, ret;
+	int removed = 0, ret, lockfd;
 
 	if (bytes_freed)
 		*bytes_freed = 0;
+	lockfd = lock_open(s);
+	if (lockfd < 0)
+		return lockfd;
+	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(lockfd);
+		return ret;
+	}
 	/* A ref that cannot be read keeps everything: better to keep garbage than drop a snapshot. */
 	ret = ref_walk(s, 1, mark_ref, &mk);
 	if (ret == 0 && mk.err)
@@ -1123,5 +1167,6 @@ out:
 	free(mk.objects.used);
 	free(mk.manifests.v);
 	free(mk.manifests.used);
+	close(lockfd);
 	return ret;
 }

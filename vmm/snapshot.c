@@ -87,7 +87,7 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 	uint8_t id[SNAP_HASH_LEN], *blob = NULL;
 	char *mtext = NULL;
 	size_t blen, mlen;
-	int r, v;
+	int r, v, lockfd = -1;
 
 	snap_manifest_init(&m);
 	if (vm->mem_size % chunk)
@@ -98,6 +98,11 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 		r = snap_store_open(store_dir, &s);
 	if (r)
 		return fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
+	r = snap_store_hold(s, &lockfd);   /* until the ref names the chunks */
+	if (r) {
+		snap_store_close(s);
+		return fail(err, errlen, r, "locking store %s: %s", store_dir, strerror(-r));
+	}
 
 	if (info->kernel) {
 		r = put_file(s, info->kernel, m.kernel);
@@ -191,6 +196,7 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 out:
 	free(mtext);
 	snap_manifest_free(&m);
+	snap_store_unhold(lockfd);
 	snap_store_close(s);
 	return r;
 }

@@ -87,6 +87,26 @@ fi
 # The good stream still goes through after all that, and duplicates are fine.
 check "valid stream after the bad ones" sh -c '"$0" pack receive --store "$1" --activate < "$2"' "$KEEL" "$D" "$T_TMP/next.pack"
 check "ref moved to the new snapshot" sh -c '[ "$("$0" store ref "$1" box)" = "$2" ]' "$KEEL" "$D" "$next"
+# gc during a receive: the receiver holds the store from its first record, so gc refuses
+# (exit 1, one line) and removes nothing, and the stream still lands whole afterwards.
+G=$T_TMP/gcrace
+mkdir -p "$G"
+"$KEEL" store init "$G/s" > /dev/null
+mkfifo "$G.fifo"
+"$KEEL" pack receive --store "$G/s" --activate < "$G.fifo" > "$G.out" 2>&1 &
+rxpid=$!
+exec 7> "$G.fifo"
+head -c $(( $(stat -c %s "$T_TMP/next.pack") / 2 )) "$T_TMP/next.pack" >&7
+for _ in $(seq 100); do [ -n "$(ls "$G/s/objects" 2>/dev/null)" ] && break; sleep 0.05; done
+before=$(ls "$G/s/objects" | wc -l)
+check_status "gc while a receive is filing objects is refused" 1 "$KEEL" store gc "$G/s"
+check "... with a one-line 'busy' error" sh -c 'one_line() { [ "$(wc -l < "$1")" = 1 ]; }; "$0" store gc "$1" 2> "$2.err"; one_line "$2.err" && grep -q busy "$2.err"' "$KEEL" "$G/s" "$G"
+check "... and removes nothing" test "$(ls "$G/s/objects" | wc -l)" = "$before"
+tail -c +$(( $(stat -c %s "$T_TMP/next.pack") / 2 + 1 )) "$T_TMP/next.pack" >&7
+exec 7>&-
+wait "$rxpid"
+check "the held receive still lands whole" sh -c '[ "$("$0" store ref "$1" box)" = "$2" ] && "$0" store verify "$1" > /dev/null' "$KEEL" "$G/s" "$next"
+check "gc runs once the receive is done" sh -c '"$0" store gc "$1" | grep -q "^removed"' "$KEEL" "$G/s"
 check "receiving the same stream again is idempotent" sh -c '"$0" pack receive --store "$1" < "$2" | grep -q "new 0,"' \
 	"$KEEL" "$D" "$T_TMP/next.pack"
 
