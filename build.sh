@@ -302,8 +302,9 @@ fuzz_build() {
 	for t in "${targets[@]}"; do
 		n=$(basename "$t" .c)
 		if [ ! "$o/$n" -nt "$t" ] || [ "$o/obj/libkeel.a" -nt "$o/$n" ]; then
-			clang -std=c11 -D_GNU_SOURCE -O1 -g $flags -fsanitize=fuzzer -I"$top" -I"$B/gen" -I"$BEAR/inc" \
-				-o "$o/$n" "$t" "$o/obj/libkeel.a" "$o/obj/libbearssl.a" -lpthread || return 1
+			clang -std=c11 -D_GNU_SOURCE -O1 -g $flags -fsanitize=fuzzer -I"$top" -I"$B/gen" -I"$top/net/lwip" \
+				-isystem "$LWIP/src/include" -I"$BEAR/inc" -o "$o/$n" "$t" \
+				"$o/obj/libkeel.a" "$o/obj/liblwip.a" "$o/obj/libbearssl.a" -lpthread || return 1
 		fi
 	done
 }

@@ -176,6 +176,8 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 
 	if (c->state == C_DRAIN)
 		return;
+	if (c->state == C_WANT && c->want_i > 0)
+		out_append(c, "\n", 1);   /* end the round's partial answer: the error is a line of its own */
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
 	va_end(ap);
@@ -340,7 +342,6 @@ static void head_line(struct net_conn *c)
 		conn_prove(c);
 		c->want_n = (unsigned)v;
 		c->want_i = 0;
-		out_append(c, "need ", 5);
 		c->state = C_WANT;
 		return;
 	}
@@ -361,6 +362,8 @@ static void want_line(struct net_conn *c)
 		conn_reply(c, "error store: %s", strerror(-r));
 		return;
 	}
+	if (c->want_i == 0)
+		out_append(c, "need ", 5);   /* not before: a bad first id gets a clean error line */
 	out_append(c, r ? "0" : "1", 1);
 	if (++c->want_i == c->want_n) {
 		out_append(c, "\n", 1);
@@ -436,6 +439,68 @@ static size_t proto_input(struct net_conn *c, const uint8_t *p, size_t n)
 			c->line_ready = 1;
 	}
 	return used;
+}
+
+/*
+ * ---- the protocol without a socket -------------------------------------------
+ * tests/fuzz/fuzz_conn.c drives the plaintext protocol (first line, want rounds, pack
+ * staging, end of stream) through the same functions a TCP connection uses; the peer is
+ * taken to read every answer at once.
+ */
+struct net_conn *net_conn_detached(struct net_server *srv)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+
+	if (c) {
+		c->srv = srv;
+		c->state = C_HEAD;
+		snprintf(c->peer, sizeof(c->peer), "detached");
+	}
+	return c;
+}
+
+void net_conn_detached_input(struct net_conn *c, const uint8_t *p, size_t n)
+{
+	size_t used = 0;
+
+	while (c->state != C_DRAIN) {
+		used += proto_input(c, p + used, n - used);
+		c->out_off = c->out_len;
+		if (c->stage_len && (used == n || c->stage_len == STAGE_MAX))
+			stage_flush(c);
+		if (used == n && !c->line_ready)
+			break;
+	}
+}
+
+void net_conn_detached_eof(struct net_conn *c)
+{
+	if (c->stage_len)
+		stage_flush(c);
+	if (c->state == C_PACK)
+		conn_pack_finish(c);
+	else if (c->state != C_DRAIN && (c->state == C_WANT || c->line_len || c->app_bytes))
+		conn_reply(c, "error connection closed at byte %llu", (unsigned long long)c->app_bytes);
+}
+
+/* What was answered since the last call (the buffer is then empty again). */
+size_t net_conn_detached_output(struct net_conn *c, char *buf, size_t cap)
+{
+	size_t n = c->out_len < cap ? c->out_len : cap;
+
+	memcpy(buf, c->out, n);
+	c->out_len = c->out_off = 0;
+	return n;
+}
+
+void net_conn_detached_free(struct net_conn *c)
+{
+	if (c->rx) {
+		snap_pack_rx_free(c->rx);
+		free(c->rx);
+	}
+	free(c->stage);
+	free(c);
 }
 
 /* ---- moving bytes: plain TCP or TLS records --------------------------------- */

@@ -90,6 +90,12 @@ struct net_server {
 
 /* Accept callback's work: takes pcb or refuses it; returns lwIP's err_t. */
 int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb);
+/* A connection without a socket, for the protocol fuzzer (conn.c says how it is driven). */
+struct net_conn *net_conn_detached(struct net_server *srv);
+void net_conn_detached_input(struct net_conn *c, const uint8_t *p, size_t n);
+void net_conn_detached_eof(struct net_conn *c);
+size_t net_conn_detached_output(struct net_conn *c, char *buf, size_t cap);
+void net_conn_detached_free(struct net_conn *c);
 /* Aborts every connection (listener shutdown). */
 void net_conn_abort_all(struct net_server *srv);
 /* printf-style line to the configured log hook. */

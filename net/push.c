@@ -396,6 +396,9 @@ static int negotiate(struct push *p)
 			r = read_line(p);
 		if (r < 0)
 			return cli_error(p->cmd, "asking what the appliance needs: %s", strerror(-r));
+		if (!strncmp(p->rbuf, "need ", 5) && p->rlen < 5 + n && read_line(p) == 0 &&
+		    !strncmp(p->rbuf, "error ", 6))
+			return cli_error(p->cmd, "the appliance refused a want? round: %.200s", p->rbuf + 6);
 		if (strncmp(p->rbuf, "need ", 5) || p->rlen != 5 + n) {
 			if (!strncmp(p->rbuf, "error", 5))
 				return 1;

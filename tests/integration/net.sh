@@ -119,6 +119,11 @@ good_push_after bad_signature
 
 # Garbage instead of a pack.
 check garbage_first_line_gets_error [ "$(printf 'GET / HTTP/1.0\r\n\r\n' | inb timeout 20 nc -N "$APP_IP" 7070 | cut -c1-5)" = error ]
+# A want? round with a bad id after a good one: the partial answer ends its line, the error is a
+# line of its own (found by fuzz_conn: it used to run on as "need 1error ..."; the manifest id is no object, so "need 1").
+printf 'want? 1 2\n%s\nnot-hex\n' "$(ref demo)" > want-bad.txt
+inb timeout 20 nc -N "$APP_IP" 7070 < want-bad.txt > want-bad.out
+check want_round_error_is_its_own_line sh -c 'sed -n 1p "$0" | grep -qx "need [01]" && grep -qx "error want id 1 is not a hex64 line" "$0"' want-bad.out
 
 # 200 idle connections at once (4 slots): newcomers evict idle ones, a real push still gets through.
 inb bash -c "for i in \$(seq 200); do exec {fd}<>/dev/tcp/$APP_IP/7070 || true; done; sleep 30" 2>/dev/null &
