@@ -58,7 +58,8 @@ void *net_tls_server_engine(struct net_tls_server *t);
 
 /* A blocking client session over a connected socket (push.c). */
 struct net_tls_client;
-int net_tls_client_new(const struct net_tls_creds *c, int fd, struct net_tls_client **out);
+/* server_name: required in the peer's certificate (SAN dNSName); NULL: the CA alone decides. */
+int net_tls_client_new(const struct net_tls_creds *c, const char *server_name, int fd, struct net_tls_client **out);
 /* Write everything / flush / read some: byte counts or -errno (-EPROTO: TLS failure). */
 int net_tls_client_write(struct net_tls_client *t, const void *buf, size_t len);
 int net_tls_client_flush(struct net_tls_client *t);

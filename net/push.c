@@ -21,7 +21,7 @@
 #if CONFIG_NET
 
 static const char push_help[] =
-	"usage: keel push --to HOST:PORT [--tls --cert CERT --key KEY --ca CA]\n"
+	"usage: keel push --to HOST:PORT [--tls --cert CERT --key KEY --ca CA [--server-name NAME]]\n"
 	"                 (--store DIR --manifest NAME|ID | FILE.pack)\n"
 	"\n"
 	"Sends a snapshot to an appliance's update listener (`keel net listen`, or PID 1)\n"
@@ -33,7 +33,10 @@ static const char push_help[] =
 	"goes to stderr when it is a terminal.\n"
 	"\n"
 	"  --tls   TLS 1.2, presenting CERT/KEY (EC) as client certificate and checking\n"
-	"          the appliance's certificate against CA\n";
+	"          the appliance's certificate against CA\n"
+	"  --server-name NAME  also require the appliance's certificate to name NAME\n"
+	"          (a subjectAltName DNS entry), so one appliance cannot stand in for\n"
+	"          another holding a certificate from the same CA\n";
 
 struct rec {
 	uint8_t id[SNAP_HASH_LEN];
@@ -51,6 +54,7 @@ struct push {
 	/* transport */
 	int fd;
 	struct net_tls_creds *creds;
+	const char *server_name;         /* NULL: the CA alone identifies the appliance */
 	struct net_tls_client *tls;
 	char rbuf[NET_WANT_MAX + 64];
 	size_t rlen;
@@ -195,7 +199,7 @@ static int connect_to(struct push *p, const char *to)
 		return -e;
 	p->fd = fd;
 	if (p->creds) {
-		r = net_tls_client_new(p->creds, fd, &p->tls);
+		r = net_tls_client_new(p->creds, p->server_name, fd, &p->tls);
 		if (r < 0) {
 			close(fd);
 			p->fd = -1;
@@ -374,7 +378,18 @@ static int scan_store(struct push *p, struct snap_store *store, const char *name
 
 /* ---- the conversation --------------------------------------------------------------- */
 
-/* objects-needed rounds; 1 when the server does not speak them (caller reconnects). */
+/* An I/O failure in words: TLS's own reason when the session failed, else errno's. */
+static const char *io_strerror(struct push *p, int r)
+{
+	if (p->tls && net_tls_client_error(p->tls))
+		return net_tls_strerror(net_tls_client_error(p->tls));
+	return strerror(-r);
+}
+
+/* negotiate(): the appliance does not speak objects-needed rounds (the caller reconnects). */
+#define NEG_OLD_SERVER 2
+
+/* objects-needed rounds; 0, NEG_OLD_SERVER, or 1 after printing why it failed. */
 static int negotiate(struct push *p)
 {
 	char line[SNAP_HEX_LEN + 2], head[40];
@@ -395,13 +410,13 @@ static int negotiate(struct push *p)
 		if (r == 0)
 			r = read_line(p);
 		if (r < 0)
-			return cli_error(p->cmd, "asking what the appliance needs: %s", strerror(-r));
+			return cli_error(p->cmd, "asking what the appliance needs: %s", io_strerror(p, r));
 		if (!strncmp(p->rbuf, "need ", 5) && p->rlen < 5 + n && read_line(p) == 0 &&
 		    !strncmp(p->rbuf, "error ", 6))
 			return cli_error(p->cmd, "the appliance refused a want? round: %.200s", p->rbuf + 6);
 		if (strncmp(p->rbuf, "need ", 5) || p->rlen != 5 + n) {
 			if (!strncmp(p->rbuf, "error", 5))
-				return 1;
+				return NEG_OLD_SERVER;
 			return cli_error(p->cmd, "unexpected answer to want?: %.80s", p->rbuf);
 		}
 		for (size_t i = 0; i < n; i++)
@@ -468,7 +483,7 @@ static int push_run(struct push *p, const char *to)
 	for (size_t i = 0; i < p->nrecs; i++)
 		p->recs[i].needed = 1;
 	r = negotiate(p);
-	if (r == 1) {
+	if (r == NEG_OLD_SERVER) {
 		/* An appliance without objects-needed rounds: send everything on a new connection. */
 		disconnect(p);
 		for (size_t i = 0; i < p->nrecs; i++)
@@ -477,9 +492,7 @@ static int push_run(struct push *p, const char *to)
 		if (r < 0)
 			return cli_error(p->cmd, "%s: %s", to, strerror(-r));
 	} else if (r) {
-		if (p->tls && net_tls_client_error(p->tls))
-			return cli_error(p->cmd, "TLS: %s", net_tls_strerror(net_tls_client_error(p->tls)));
-		return r;
+		return r;   /* negotiate said why */
 	}
 	p->total = 0;
 	p->objs_total = 0;
@@ -514,6 +527,7 @@ static int push_run(struct push *p, const char *to)
 int net_cmd_push(int argc, char **argv)
 {
 	const char *to = NULL, *cert = NULL, *key = NULL, *ca = NULL, *dir = NULL, *mname = NULL, *file = NULL;
+	const char *server_name = NULL;
 	struct snap_store *store = NULL;
 	struct push p;
 	char err[200];
@@ -544,6 +558,8 @@ int net_cmd_push(int argc, char **argv)
 			key = val;
 		else if (!strcmp(a, "--ca"))
 			ca = val;
+		else if (!strcmp(a, "--server-name"))
+			server_name = val;
 		else if (!strcmp(a, "--store"))
 			dir = val;
 		else if (!strcmp(a, "--manifest"))
@@ -558,11 +574,12 @@ int net_cmd_push(int argc, char **argv)
 		return cli_usage("push", "give either --store DIR --manifest ID or FILE.pack");
 	if (tls && (!cert || !key || !ca))
 		return cli_usage("push", "--tls needs --cert, --key and --ca");
-	if (!tls && (cert || key || ca))
-		return cli_usage("push", "--cert/--key/--ca only make sense with --tls");
+	if (!tls && (cert || key || ca || server_name))
+		return cli_usage("push", "--cert/--key/--ca/--server-name only make sense with --tls");
 
 	memset(&p, 0, sizeof(p));
 	p.cmd = "push";
+	p.server_name = server_name;
 	p.fd = -1;
 	p.tty = isatty(2);
 	signal(SIGPIPE, SIG_IGN);

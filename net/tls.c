@@ -489,7 +489,7 @@ static int low_write(void *ctx, const unsigned char *buf, size_t len)
 	}
 }
 
-int net_tls_client_new(const struct net_tls_creds *c, int fd, struct net_tls_client **out)
+int net_tls_client_new(const struct net_tls_creds *c, const char *server_name, int fd, struct net_tls_client **out)
 {
 	struct net_tls_client *t;
 
@@ -504,8 +504,8 @@ int net_tls_client_new(const struct net_tls_creds *c, int fd, struct net_tls_cli
 		br_ssl_client_set_single_ec(&t->cc, c->chain, c->chain_len, &c->sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
 					    br_ec_get_default(), br_ecdsa_sign_asn1_get_default());
 	br_ssl_engine_set_buffer(&t->cc.eng, t->buf, sizeof(t->buf), 1);
-	/* No server name: the appliance is identified by holding a certificate from the CA. */
-	if (seed(&t->cc.eng) < 0 || !br_ssl_client_reset(&t->cc, NULL, 0)) {
+	/* Without a server name the appliance is identified by holding a certificate from the CA. */
+	if (seed(&t->cc.eng) < 0 || !br_ssl_client_reset(&t->cc, server_name, 0)) {
 		free(t);
 		return -EIO;
 	}
@@ -567,6 +567,7 @@ const char *net_tls_strerror(int e)
 	case BR_ERR_BAD_CIPHER_SUITE: return "no common cipher suite";
 	case BR_ERR_NO_CLIENT_AUTH: return "client sent no certificate";
 	case BR_ERR_X509_NOT_TRUSTED: return "certificate not signed by a trusted CA";
+	case BR_ERR_X509_BAD_SERVER_NAME: return "the appliance's certificate does not name --server-name";
 	case BR_ERR_X509_EXPIRED: return "certificate expired or not yet valid";
 	case BR_ERR_X509_EMPTY_CHAIN: return "empty certificate chain";
 	case BR_ERR_X509_BAD_SIGNATURE: return "bad certificate signature";

@@ -26,19 +26,21 @@ S=$T_TMP/appliance W=$T_TMP/work
 "$KEEL" store init "$S" && "$KEEL" store init "$W" && "$KEEL" key gen priv.pem pub.pem >/dev/null ||
 	{ fail setup "store/key"; exit 0; }
 
-# ec_cert NAME CN CA: an EC P-256 key NAME.key and NAME.pem issued by CA (CA "-": self-signed CA).
+# ec_cert NAME CN CA [SAN]: an EC P-256 key NAME.key and NAME.pem issued by CA (CA "-": self-signed
+# CA), with subjectAltName SAN when given.
 ec_cert() {
-	local name=$1 cn=$2 ca=$3
+	local name=$1 cn=$2 ca=$3 san=${4:-}
 	openssl ecparam -name prime256v1 -genkey -noout -out "$name.key" 2>/dev/null || return 1
 	if [ "$ca" = - ]; then
 		openssl req -x509 -new -key "$name.key" -subj "/CN=$cn" -days 3 -out "$name.pem" 2>/dev/null
 	else
-		openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" 2>/dev/null &&
+		openssl req -new -key "$name.key" -subj "/CN=$cn" ${san:+-addext "subjectAltName=$san"} \
+			-out "$name.csr" 2>/dev/null &&
 			openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial -days 3 \
-				-out "$name.pem" 2>/dev/null
+				-copy_extensions copy -out "$name.pem" 2>/dev/null
 	fi
 }
-ec_cert ca keel-test-ca - && ec_cert srv appliance ca && ec_cert cli workstation ca &&
+ec_cert ca keel-test-ca - && ec_cert srv appliance ca "DNS:box1.appliance.test" && ec_cert cli workstation ca &&
 	ec_cert rogueca rogue-ca - && ec_cert rogue intruder rogueca || { fail setup "openssl certificates"; exit 0; }
 
 snap() {
@@ -65,6 +67,14 @@ out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --
 	--store "$W" --manifest "$v1" 2>push.err); st=$?
 check keel_push_tls_with_client_cert_ok [ "$st:$out" = "0:ok $v1" ]
 check keel_push_tls_moves_the_ref [ "$(ref)" = "$v1" ]
+# --server-name: the certificate's subjectAltName must name the appliance asked for.
+out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --ca ca.pem \
+	--server-name box1.appliance.test --store "$W" --manifest "$v1" 2>push.err); st=$?
+check keel_push_tls_server_name_that_matches_ok [ "$st:$out" = "0:ok $v1" ]
+out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --ca ca.pem \
+	--server-name box2.appliance.test --store "$W" --manifest "$v1" 2>push.err); st=$?
+refused_naming() { [ "$1" = 1 ] && [ -z "$2" ] && one_line_error push.err && grep -q "does not name" push.err; }
+check keel_push_tls_other_server_name_refused refused_naming "$st" "$out"
 
 v2=$(snap 2 1024)
 "$KEEL" pack send --store "$W" --manifest "$v2" > v2.pack
