@@ -251,6 +251,9 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 			b->verify = INIT_VERIFY_MANIFEST;
 		else
 			return bad(err, errlen, line, "verify: 'full' or 'manifest'");
+	} else if (!strcmp(key, "watchdog-timeout")) {
+		if (parse_uint(v, 1, 3600, &b->watchdog_timeout_s))
+			return bad(err, errlen, line, "watchdog-timeout: seconds, 1..3600");
 	} else if (!strcmp(key, "shutdown-timeout")) {
 		if (parse_uint(v, 0, 600, &b->shutdown_timeout_s))
 			return bad(err, errlen, line, "shutdown-timeout: seconds, 0..600");
@@ -288,7 +291,7 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
 					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
 					    "watchdog", "runner", "verify", "shutdown-timeout",
-					    "restart-backoff-ms", "restart-reset" };
+					    "restart-backoff-ms", "restart-reset", "watchdog-timeout" };
 	unsigned seen = 0;
 	char line[1024];
 	size_t pos = 0;

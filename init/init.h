@@ -75,6 +75,7 @@ struct init_board {
 	char modules[INIT_MAX_MODULES][INIT_PATH_MAX];
 	int nmodules;
 	char watchdog[INIT_PATH_MAX];        /* "" none */
+	unsigned watchdog_timeout_s;         /* set with WDIOC_SETTIMEOUT; 0 = the driver's own */
 	char runner[INIT_PATH_MAX];          /* program run per sandbox; default /proc/self/exe */
 	int verify;                          /* enum init_verify */
 	unsigned shutdown_timeout_s;

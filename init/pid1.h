@@ -23,9 +23,14 @@ int init_sys_console(void);          /* console fd (also made fds 0..2), or -1 *
 void init_sys_modules(const struct init_board *b);
 int init_sys_mount_data(const struct init_board *b);   /* 1 mounted, 0 none needed, -errno */
 void init_sys_umount_data(const struct init_board *b);
-int init_sys_watchdog_open(const char *path, unsigned *interval_s);
+/* Opens (arms) the watchdog, sets timeout_s when non-zero; fd or -1. */
+int init_sys_watchdog_open(const char *path, unsigned timeout_s, unsigned *interval_s);
 void init_sys_watchdog_pet(int fd);
 void init_sys_watchdog_close(int fd);
+/* Opens every /dev/input/event* that can send KEY_POWER (nonblocking) into fds; returns how many. */
+int init_sys_power_keys_open(int *fds, int max);
+/* Drains fd's pending events; 1 when one of them was a KEY_POWER press. */
+int init_sys_power_key_pressed(int fd);
 
 /* ---- snapshots.c: which snapshot each sandbox restores, failure records ---- */
 /* The data store's ref and its history, then the image's ref and its parents. */

@@ -2,7 +2,8 @@
  * The PID-1 loop: starts every autostart sandbox in parallel (one child
  * process each), reaps every child and orphan, restarts with backoff, rolls
  * back to an older snapshot when one fails to restore or never gets
- * healthy, handles init signals, pets the watchdog. Nothing here exits or
+ * healthy, handles init signals and the power button, pets the watchdog.
+ * Nothing here exits or
  * aborts: each failure is logged and the loop goes on.
  *
  * IMPLEMENTATION NOTES
@@ -35,6 +36,7 @@
 #include "vmm/vmm.h"
 
 #define READY_FD 3
+#define INIT_MAX_POWER_KEYS 4
 #define BACKOFF_CAP_MS 30000
 
 enum sb_state {
@@ -73,6 +75,8 @@ struct init {
 	int nsb;
 	int sigfd;
 	int wdt_fd;
+	int pwr_fd[INIT_MAX_POWER_KEYS];  /* input devices that send KEY_POWER (boot mode only) */
+	int npwr;
 	unsigned wdt_interval_s;
 	uint64_t wdt_next_ms;
 	int shutdown;                /* 0, or RB_POWER_OFF / RB_AUTOBOOT */
@@ -942,8 +946,8 @@ int init_run(const char *board_path, int boot)
 {
 	static struct init in;
 	char err[256];
-	struct pollfd pfd[1 + CONFIG_MAX_SANDBOXES];
-	struct sandbox *pmap[1 + CONFIG_MAX_SANDBOXES];
+	struct pollfd pfd[1 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
+	struct sandbox *pmap[1 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
 
 	memset(&in, 0, sizeof(in));
 	in.boot = boot;
@@ -964,6 +968,8 @@ int init_run(const char *board_path, int boot)
 	if (boot) {
 		init_sys_modules(&in.board);
 		init_sys_mount_data(&in.board);
+		/* A development host's power button is not ours: only the real init listens to it. */
+		in.npwr = init_sys_power_keys_open(in.pwr_fd, INIT_MAX_POWER_KEYS);
 	} else if (in.board.nmodules || in.board.data_device[0]) {
 		/* A development host's modules and disks are not ours to touch. */
 		init_log("development mode: not loading modules or mounting data-device (no data store)");
@@ -972,7 +978,8 @@ int init_run(const char *board_path, int boot)
 	if (in.board.watchdog[0] && !boot)
 		init_log("development mode: not arming the watchdog %s", in.board.watchdog);
 	if (in.board.watchdog[0] && boot) {
-		in.wdt_fd = init_sys_watchdog_open(in.board.watchdog, &in.wdt_interval_s);
+		in.wdt_fd = init_sys_watchdog_open(in.board.watchdog, in.board.watchdog_timeout_s,
+						   &in.wdt_interval_s);
 		in.wdt_next_ms = init_now_ms() + 1000ULL * in.wdt_interval_s;
 	}
 	init_stores_open(&in.st, &in.board);
@@ -998,6 +1005,12 @@ int init_run(const char *board_path, int boot)
 			pfd[n].events = POLLIN;
 			pmap[n++] = NULL;
 		}
+		int pwr0 = n;
+		for (int i = 0; i < in.npwr; i++) {
+			pfd[n].fd = in.pwr_fd[i];
+			pfd[n].events = POLLIN;
+			pmap[n++] = NULL;
+		}
 		for (int i = 0; i < in.nsb; i++) {
 			if (in.sb[i].rfd < 0)
 				continue;
@@ -1013,6 +1026,18 @@ int init_run(const char *board_path, int boot)
 		for (int i = 0; r > 0 && i < n; i++) {
 			if (!pfd[i].revents)
 				continue;
+			if (i >= pwr0 && i < pwr0 + in.npwr) {
+				if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+					init_log("power button: input device gone");
+					close(in.pwr_fd[i - pwr0]);
+					in.pwr_fd[i - pwr0] = -1;   /* poll skips negative fds */
+					continue;
+				}
+				/* The power button is SIGTERM's orderly power-off, as on any box with ACPI. */
+				if (init_sys_power_key_pressed(pfd[i].fd))
+					begin_shutdown(&in, (int)RB_POWER_OFF, "power button");
+				continue;
+			}
 			if (pmap[i] && pmap[i]->rfd == pfd[i].fd)
 				ready_read(pmap[i]);
 		}

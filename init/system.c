@@ -1,7 +1,10 @@
-/* PID 1's system setup: base mounts, console, kernel modules, data partition, watchdog. */
+/* PID 1's system setup: base mounts, console, kernel modules, data partition, watchdog, power button. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/input.h>
 #include <linux/watchdog.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -74,8 +77,9 @@ void init_sys_umount_data(const struct init_board *b)
 		init_log("umount %s: %s", b->data_dir, strerror(errno));
 }
 
-int init_sys_watchdog_open(const char *path, unsigned *interval_s)
+int init_sys_watchdog_open(const char *path, unsigned timeout_s, unsigned *interval_s)
 {
+	struct watchdog_info info;
 	int fd, t = 0;
 
 	fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -83,11 +87,25 @@ int init_sys_watchdog_open(const char *path, unsigned *interval_s)
 		init_log("watchdog %s: %s", path, strerror(errno));
 		return -1;
 	}
-	/* Pet at a third of the timeout so one slow iteration does not reset the box. */
+	/* Opening armed it with the driver's timeout; the board's replaces it (the driver may round it). */
+	if (timeout_s) {
+		t = (int)timeout_s;
+		if (ioctl(fd, WDIOC_SETTIMEOUT, &t) < 0)
+			init_log("watchdog %s: setting the timeout to %u s: %s; keeping the driver's", path,
+				 timeout_s, strerror(errno));
+	}
+	t = 0;
 	if (ioctl(fd, WDIOC_GETTIMEOUT, &t) < 0 || t <= 0)
 		t = 15;
+	/* Pet at a third of the timeout so one slow iteration does not reset the box. */
 	*interval_s = t >= 3 ? (unsigned)t / 3 : 1;
 	init_sys_watchdog_pet(fd);
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, WDIOC_GETSUPPORT, &info) < 0)
+		snprintf((char *)info.identity, sizeof(info.identity), "?");
+	info.identity[sizeof(info.identity) - 1] = 0;
+	init_log("watchdog %s (%s) armed: timeout %d s, petted every %u s", path, (const char *)info.identity, t,
+		 *interval_s);
 	return fd;
 }
 
@@ -106,5 +124,73 @@ void init_sys_watchdog_close(int fd)
 	/* Magic close: disarm, we are shutting down on purpose. */
 	if (write(fd, "V", 1) < 0)
 		init_log("watchdog disarm: %s", strerror(errno));
+	else
+		init_log("watchdog disarmed (magic close)");
 	close(fd);
+}
+
+#define BITS_PER_LONG_ (8 * sizeof(unsigned long))
+
+static int has_key(int fd, unsigned key)
+{
+	unsigned long bits[KEY_MAX / BITS_PER_LONG_ + 1];
+
+	memset(bits, 0, sizeof(bits));
+	if (ioctl(fd, EVIOCGBIT(EV_KEY, sizeof(bits)), bits) < 0)
+		return 0;
+	return (bits[key / BITS_PER_LONG_] >> (key % BITS_PER_LONG_)) & 1;
+}
+
+int init_sys_power_keys_open(int *fds, int max)
+{
+	struct dirent *de;
+	DIR *d = opendir("/dev/input");
+	int n = 0;
+
+	if (!d) {
+		init_log("power button: /dev/input: %s (load evdev and the button driver)", strerror(errno));
+		return 0;
+	}
+	while ((de = readdir(d)) && n < max) {
+		char path[300], name[64] = "?";
+		int fd;
+
+		if (strncmp(de->d_name, "event", 5))
+			continue;
+		snprintf(path, sizeof(path), "/dev/input/%s", de->d_name);
+		fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* Any device that can send KEY_POWER: the ACPI power button, a keyboard's power key. */
+		if (!has_key(fd, KEY_POWER)) {
+			close(fd);
+			continue;
+		}
+		if (ioctl(fd, EVIOCGNAME(sizeof(name) - 1), name) < 0)
+			snprintf(name, sizeof(name), "?");
+		name[sizeof(name) - 1] = 0;
+		init_log("power button: %s (%s) powers off", path, name);
+		fds[n++] = fd;
+	}
+	closedir(d);
+	if (n == 0)
+		init_log("power button: no input device sends KEY_POWER");
+	return n;
+}
+
+int init_sys_power_key_pressed(int fd)
+{
+	struct input_event ev[16];
+	int pressed = 0;
+
+	for (;;) {
+		ssize_t r = read(fd, ev, sizeof(ev));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < (ssize_t)sizeof(ev[0]))
+			return pressed;
+		for (size_t i = 0; i < (size_t)r / sizeof(ev[0]); i++)
+			if (ev[i].type == EV_KEY && ev[i].code == KEY_POWER && ev[i].value == 1)
+				pressed = 1;
+	}
 }

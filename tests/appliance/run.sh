@@ -3,8 +3,11 @@
 # whose /init is keel, snap.img as a read-only virtio disk (/dev/vda), a data disk (/dev/vdb,
 # build/appliance/data.img, ext4, kept between runs) and a virtio NIC on QEMU's user network (DHCP) with the
 # listener port forwarded to the host. The console is shown here. SIGTERM or ctrl-c presses the ACPI power
-# button and then ctrl-alt-del (SIGINT for keel): keel stops the sandboxes, syncs, unmounts and ends the
-# VM; QEMU exits. If it is not off within KEEL_RUN_STOP_TIMEOUT seconds (default 30) QEMU is stopped hard.
+# button (QEMU's system_powerdown): keel reads KEY_POWER, stops the sandboxes, syncs, unmounts and powers
+# off (ACPI S5); QEMU exits 0. Not off within KEEL_RUN_STOP_TIMEOUT seconds (default 40): ctrl-alt-del
+# (keel: reboot, which ends QEMU: -no-reboot), then 10 s later QEMU is stopped hard.
+# The board's watchdog is QEMU's ib700; a missed pet does KEEL_RUN_WATCHDOG_ACTION (default reset, which
+# ends QEMU like a power-off: -no-reboot; "debug" prints "watchdog: timer fired" and goes on).
 # Usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S] [--snap IMG] [--data IMG]
 # --snap/--data boot another snapshot partition / data disk than build/appliance/{snap,data}.img (tests use
 # their own copies: a fresh data disk, a damaged partition); --data FILE must already hold an ext4.
@@ -25,7 +28,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=${2:?}; shift 2 ;;
 	--snap) snap=${2:?}; shift 2 ;;
 	--data) data=${2:?}; shift 2 ;;
-	-h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (usage: run.sh [--port HOSTPORT] [--mem MiB] [--timeout S] [--snap IMG] [--data IMG])" >&2; exit 2 ;;
 	esac
 done
@@ -69,10 +72,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A PC machine (not microvm): its i8042 keyboard controller carries ctrl-alt-del, which the kernel turns
-# into SIGINT for keel (keel disables the kernel's own CAD reboot); devices are virtio-pci, which the
-# Debian kernel finds without ACPI help (it cannot take virtio_mmio.device= from the command line).
+# A PC machine (not microvm): ACPI (PIIX4 PM) gives it a power button (system_powerdown) and S5 power-off;
+# its i8042 keyboard controller carries ctrl-alt-del, which the kernel turns into SIGINT for keel (keel
+# disables the kernel's own CAD reboot); an ISA bus for the ib700 watchdog; devices are virtio-pci, which
+# the Debian kernel finds without ACPI help (it cannot take virtio_mmio.device= from the command line).
+wact=${KEEL_RUN_WATCHDOG_ACTION:-reset}
 qemu=(qemu-system-x86_64 "${cpu[@]}" -M pc -m "${mem}M" -smp 1 -display none -no-reboot -nodefaults
+      -device ib700 -action "watchdog=$wact"
       -serial stdio -monitor "unix:$mon,server=on,wait=off"
       -kernel "$kernel" -initrd "$a/initramfs.cpio"
       -append "console=ttyS0 reboot=t panic=-1 quiet $clock"
@@ -86,18 +92,17 @@ printf 'run.sh: booting the appliance (%s; listener: 127.0.0.1:%s -> %s; ctrl-c 
 # Its own session: a ctrl-c on this terminal reaches run.sh (which asks for a clean power-off), not QEMU.
 setsid "${qemu[@]}" </dev/null &
 qpid=$!
-stopping=0
+stopping=0 t_stop=0
 stop() {
 	[ "$stopping" = 1 ] && return 0
-	stopping=1
-	# The ACPI power button first (a power-off, for an init that listens to it), then ctrl-alt-del
-	# (SIGINT: keel stops the sandboxes, syncs, unmounts and reboots, which ends QEMU: -no-reboot).
-	echo "run.sh: stopping the appliance: power button, then ctrl-alt-del" >&2
+	stopping=1 t_stop=$SECONDS
+	# The ACPI power button, as on a box; ctrl-alt-del and then a hard stop only if that does not end it.
+	echo "run.sh: stopping the appliance: ACPI power button" >&2
 	monitor system_powerdown
-	(sleep 2; kill -0 "$qpid" 2>/dev/null && monitor "sendkey ctrl-alt-delete"
-	 sleep "${KEEL_RUN_STOP_TIMEOUT:-30}"; kill -0 "$qpid" 2>/dev/null &&
-		echo "run.sh: the appliance did not stop in ${KEEL_RUN_STOP_TIMEOUT:-30} s; stopping QEMU" >&2 &&
-		monitor quit) &
+	(sleep "${KEEL_RUN_STOP_TIMEOUT:-40}"; kill -0 "$qpid" 2>/dev/null &&
+		echo "run.sh: not off ${KEEL_RUN_STOP_TIMEOUT:-40} s after the power button; ctrl-alt-del" >&2 &&
+		monitor "sendkey ctrl-alt-delete"
+	 sleep 10; kill -0 "$qpid" 2>/dev/null && echo "run.sh: still not off; stopping QEMU" >&2 && monitor quit) &
 }
 trap stop INT TERM
 if [ "$timeout_s" -gt 0 ]; then
@@ -109,7 +114,8 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 qpid=""
 if [ "$stopping" = 1 ]; then
-	echo "run.sh: the appliance is off" >&2
+	echo "run.sh: the appliance is off ($((SECONDS - t_stop)) s after the power button; QEMU exit status $st)" >&2
 	exit 0
 fi
+echo "run.sh: the appliance went off by itself (QEMU exit status $st)" >&2
 exit "$st"

@@ -11,7 +11,11 @@
 #     rolled back from, to the snapshot pushed before it (v2, from the ref's history in the data store;
 #     not the partition image's demo), and heartbeat-v2 resumes;
 #  5. a flipped byte in an object of snap.img: the snapshot is refused with a line naming the object, and
-#     keel keeps running its listener (a push is still answered ok).
+#     keel keeps running its listener (a push is still answered ok);
+#  and on every boot: SIGTERM to run.sh presses the ACPI power button, keel (reading KEY_POWER) stops the
+#  sandboxes and powers off and QEMU exits by itself; the ib700 watchdog keel arms (30 s) never fires (QEMU
+#  runs with -action watchdog=debug, so a missed pet prints "watchdog: timer fired"), though each boot
+#  lasts well past its timeout, and keel disarms it (magic close) before powering off.
 . "$(dirname "$0")/../lib.sh"
 export LC_ALL=C
 
@@ -50,7 +54,7 @@ rpid=""
 # boot SNAP DATA LOG: run.sh in the background (rpid), console to LOG.
 boot() {
 	port=$(free_port)
-	KEEL_BUILD_DIR=$KEEL_BUILD bash "$AP/run.sh" --port "$port" --snap "$1" --data "$2" --timeout 400 \
+	KEEL_BUILD_DIR=$KEEL_BUILD KEEL_RUN_WATCHDOG_ACTION=debug bash "$AP/run.sh" --port "$port" --snap "$1" --data "$2" --timeout 400 \
 		> "$3" 2>&1 &
 	rpid=$!
 }
@@ -156,10 +160,26 @@ else
 	fi
 fi
 halt
-if grep -q 'keel-init: .*stopping sandboxes' "$c1" && grep -q 'run.sh: the appliance is off' "$c1"; then
-	pass "ctrl-alt-del: keel stops the sandboxes and the appliance goes off"
+# The power button: keel's orderly power-off, QEMU gone by itself (no ctrl-alt-del fallback) within 30 s.
+off_s=$(sed -n 's/^run.sh: the appliance is off (\([0-9]*\) s after the power button; QEMU exit status 0)$/\1/p' "$c1")
+if grep -q 'keel-init: power button: power off; stopping sandboxes' "$c1" &&
+   grep -q 'keel-init: sandbox demo: stopped' "$c1" && grep -q 'keel-init: \[ *[0-9.]* ms\] powering off' "$c1" &&
+   ! grep -q 'ctrl-alt-del\|stopping QEMU' "$c1" && [ -n "$off_s" ] && [ "$off_s" -le 30 ]; then
+	pass "power button: SIGTERM to run.sh -> ACPI power button -> keel stops the sandboxes and powers off, QEMU exits 0 by itself ${off_s} s later"
 else
-	fail "ctrl-alt-del: keel stops the sandboxes and the appliance goes off" "$(tail -n 4 "$c1" | tr '\n' ' ')"
+	fail "power button: keel powers off on the ACPI power button and QEMU exits by itself" \
+		"$(grep -E 'keel-init|run.sh' "$c1" | tail -n 5 | tr '\n' ' ')"
+fi
+# The watchdog: armed, petted through a boot several timeouts long, disarmed before the power-off.
+wd_to=$(sed -n 's/.*keel-init: watchdog .* armed: timeout \([0-9]*\) s.*/\1/p' "$c1" | head -n 1)
+off_ms=$(ms "$c1" 'powering off')
+if [ -n "$wd_to" ] && [ -n "$off_ms" ] && [ "${off_ms%.*}" -gt $((wd_to * 2000)) ] &&
+   ! grep -q 'watchdog: timer fired' "$c1" &&
+   awk '/keel-init: watchdog disarmed \(magic close\)/{d=1} /keel-init: .*powering off/{exit !d}' "$c1"; then
+	pass "watchdog: armed at ${wd_to} s, the box ran ${off_ms%.*} ms without it firing, disarmed before power-off"
+else
+	fail "watchdog: armed, petted past its timeout, disarmed on power-off" \
+		"timeout '${wd_to}', power-off at '${off_ms}' ms; $(grep -E 'watchdog' "$c1" | tail -n 3 | tr '\n' ' ')"
 fi
 
 # 3. Reboot on the same data disk: the pushed snapshot is the one restored.
@@ -226,5 +246,12 @@ else
 		"$(head -c 200 "$T_TMP/push3.out" 2>/dev/null | tr '\n' ' '); $(grep -E 'keel-init' "$c3" | tail -n 4 | tr '\n' ' ')"
 fi
 halt
+fired=$(grep -l 'watchdog: timer fired' "$T_TMP"/boot*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
+offs=$(grep -h 'run.sh: the appliance is off' "$T_TMP"/boot*.log | sed 's/.*off (\([0-9]*\) s.*/\1/' | tr '\n' ' ')
+if [ -z "$fired" ] && [ "$(grep -l 'keel-init: power button: power off' "$T_TMP"/boot*.log | wc -l)" -ge 3 ]; then
+	pass "every boot: powered off by the power button (${offs% }s after it), the watchdog never fired"
+else
+	fail "every boot: powered off by the power button, the watchdog never fired" "fired in: ${fired:-none}; off after: $offs"
+fi
 echo "appliance_e2e: $((SECONDS - t_start)) s in all"
 exit 0

@@ -33,6 +33,7 @@ TEST(board_parses_every_key)
 		"trusted-key = /etc/keel/k2.pem\n"
 		"module = /lib/modules/kvm.ko\n"
 		"watchdog = /dev/watchdog\n"
+		"watchdog-timeout = 30\n"
 		"verify = manifest\n"
 		"shutdown-timeout = 3\n"
 		"restart-backoff-ms = 50\n"
@@ -56,6 +57,8 @@ TEST(board_parses_every_key)
 	CHECK_EQ(b.nmodules, 1);
 	CHECK_EQ(b.verify, INIT_VERIFY_MANIFEST);
 	CHECK_EQ(b.shutdown_timeout_s, 3);
+	CHECK_STR(b.watchdog, "/dev/watchdog");
+	CHECK_EQ(b.watchdog_timeout_s, 30);
 	CHECK_EQ(b.restart_backoff_ms, 50);
 	CHECK_EQ(b.nsandboxes, 2);
 	struct init_sandbox_conf *s = init_board_sandbox(&b, "web");
