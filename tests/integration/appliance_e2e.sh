@@ -249,7 +249,7 @@ halt
 fired=$(grep -l 'watchdog: timer fired' "$T_TMP"/boot*.log 2>/dev/null | xargs -r -n1 basename | tr '\n' ' ')
 offs=$(grep -h 'run.sh: the appliance is off' "$T_TMP"/boot*.log | sed 's/.*off (\([0-9]*\) s.*/\1/' | tr '\n' ' ')
 if [ -z "$fired" ] && [ "$(grep -l 'keel-init: power button: power off' "$T_TMP"/boot*.log | wc -l)" -ge 3 ]; then
-	pass "every boot: powered off by the power button (${offs% }s after it), the watchdog never fired"
+	pass "every boot: powered off by the power button (${offs% } s after it), the watchdog never fired"
 else
 	fail "every boot: powered off by the power button, the watchdog never fired" "fired in: ${fired:-none}; off after: $offs"
 fi
