@@ -32,7 +32,7 @@ static const char push_help[] =
 	"answer; exits 0 only when it is \"ok\". A progress line (bytes, rate, objects)\n"
 	"goes to stderr when it is a terminal.\n"
 	"\n"
-	"  --tls   TLS 1.2, presenting CERT/KEY (EC) as client certificate and checking\n"
+	"  --tls   TLS 1.2, presenting CERT/KEY (EC or RSA) as client certificate and checking\n"
 	"          the appliance's certificate against CA\n"
 	"  --server-name NAME  also require the appliance's certificate to name NAME\n"
 	"          (a subjectAltName DNS entry), so one appliance cannot stand in for\n"

@@ -14,9 +14,11 @@
 
 /*
  * IMPLEMENTATION NOTES
- * - Only TLS 1.2 with ECDHE-ECDSA and AEAD suites (AES-GCM, ChaCha20-Poly1305)
- *   is configured, by hand rather than through br_ssl_*_init_full(), so no
- *   RSA, CBC or legacy code is linked in. Certificates and CAs must be EC.
+ * - Only TLS 1.2 with ECDHE key exchange and AEAD suites (AES-GCM,
+ *   ChaCha20-Poly1305) is configured, by hand rather than through
+ *   br_ssl_*_init_full(), so no CBC, static-RSA or legacy code is linked in.
+ *   Keys and certificates may be EC (P-256/384/521) or RSA (signatures only:
+ *   ECDHE-ECDSA or ECDHE-RSA suites, whichever the key allows).
  * - The server requests a client certificate, names the CAs in its request
  *   and validates the chain with an X.509 "minimal" engine whose trust
  *   anchors are exactly those CAs; BR_OPT_TOLERATE_NO_CLIENT_AUTH stays off,
@@ -30,13 +32,15 @@
 #define MAX_CERTS 8
 #define PEM_FILE_MAX (1 << 20)
 #define SERVER_OBUF (1024 + 85)
+#define RSA_MAX_BITS 4096   /* BearSSL's own limit on RSA moduli */
 
 struct net_tls_creds {
 	br_x509_certificate chain[MAX_CERTS];
 	size_t chain_len;
+	int key_type;                 /* BR_KEYTYPE_EC or BR_KEYTYPE_RSA; 0: no key */
 	br_ec_private_key sk;
 	unsigned char skx[BR_EC_KBUF_PRIV_MAX_SIZE];
-	int has_key;
+	br_rsa_private_key rsk;       /* its five numbers in one malloc'd buffer (rsk.p) */
 	br_x509_trust_anchor tas[MAX_CERTS];
 	size_t ntas;
 };
@@ -61,6 +65,9 @@ static const uint16_t suites[] = {
 	BR_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	BR_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	BR_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	BR_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	BR_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 };
 
 /* ---- PEM and DER ------------------------------------------------------------ */
@@ -241,6 +248,31 @@ static int load_chain(struct net_tls_creds *c, const char *path, char *err, size
 	return 0;
 }
 
+static int keep_rsa(struct net_tls_creds *c, const br_rsa_private_key *k)
+{
+	size_t n = k->plen + k->qlen + k->dplen + k->dqlen + k->iqlen;
+	unsigned char *b = malloc(n);
+
+	if (!b)
+		return -ENOMEM;
+	c->rsk.n_bitlen = k->n_bitlen;
+	c->rsk.p = b;
+	memcpy(b, k->p, c->rsk.plen = k->plen);
+	b += k->plen;
+	c->rsk.q = b;
+	memcpy(b, k->q, c->rsk.qlen = k->qlen);
+	b += k->qlen;
+	c->rsk.dp = b;
+	memcpy(b, k->dp, c->rsk.dplen = k->dplen);
+	b += k->dplen;
+	c->rsk.dq = b;
+	memcpy(b, k->dq, c->rsk.dqlen = k->dqlen);
+	b += k->dqlen;
+	c->rsk.iq = b;
+	memcpy(b, k->iq, c->rsk.iqlen = k->iqlen);
+	return 0;
+}
+
 static int load_key(struct net_tls_creds *c, const char *path, char *err, size_t errlen)
 {
 	br_skey_decoder_context dc;
@@ -251,30 +283,48 @@ static int load_key(struct net_tls_creds *c, const char *path, char *err, size_t
 	if (r < 0)
 		return r;
 	r = -EINVAL;
-	snprintf(err, errlen, "%s: no EC PRIVATE KEY or PRIVATE KEY in it", path);
+	snprintf(err, errlen, "%s: no EC PRIVATE KEY, RSA PRIVATE KEY or PRIVATE KEY in it", path);
 	for (size_t i = 0; i < n; i++) {
-		const br_ec_private_key *k;
-
-		if (strcmp(v[i].name, "EC PRIVATE KEY") && strcmp(v[i].name, "PRIVATE KEY"))
+		if (strcmp(v[i].name, "EC PRIVATE KEY") && strcmp(v[i].name, "RSA PRIVATE KEY") &&
+		    strcmp(v[i].name, "PRIVATE KEY"))
 			continue;
 		br_skey_decoder_init(&dc);
 		br_skey_decoder_push(&dc, v[i].der.p, v[i].der.len);
-		if (br_skey_decoder_last_error(&dc) || br_skey_decoder_key_type(&dc) != BR_KEYTYPE_EC) {
-			snprintf(err, errlen, "%s: not an EC private key BearSSL can decode", path);
+		if (br_skey_decoder_last_error(&dc)) {
+			snprintf(err, errlen, "%s: not a private key BearSSL can decode", path);
 			break;
 		}
-		k = br_skey_decoder_get_ec(&dc);
-		if (k->xlen > sizeof(c->skx)) {
-			snprintf(err, errlen, "%s: EC key too large", path);
+		if (br_skey_decoder_key_type(&dc) == BR_KEYTYPE_RSA) {
+			const br_rsa_private_key *k = br_skey_decoder_get_rsa(&dc);
+
+			if (k->n_bitlen < 2048 || k->n_bitlen > RSA_MAX_BITS) {
+				snprintf(err, errlen, "%s: RSA key of %u bits (2048..%d supported)", path,
+					 k->n_bitlen, RSA_MAX_BITS);
+				break;
+			}
+			r = keep_rsa(c, k);
+			if (r < 0) {
+				snprintf(err, errlen, "out of memory");
+				break;
+			}
+			c->key_type = BR_KEYTYPE_RSA;
 			break;
 		}
-		memcpy(c->skx, k->x, k->xlen);
-		c->sk.curve = k->curve;
-		c->sk.x = c->skx;
-		c->sk.xlen = k->xlen;
-		c->has_key = 1;
-		r = 0;
-		break;
+		{
+			const br_ec_private_key *k = br_skey_decoder_get_ec(&dc);
+
+			if (k->xlen > sizeof(c->skx)) {
+				snprintf(err, errlen, "%s: EC key too large", path);
+				break;
+			}
+			memcpy(c->skx, k->x, k->xlen);
+			c->sk.curve = k->curve;
+			c->sk.x = c->skx;
+			c->sk.xlen = k->xlen;
+			c->key_type = BR_KEYTYPE_EC;
+			r = 0;
+			break;
+		}
 	}
 	memset(&dc, 0, sizeof(dc));
 	for (size_t i = 0; i < n; i++)
@@ -302,25 +352,35 @@ static int add_anchor(struct net_tls_creds *c, const unsigned char *der, size_t 
 			 br_x509_decoder_last_error(&dc));
 		return -EINVAL;
 	}
-	if (pk->key_type != BR_KEYTYPE_EC) {
+	if (pk->key_type != BR_KEYTYPE_EC && pk->key_type != BR_KEYTYPE_RSA) {
 		free(dn.p);
-		snprintf(err, errlen, "CA key is not EC (only ECDSA certificates are supported)");
+		snprintf(err, errlen, "CA key is neither EC nor RSA");
 		return -ENOTSUP;
 	}
-	q = malloc(pk->key.ec.qlen);
+	/* one buffer for the key's numbers: EC q, or RSA n then e */
+	q = malloc(pk->key_type == BR_KEYTYPE_EC ? pk->key.ec.qlen : pk->key.rsa.nlen + pk->key.rsa.elen);
 	if (!q) {
 		free(dn.p);
 		return -ENOMEM;
 	}
-	memcpy(q, pk->key.ec.q, pk->key.ec.qlen);
 	memset(ta, 0, sizeof(*ta));
 	ta->dn.data = dn.p;
 	ta->dn.len = dn.len;
 	ta->flags = br_x509_decoder_isCA(&dc) ? BR_X509_TA_CA : 0;
-	ta->pkey.key_type = BR_KEYTYPE_EC;
-	ta->pkey.key.ec.curve = pk->key.ec.curve;
-	ta->pkey.key.ec.q = q;
-	ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+	ta->pkey.key_type = pk->key_type;
+	if (pk->key_type == BR_KEYTYPE_EC) {
+		memcpy(q, pk->key.ec.q, pk->key.ec.qlen);
+		ta->pkey.key.ec.curve = pk->key.ec.curve;
+		ta->pkey.key.ec.q = q;
+		ta->pkey.key.ec.qlen = pk->key.ec.qlen;
+	} else {
+		memcpy(q, pk->key.rsa.n, pk->key.rsa.nlen);
+		memcpy(q + pk->key.rsa.nlen, pk->key.rsa.e, pk->key.rsa.elen);
+		ta->pkey.key.rsa.n = q;
+		ta->pkey.key.rsa.nlen = pk->key.rsa.nlen;
+		ta->pkey.key.rsa.e = q + pk->key.rsa.nlen;
+		ta->pkey.key.rsa.elen = pk->key.rsa.elen;
+	}
 	c->ntas++;
 	return 0;
 }
@@ -354,7 +414,11 @@ void net_tls_creds_free(struct net_tls_creds *c)
 		free(c->chain[i].data);
 	for (size_t i = 0; i < c->ntas; i++) {
 		free(c->tas[i].dn.data);
-		free(c->tas[i].pkey.key.ec.q);
+		free(c->tas[i].pkey.key_type == BR_KEYTYPE_EC ? c->tas[i].pkey.key.ec.q : c->tas[i].pkey.key.rsa.n);
+	}
+	if (c->rsk.p) {
+		memset(c->rsk.p, 0, c->rsk.plen + c->rsk.qlen + c->rsk.dplen + c->rsk.dqlen + c->rsk.iqlen);
+		free(c->rsk.p);
 	}
 	memset(c, 0, sizeof(*c));
 	free(c);
@@ -416,12 +480,14 @@ static void engine_common(br_ssl_engine_context *eng, br_x509_minimal_context *x
 	br_ssl_engine_set_default_chapol(eng);
 	br_ssl_engine_set_default_ec(eng);
 	br_ssl_engine_set_default_ecdsa(eng);
+	br_ssl_engine_set_default_rsavrfy(eng);
 
 	br_x509_minimal_init(xc, &br_sha256_vtable, c->tas, c->ntas);
 	br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
 	br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
 	br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
 	br_x509_minimal_set_ecdsa(xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+	br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
 	br_ssl_engine_set_x509(eng, &xc->vtable);
 }
 
@@ -430,15 +496,19 @@ int net_tls_server_new(const struct net_tls_creds *c, struct net_tls_server **ou
 	struct net_tls_server *t;
 
 	*out = NULL;
-	if (!c->chain_len || !c->has_key)
+	if (!c->chain_len || !c->key_type)
 		return -EINVAL;
 	t = malloc(sizeof(*t));
 	if (!t)
 		return -ENOMEM;
 	br_ssl_server_zero(&t->sc);
 	engine_common(&t->sc.eng, &t->xc, c);
-	br_ssl_server_set_single_ec(&t->sc, c->chain, c->chain_len, &c->sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
-				    br_ec_get_default(), br_ecdsa_sign_asn1_get_default());
+	if (c->key_type == BR_KEYTYPE_RSA)
+		br_ssl_server_set_single_rsa(&t->sc, c->chain, c->chain_len, &c->rsk, BR_KEYTYPE_SIGN,
+					     br_rsa_private_get_default(), br_rsa_pkcs1_sign_get_default());
+	else
+		br_ssl_server_set_single_ec(&t->sc, c->chain, c->chain_len, &c->sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
+					    br_ec_get_default(), br_ecdsa_sign_asn1_get_default());
 	br_ssl_server_set_trust_anchor_names_alt(&t->sc, c->tas, c->ntas);
 	br_ssl_engine_set_buffers_bidi(&t->sc.eng, t->ibuf, sizeof(t->ibuf), t->obuf, sizeof(t->obuf));
 	if (seed(&t->sc.eng) < 0 || !br_ssl_server_reset(&t->sc)) {
@@ -500,7 +570,9 @@ int net_tls_client_new(const struct net_tls_creds *c, const char *server_name, i
 	t->fd = fd;
 	br_ssl_client_zero(&t->cc);
 	engine_common(&t->cc.eng, &t->xc, c);
-	if (c->has_key)
+	if (c->key_type == BR_KEYTYPE_RSA)
+		br_ssl_client_set_single_rsa(&t->cc, c->chain, c->chain_len, &c->rsk, br_rsa_pkcs1_sign_get_default());
+	else if (c->key_type == BR_KEYTYPE_EC)
 		br_ssl_client_set_single_ec(&t->cc, c->chain, c->chain_len, &c->sk, BR_KEYTYPE_SIGN, BR_KEYTYPE_EC,
 					    br_ec_get_default(), br_ecdsa_sign_asn1_get_default());
 	br_ssl_engine_set_buffer(&t->cc.eng, t->buf, sizeof(t->buf), 1);

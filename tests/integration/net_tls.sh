@@ -108,3 +108,36 @@ check good_tls_push_after_rejected_clients [ "$out:$(ref)" = "ok $v3:$v3" ]
 check store_verifies_after_tls_pushes "$KEEL" store verify "$S"
 listener_stop
 check link_saw_no_bad_checksums grep -q "0 bad checksum" "$T_TMP/l.err"
+
+# RSA: a listener with an RSA key and certificate from an RSA CA (ECDHE-RSA suites); clients with
+# RSA certificates from that CA get through, the EC clients of the other CA do not.
+rsa_cert() { # NAME CN CA
+	local name=$1 cn=$2 ca=$3
+	openssl genrsa -out "$name.key" 2048 2>/dev/null || return 1
+	if [ "$ca" = - ]; then
+		openssl req -x509 -new -key "$name.key" -subj "/CN=$cn" -days 3 -out "$name.pem" 2>/dev/null
+	else
+		openssl req -new -key "$name.key" -subj "/CN=$cn" -out "$name.csr" 2>/dev/null &&
+			openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial -days 3 \
+				-out "$name.pem" 2>/dev/null
+	fi
+}
+if rsa_cert rca keel-rsa-ca - && rsa_cert rsrv appliance rca && rsa_cert rcli workstation rca &&
+	listener_start "$T_TMP/r" --ip "$APP_IP/24" --port 7070 --store "$S" --trust pub.pem \
+		--tls --cert rsrv.pem --key rsrv.key --ca rca.pem; then
+	pass rsa_tls_listener_starts
+	v4=$(snap 4 512)
+	out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert rcli.pem --key rcli.key --ca rca.pem \
+		--store "$W" --manifest "$v4" 2>push.err); st=$?
+	check keel_push_with_rsa_certificates_ok [ "$st:$out:$(ref)" = "0:ok $v4:$v4" ]
+	"$KEEL" pack send --store "$W" --manifest "$v2" > v2again.pack
+	out=$(sclient -cert rcli.pem -key rcli.key -CAfile rca.pem < v2again.pack)
+	check openssl_s_client_with_rsa_certificate_ok [ "$out:$(ref)" = "ok $v2:$v2" ]
+	n=$(nobj)
+	check_status keel_push_with_ec_cert_of_other_ca_to_rsa_listener_fails 1 inb "$KEEL" push \
+		--to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --ca rca.pem v3.pack
+	check ec_client_of_other_ca_files_nothing intact "$v2" "$n"
+	listener_stop
+else
+	fail rsa_tls_listener_starts "openssl RSA certificates or the listener: $(tail -n 2 "$T_TMP/r.err" 2>/dev/null)"
+fi
