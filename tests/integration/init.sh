@@ -176,6 +176,18 @@ check "history: V3 and V2 failing roll back to V1" wait_log "sandbox web healthy
 check "history: the image was not needed" sh -c "! grep -q '^image' '$RUN/launches'"
 stop_init
 rm -f "$RUN/behave-$V2" "$RUN/behave-$V3"
+# A crash between writing the history and moving the ref leaves the history one entry ahead (V3 recorded,
+# ref still V2): the walk starts below the ref's value, so V3 is never taken for an older snapshot.
+rm -f "$T/hdata/keel-init-failed"
+rm -f "$T/hdata/store/refs/web" "$T/hdata/store/logs/web"
+printf '%s\n' "$V2" > "$T/hdata/store/refs/web"
+printf '%s 1\n%s 2\n%s 3\n' "$V1" "$V2" "$V3" > "$T/hdata/store/logs/web"
+echo fail > "$RUN/behave-$V2"
+start_init "$c" "$T/hist5.log"
+check "history ahead of the ref: V2 failing rolls back to V1" wait_log "sandbox web healthy ($(short "$V1")" 8
+check "history ahead of the ref: V3 (never the ref's value) is not launched" sh -c "! grep -q '$V3' '$RUN/launches'"
+stop_init
+rm -f "$RUN/behave-$V2" "$T/hdata/keel-init-failed"
 
 # 6. Flipped byte in an image object of M2 -> named, M1 used.
 obj2=$($K manifest show --store "$T/s" "$M2" | awk '$1 == "chunk" {print $3; exit}')
