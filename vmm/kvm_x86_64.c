@@ -267,8 +267,13 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
  * provide or cannot carry across a snapshot (nested virtualisation, the PMU, invariant
  * TSC — so Linux keeps kvm-clock, which restore moves with KVM_SET_CLOCK), plus the
  * hypervisor bit and a distinct APIC id per vCPU.
+ * The TSC-deadline timer is not in KVM_GET_SUPPORTED_CPUID (KVM reports it through
+ * KVM_CAP_TSC_DEADLINE_TIMER). Without it Linux calibrates the LAPIC timer against the PIT
+ * (a few hundred ms of guest time; on a slow or nested host the check fails and the PIT,
+ * reprogrammed by port I/O on every tick, becomes the clock event device). With it Linux
+ * programs one MSR per timer event and calibrates nothing. Snapshots carry MSR 0x6e0.
  */
-static void filter_cpuid(struct kvm_cpuid2 *c, int index, int nvcpus)
+static void filter_cpuid(struct kvm_cpuid2 *c, int index, int nvcpus, int tsc_deadline)
 {
 	uint32_t i;
 
@@ -282,6 +287,8 @@ static void filter_cpuid(struct kvm_cpuid2 *c, int index, int nvcpus)
 			e->ecx &= ~(1U << 5);    /* VMX */
 			if (nvcpus > 1)
 				e->edx |= 1U << 28;  /* HTT: the logical count is valid */
+			if (tsc_deadline)
+				e->ecx |= 1U << 24;  /* TSC-deadline LAPIC timer mode */
 			break;
 		case 0xa:                        /* architectural PMU */
 			e->eax = e->ebx = e->ecx = e->edx = 0;
@@ -319,7 +326,8 @@ int vmm_kvm_setup_cpuid(struct vmm *vm, struct vmm_vcpu *c)
 
 	if (!cp)
 		return -ENOMEM;
-	filter_cpuid(cp, c->index, vm->nvcpus);
+	filter_cpuid(cp, c->index, vm->nvcpus,
+		     ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0);
 	r = vmm_kvm_set_cpuid(c, cp);
 	if (r == 0 && c->index == 0 && !vm->cpuid) {
 		vm->cpuid = cp;

@@ -140,6 +140,15 @@ static void port_io(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsig
 			vmm_irq_pulse(vm, VMM_UART_IRQ);
 		return;
 	}
+	if ((port == VMM_RTC_PORT || port == VMM_RTC_PORT + 1) && size == 1) {
+		pthread_mutex_lock(&vm->lock);
+		if (out)
+			vmm_rtc_out(&vm->rtc, port - VMM_RTC_PORT, data[0]);
+		else
+			vmm_rtc_in(&vm->rtc, port - VMM_RTC_PORT, data);
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
 	if (port == VMM_ACPI_SLEEP_CTL || port == VMM_ACPI_SLEEP_STS) {
 		/* SLP_EN with the _S5_ sleep type is ACPI power off; other states and the
 		 * status register (wake status, never set: nothing sleeps) read as zero. */

@@ -68,6 +68,15 @@ int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v);
 /* Host input; returns how many bytes were taken and whether to pulse the IRQ. */
 size_t vmm_uart_rx(struct vmm_uart *u, const uint8_t *buf, size_t len, int *irq);
 
+/* ---- MC146818 CMOS RTC at 0x70/0x71 (dev_rtc.c) ---- */
+#define VMM_RTC_PORT 0x70
+struct vmm_rtc {
+	uint8_t index, init;
+	uint8_t ram[128];
+};
+void vmm_rtc_out(struct vmm_rtc *r, unsigned off, uint8_t v);
+void vmm_rtc_in(struct vmm_rtc *r, unsigned off, uint8_t *v);
+
 /* ---- virtio-mmio (virtio_mmio.c, virtio_blk.c, virtio_rng.c) ---- */
 #define VMM_VQ_MAX 2
 #define VMM_VQ_SIZE 256
@@ -166,6 +175,7 @@ struct vmm {
 	pthread_mutex_t lock;         /* devices, console, events */
 	pthread_cond_t cond;
 	struct vmm_uart uart;
+	struct vmm_rtc rtc;
 	struct vmm_virtio virtio[VMM_MAX_VIRTIO];
 	int nvirtio;
 
