@@ -74,7 +74,11 @@ int vmm_uart_out(struct vmm *vm, struct vmm_uart *u, unsigned off, uint8_t v)
 		} else {
 			vmm_console_out(vm, v);
 		}
-		if (u->ier & IER_THRI) {
+		/* Transmitted at once: THR is empty again. While an earlier THR-empty condition is still
+		 * unacknowledged (IIR not read since), the line is already pulsed and the guest's handler
+		 * will see this one too: 8250 writes up to 16 bytes per interrupt, and one pulse per byte
+		 * cost two KVM_IRQ_LINE calls each. */
+		if ((u->ier & IER_THRI) && !u->iir_thre) {
 			u->iir_thre = 1;
 			irq = 1;
 		}

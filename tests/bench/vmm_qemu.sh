@@ -6,7 +6,7 @@
 #    pause), both taken while it ticks, timed from launch to the first complete tick line the
 #    resumed guest prints: the same "guest executes again" point for both, within one loop turn;
 #  - cold boot to the guest's first userspace line ("keel-guest: ready"), keel `vm run` vs QEMU
-#    `-M microvm`, same vmlinux + initramfs + command line;
+#    `-M microvm,rtc=on` (the same devices), same vmlinux + initramfs + command line;
 #  Console lines are watched by a reader blocked on a FIFO (no polling that would steal the
 #  appliance's only CPU from the guest), the same way for both VMMs.
 #  - VMM memory: RSS of the running VMM minus the guest pages it has touched.
@@ -49,7 +49,9 @@ watch() {
 	} < "$1" > "$2"
 }
 fifos() { exec 5>&-; rm -f $T/o $T/sig; mkfifo $T/o $T/sig; exec 5<> $T/sig; }
-QEMU="qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off -m 256M -smp 1 -display none -no-reboot -nodefaults"
+# rtc=on: the same devices as keel's machine (UART, RTC). QEMU's default under KVM has no RTC,
+# and then the guest's rtc_cmos probe polls an open bus for seconds on this nested host.
+QEMU="qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off,rtc=on -m 256M -smp 1 -display none -no-reboot -nodefaults"
 # own_rss PID GUEST_KIB: VmRSS minus guest memory: keel's guest is the anonymous region pieces
 # (>= 2 MiB each) and the store's chunk files; QEMU's guest RAM is one mapping of GUEST_KIB.
 own_rss() {
@@ -62,24 +64,39 @@ own_rss() {
 
 
 # ---- cold boot ----
-for i in $(seq ${BOOT_RUNS:-$R}); do
+# boot WHO: one boot to the first userspace line, timed
+boot() {
 	fifos
-	watch $T/o $T/kb.log $T/sig "keel-guest: ready*" &
+	watch $T/o $T/$1b.log $T/sig "keel-guest: ready*" &
 	w=$!
 	t0=$(now)
-	keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=none" </dev/null > $T/o 2> $T/kb.err &
+	if [ $1 = keel ]; then
+		keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=none" </dev/null > $T/o 2> $T/$1b.err &
+	else
+		$QEMU -serial stdio -kernel $K -initrd $I -append "$CL keel.cmd=none" </dev/null > $T/o 2> $T/$1b.err &
+	fi
 	p=$!
-	read t1 <&5; [ -n "$t1" ] && echo "bench-boot keel $(ms $t0 $t1)"
+	read t1 <&5; [ -n "$t1" ] && echo "bench-boot $1 $(ms $t0 $t1)"
 	kill $p; wait $p 2>/dev/null; wait $w
-	fifos
-	watch $T/o $T/qb.log $T/sig "keel-guest: ready*" &
-	w=$!
-	t0=$(now)
-	$QEMU -serial stdio -kernel $K -initrd $I -append "$CL keel.cmd=none" </dev/null > $T/o 2> $T/qb.err &
-	p=$!
-	read t1 <&5; [ -n "$t1" ] && echo "bench-boot qemu $(ms $t0 $t1)"
-	kill $p; wait $p 2>/dev/null; wait $w
+}
+# The appliance's first VM pays one-time KVM and page-cache costs: a short start of each VMM
+# first, then the order alternates between runs.
+for v in keel qemu; do
+	if [ $v = keel ]; then
+		keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=none" </dev/null > /dev/null 2>&1 &
+	else
+		$QEMU -serial stdio -kernel $K -initrd $I -append "$CL keel.cmd=none" </dev/null > /dev/null 2>&1 &
+	fi
+	p=$!; sleep 1; kill $p; wait $p 2>/dev/null
 done
+for i in $(seq ${BOOT_RUNS:-$R}); do
+	if [ $((i % 2)) = 1 ]; then boot keel; boot qemu; else boot qemu; boot keel; fi
+done
+# For the record, once: QEMU's microvm default under KVM (no RTC).
+QEMU_RTC=$QEMU
+QEMU=$(echo "$QEMU" | sed 's/,rtc=on//')
+boot qemu | sed 's/^bench-boot qemu /bench-info qemu microvm default (no RTC) cold boot ms: /'
+QEMU=$QEMU_RTC
 
 # ---- the ticker guest saved while it ticks: keel at the console marker, QEMU stopped by its
 # monitor right after the same line showed up. QEMU's source does not record its run state in
@@ -152,7 +169,7 @@ med() { awk -v k="bench-$1" -v w="$2" '$1 == k && $2 == w { print $3 }' "$tmp/c"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 kr=$(med restore keel); qr=$(med restore qemu); kb=$(med boot keel); qb=$(med boot qemu)
 echo "vmm restore in the appliance (launch -> first console line of the resumed guest, Debian guest 256 MiB, median of $R): keel ${kr} ms vs QEMU -incoming ${qr} ms = $(ratio "$kr" "$qr")"
-echo "vmm cold boot in the appliance (launch -> keel-guest: ready, median of $R): keel ${kb} ms vs QEMU microvm ${qb} ms = $(ratio "$kb" "$qb") (goal <= 0.70)"
+echo "vmm cold boot in the appliance (launch -> keel-guest: ready, median of $R): keel ${kb} ms vs QEMU microvm,rtc=on ${qb} ms = $(ratio "$kb" "$qb") (goal <= 0.70)"
 read -r _ _ krss ktot < <(grep '^bench-rss keel' "$tmp/c")
 read -r _ _ qrss qtot < <(grep '^bench-rss qemu' "$tmp/c")
 echo "vmm VMM RSS minus guest pages (restored Debian guest): keel ${krss:-0} KiB vs QEMU ${qrss:-0} KiB = $(ratio "${krss:-0}" "${qrss:-0}") (keel goal < 2048 KiB; total RSS keel ${ktot:-0} KiB, QEMU ${qtot:-0} KiB)"
