@@ -159,6 +159,10 @@ else
 			"push exit $pst: $(cat "$T_TMP/push.out" "$T_TMP/push.err" | head -c 300 | tr '\n' ' '); console: $(grep -E 'keel-init' "$c1" | tail -n 4 | tr '\n' ' ')"
 	fi
 fi
+# Keep the box up past two watchdog timeouts before the power button, so "never fired" means keel
+# petted it (a faster boot and push must not end the run before the timeout could have fired).
+wd_armed=$(sed -n 's/.*keel-init: watchdog .* armed: timeout \([0-9]*\) s.*/\1/p' "$c1" | head -n 1)
+[ -n "$wd_armed" ] && while [ $((SECONDS - b0)) -lt $((wd_armed * 2 + 15)) ]; do sleep 1; done
 halt
 # The power button: keel's orderly power-off, QEMU gone by itself (no ctrl-alt-del fallback) within 30 s.
 off_s=$(sed -n 's/^run.sh: the appliance is off (\([0-9]*\) s after the power button; QEMU exit status 0)$/\1/p' "$c1")
