@@ -7,7 +7,8 @@
 #include <unistd.h>
 
 #include "tests/harness.h"
-#include "vmm/vmm.h"
+#include "snap/snap.h"
+#include "vmm/vmm_int.h"
 
 static const char *tiny(void)
 {
@@ -195,4 +196,77 @@ TEST(corrupt_state_blobs_are_refused_with_a_message)
 	free(v);
 	vmm_destroy(vm);
 	close(fd);
+}
+
+/*
+ * ref "bad" in store dir: ref "t" with the blob of kind which (0: vCPU 0, 1: VM state) replaced
+ * by a copy whose section tag is zeroed or whose magic is broken. Its hash is right: only the
+ * VMM's own checks, on the thread that loads it, can refuse it.
+ */
+static void make_bad_ref(const char *dir, int which)
+{
+	struct snap_store *s = NULL;
+	struct snap_manifest m;
+	uint8_t id[SNAP_HASH_LEN], *mb = NULL, *blob = NULL, *sec;
+	size_t mlen, blen;
+	uint32_t n = 0;
+	char err[200], *text = NULL;
+	size_t tlen;
+
+	snap_manifest_init(&m);
+	REQUIRE(snap_store_open(dir, &s) == 0);
+	REQUIRE(snap_store_ref_get(s, "t", id) == 0);
+	REQUIRE(snap_store_get(s, SNAP_KIND_MANIFEST, id, &mb, &mlen) == 0);
+	REQUIRE(snap_manifest_parse(mb, mlen, &m, err, sizeof(err)) == 0);
+	REQUIRE(snap_store_get(s, SNAP_KIND_OBJECT, which ? m.vm_state : m.vcpu[0], &blob, &blen) == 0);
+	if (which) {
+		memcpy(blob, "KEELXXXX", 8);
+	} else {
+		sec = (uint8_t *)section(blob, blen, 11, &n);
+		REQUIRE(sec && n == 4);
+		memset(sec, 0, 4);
+	}
+	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, blob, blen, which ? m.vm_state : m.vcpu[0]) == 0);
+	REQUIRE(snap_manifest_format(&m, &text, &tlen) == 0);
+	REQUIRE(snap_store_put_manifest(s, text, tlen, id, err, sizeof(err)) == 0);
+	REQUIRE(snap_store_ref_set(s, "bad", id) == 0);
+	free(text);
+	free(blob);
+	free(mb);
+	snap_manifest_free(&m);
+	snap_store_close(s);
+}
+
+TEST(state_the_vcpu_threads_refuse_fails_the_restore_in_one_line_and_the_good_one_runs)
+{
+	struct vmm_config cfg = { .mem_bytes = 64ULL << 20, .vcpus = 1, .kernel = tiny(), .cmdline = "tiny=count n=3",
+				  .out_fd = -1, .in_fd = -1, .ready_fd = -1, .snapshot_marker = "count 1." };
+	struct vmm_snapshot_info info = { .kernel = cfg.kernel, .cmdline = cfg.cmdline, .name = "t" };
+	struct vmm_config rc = { .out_fd = -1, .in_fd = -1, .ready_fd = -1 };
+	struct vmm *vm = NULL;
+	char err[256], id[65], dir[600];
+
+	snprintf(dir, sizeof(dir), "%s/store", t_tmpdir());
+	REQUIRE(vmm_create(&cfg, &vm, err, sizeof(err)) == 0);
+	REQUIRE(vmm_run(vm) == VMM_EXIT_SNAPSHOT);
+	REQUIRE(vmm_snapshot_write(vm, dir, &info, id, err, sizeof(err)) == 0);
+	vmm_destroy(vm);
+	vm = NULL;
+
+	/* loaded by vCPU 0's own thread */
+	make_bad_ref(dir, 0);
+	err[0] = 0;
+	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK(vm == NULL);
+	CHECK(strstr(err, "TSC frequency 0 kHz") != NULL && !strchr(err, '\n'));
+	/* loaded by the setup thread before it becomes vCPU 0 */
+	make_bad_ref(dir, 1);
+	err[0] = 0;
+	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK(vm == NULL);
+	CHECK(strstr(err, "magic") != NULL && !strchr(err, '\n'));
+	/* and nothing of that stays behind: the good snapshot restores and the guest finishes */
+	REQUIRE(vmm_restore_open(dir, NULL, "t", &rc, &vm, err, sizeof(err)) == 0);
+	CHECK_EQ(vmm_run(vm), VMM_EXIT_POWEROFF);
+	vmm_destroy(vm);
 }
