@@ -74,11 +74,14 @@ int vmm_uart_out(struct vmm *vm, struct vmm_uart *u, unsigned off, uint8_t v)
 		} else {
 			vmm_console_out(vm, v);
 		}
-		/* Transmitted at once: THR is empty again. While an earlier THR-empty condition is still
-		 * unacknowledged (IIR not read since), the line is already pulsed and the guest's handler
-		 * will see this one too: 8250 writes up to 16 bytes per interrupt, and one pulse per byte
-		 * cost two KVM_IRQ_LINE calls each. */
-		if ((u->ier & IER_THRI) && !u->iir_thre) {
+		/*
+		 * Transmitted at once: THR is empty again, and every byte pulses the (edge-triggered)
+		 * line. Pulsing only when the last THR-empty was acknowledged saves two KVM_IRQ_LINE
+		 * calls per byte but is fragile: one edge lost while the guest has the pin masked (the
+		 * 8250 driver does that around its THRE tests) and no further edge ever comes, the
+		 * guest's transmitter waits forever (seen as a rare hung guest in appliance_e2e).
+		 */
+		if (u->ier & IER_THRI) {
 			u->iir_thre = 1;
 			irq = 1;
 		}
