@@ -65,9 +65,17 @@ else
 fi
 run=$(mktemp -d "${TMPDIR:-/tmp}/keel-run-XXXXXX")
 mon=$run/monitor.sock
-qpid=""
+qpid="" timer="" stopper=""
+# after_delay S CMD...: CMD after S seconds in a background subshell whose sleep dies with it, so
+# cleanup can cancel it (a timer outliving run.sh would later signal whatever reuses its pid).
+after_delay() {
+	local s=$1; shift
+	( trap 'kill "$sl" 2>/dev/null; exit 0' TERM; sleep "$s" & sl=$!; wait "$sl" && "$@" ) &
+}
 cleanup() {
 	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+	[ -n "$timer" ] && kill "$timer" 2>/dev/null
+	[ -n "$stopper" ] && kill "$stopper" 2>/dev/null
 	rm -rf "$run"
 }
 trap cleanup EXIT
@@ -99,14 +107,20 @@ stop() {
 	# The ACPI power button, as on a box; ctrl-alt-del and then a hard stop only if that does not end it.
 	echo "run.sh: stopping the appliance: ACPI power button" >&2
 	monitor system_powerdown
-	(sleep "${KEEL_RUN_STOP_TIMEOUT:-40}"; kill -0 "$qpid" 2>/dev/null &&
-		echo "run.sh: not off ${KEEL_RUN_STOP_TIMEOUT:-40} s after the power button; ctrl-alt-del" >&2 &&
-		monitor "sendkey ctrl-alt-delete"
-	 sleep 10; kill -0 "$qpid" 2>/dev/null && echo "run.sh: still not off; stopping QEMU" >&2 && monitor quit) &
+	after_delay "${KEEL_RUN_STOP_TIMEOUT:-40}" escalate
+	stopper=$!
+}
+escalate() {
+	kill -0 "$qpid" 2>/dev/null || return 0
+	echo "run.sh: not off ${KEEL_RUN_STOP_TIMEOUT:-40} s after the power button; ctrl-alt-del" >&2
+	monitor "sendkey ctrl-alt-delete"
+	sleep 10
+	kill -0 "$qpid" 2>/dev/null && echo "run.sh: still not off; stopping QEMU" >&2 && monitor quit
 }
 trap stop INT TERM
 if [ "$timeout_s" -gt 0 ]; then
-	(sleep "$timeout_s"; kill -TERM $$ 2>/dev/null) &
+	after_delay "$timeout_s" kill -TERM $$
+	timer=$!
 fi
 st=0
 while kill -0 "$qpid" 2>/dev/null; do
