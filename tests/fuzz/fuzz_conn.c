@@ -38,13 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++, size--;
 	sent = size;
 	while (size) {
-		size_t n;
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		n = 1 + x % 96;
-		if (n > size)
-			n = size;
+		size_t n = fuzz_slice(&x, 96, size);
+
 		net_conn_detached_input(c, data, n);
 		len += net_conn_detached_output(c, out + len, sizeof(out) - len);
 		data += n;

@@ -22,13 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++, size--;
 	snap_pack_rx_init(&rx, store, &lim);
 	while (size && r == 0) {
-		size_t n;
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		n = 1 + x % 64;
-		if (n > size)
-			n = size;
+		size_t n = fuzz_slice(&x, 64, size);
+
 		r = snap_pack_rx_feed(&rx, data, n);
 		data += n;
 		size -= n;

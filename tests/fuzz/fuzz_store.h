@@ -3,6 +3,7 @@
 #define KEEL_FUZZ_STORE_H
 #include <dirent.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,18 @@ static void sweep_dead(const char *base, const char *prefix)
 			fprintf(stderr, "fuzz: could not remove %s/%s\n", base, de->d_name);
 	}
 	closedir(d);
+}
+
+/* The next slice length (1..max, at most left) from the xorshift state *x the input's first byte seeds. */
+static size_t fuzz_slice(uint32_t *x, size_t max, size_t left)
+{
+	size_t n;
+
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	n = 1 + *x % max;
+	return n < left ? n : left;
 }
 
 /* Opens the store on the first call (prefix names the target, e.g. "keel-fuzz-pack-"). */
