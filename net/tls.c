@@ -248,28 +248,28 @@ static int load_chain(struct net_tls_creds *c, const char *path, char *err, size
 	return 0;
 }
 
+/* Copies len bytes of src to *b and moves *b past them; returns where they went. */
+static unsigned char *take(unsigned char **b, const unsigned char *src, size_t len)
+{
+	unsigned char *at = *b;
+
+	memcpy(at, src, len);
+	*b += len;
+	return at;
+}
+
 static int keep_rsa(struct net_tls_creds *c, const br_rsa_private_key *k)
 {
-	size_t n = k->plen + k->qlen + k->dplen + k->dqlen + k->iqlen;
-	unsigned char *b = malloc(n);
+	unsigned char *b = malloc(k->plen + k->qlen + k->dplen + k->dqlen + k->iqlen);
 
 	if (!b)
 		return -ENOMEM;
-	c->rsk.n_bitlen = k->n_bitlen;
-	c->rsk.p = b;
-	memcpy(b, k->p, c->rsk.plen = k->plen);
-	b += k->plen;
-	c->rsk.q = b;
-	memcpy(b, k->q, c->rsk.qlen = k->qlen);
-	b += k->qlen;
-	c->rsk.dp = b;
-	memcpy(b, k->dp, c->rsk.dplen = k->dplen);
-	b += k->dplen;
-	c->rsk.dq = b;
-	memcpy(b, k->dq, c->rsk.dqlen = k->dqlen);
-	b += k->dqlen;
-	c->rsk.iq = b;
-	memcpy(b, k->iq, c->rsk.iqlen = k->iqlen);
+	c->rsk = *k;   /* bit length and the five lengths; the pointers are replaced below */
+	c->rsk.p = take(&b, k->p, k->plen);
+	c->rsk.q = take(&b, k->q, k->qlen);
+	c->rsk.dp = take(&b, k->dp, k->dplen);
+	c->rsk.dq = take(&b, k->dq, k->dqlen);
+	c->rsk.iq = take(&b, k->iq, k->iqlen);
 	return 0;
 }
 
