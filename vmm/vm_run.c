@@ -416,8 +416,7 @@ void vmm_stop(struct vmm *vm)
 
 int vmm_start_gated(struct vmm *vm, int first)
 {
-	vm->gated = 1;
-	return start_threads(vm, first);
+	return start_threads(vm, first);   /* vm->gated was set before vCPU 0's thread started */
 }
 
 int vmm_wait_loaded(struct vmm *vm, char *err, size_t errlen)

@@ -220,7 +220,7 @@ static void make_bad_ref(const char *dir, int which)
 	REQUIRE(snap_manifest_parse(mb, mlen, &m, err, sizeof(err)) == 0);
 	REQUIRE(snap_store_get(s, SNAP_KIND_OBJECT, which ? m.vm_state : m.vcpu[0], &blob, &blen) == 0);
 	if (which) {
-		memcpy(blob, "KEELXXXX", 8);
+		memcpy(blob, "KEELNONE", 8);
 	} else {
 		sec = (uint8_t *)section(blob, blen, 11, &n);
 		REQUIRE(sec && n == 4);
