@@ -305,7 +305,7 @@ static void dsdt_body(struct vmm *vm, struct aml *a)
 
 static int write_dsdt(struct vmm *vm, uint32_t *len)
 {
-	uint8_t *t = vmm_gpa(vm, DSDT_ADDR, DSDT_MAX);
+	uint8_t *t = vmm_gmem(vm, vmm_gpa(DSDT_ADDR), DSDT_MAX);
 	struct aml a;
 
 	if (!t)
@@ -325,7 +325,7 @@ static int write_dsdt(struct vmm *vm, uint32_t *len)
 
 static void write_fadt(struct vmm *vm)
 {
-	uint8_t *t = vmm_gpa(vm, FADT_ADDR, FADT_LEN);
+	uint8_t *t = vmm_gmem(vm, vmm_gpa(FADT_ADDR), FADT_LEN);
 
 	memset(t, 0, FADT_LEN);
 	header(t, "FACP", FADT_LEN, 6);
@@ -344,7 +344,7 @@ static void write_fadt(struct vmm *vm)
 static void write_madt(struct vmm *vm)
 {
 	uint32_t len = HDR_LEN + 8 + 8 * (uint32_t)vm->nvcpus + 12 + 6;
-	uint8_t *t = vmm_gpa(vm, MADT_ADDR, len), *p;
+	uint8_t *t = vmm_gmem(vm, vmm_gpa(MADT_ADDR), len), *p;
 	int i;
 
 	memset(t, 0, len);
@@ -375,11 +375,11 @@ static void write_madt(struct vmm *vm)
 
 int vmm_acpi_write(struct vmm *vm)
 {
-	uint8_t *rsdp = vmm_gpa(vm, RSDP_ADDR, 36), *xsdt = vmm_gpa(vm, XSDT_ADDR, HDR_LEN + 16);
+	uint8_t *rsdp = vmm_gmem(vm, vmm_gpa(RSDP_ADDR), 36), *xsdt = vmm_gmem(vm, vmm_gpa(XSDT_ADDR), HDR_LEN + 16);
 	uint32_t dsdt_len = 0;
 	int r;
 
-	if (!rsdp || !xsdt || !vmm_gpa(vm, VMM_ACPI_BASE, VMM_ACPI_SIZE) ||
+	if (!rsdp || !xsdt || !vmm_gmem(vm, vmm_gpa(VMM_ACPI_BASE), VMM_ACPI_SIZE) ||
 	    MADT_ADDR + HDR_LEN + 8 + 8 * CONFIG_VMM_MAX_VCPUS + 18 > DSDT_ADDR)
 		return -ENOMEM;
 	r = write_dsdt(vm, &dsdt_len);
@@ -407,7 +407,7 @@ int vmm_acpi_write(struct vmm *vm)
 
 int vmm_vmgenid_renew(struct vmm *vm)
 {
-	uint8_t *id = vmm_gpa(vm, VMM_VMGENID_ADDR, 16);
+	uint8_t *id = vmm_gmem(vm, vmm_gpa(VMM_VMGENID_ADDR), 16);
 	size_t off = 0;
 
 	if (!id)

@@ -110,7 +110,7 @@ static int load_elf(struct vmm *vm, int fd, size_t len, const uint8_t *hdr, size
 			return fail(err, errlen, -EINVAL, "ELF segment %d out of the file", i);
 		if (ph[i].p_paddr < VMM_HIMEM)
 			return fail(err, errlen, -EINVAL, "ELF segment %d below 1 MiB", i);
-		dst = vmm_gpa(vm, ph[i].p_paddr, ph[i].p_memsz);
+		dst = vmm_gmem(vm, vmm_gpa(ph[i].p_paddr), ph[i].p_memsz);
 		if (!dst)
 			return fail(err, errlen, -ENOMEM, "ELF segment %d does not fit in guest memory", i);
 		r = pread_all(fd, dst, ph[i].p_filesz, (off_t)ph[i].p_offset);
@@ -150,7 +150,7 @@ static int load_bzimage(struct vmm *vm, int fd, size_t len, const uint8_t *hdr, 
 		return fail(err, errlen, -EINVAL, "bzImage setup header is malformed");
 	if (init_size < len - koff)
 		init_size = (uint32_t)(len - koff);
-	dst = vmm_gpa(vm, VMM_KERNEL_ADDR, init_size);
+	dst = vmm_gmem(vm, vmm_gpa(VMM_KERNEL_ADDR), init_size);
 	if (!dst)
 		return fail(err, errlen, -ENOMEM, "kernel needs %u MiB above 16 MiB; give the guest more memory",
 			    init_size >> 20);
@@ -177,15 +177,18 @@ static void e820_add(uint8_t *zp, uint64_t addr, uint64_t size, uint32_t type)
 int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const char *cmdline,
 		  uint64_t *entry, char *err, size_t errlen)
 {
-	uint8_t *zp = vmm_gpa(vm, VMM_ZERO_PAGE, 4096);
+	uint8_t *zp = vmm_gmem(vm, vmm_gpa(VMM_ZERO_PAGE), 4096);
 	size_t hdrcap = (256 + 1) * 512;   /* the largest real-mode setup a bzImage can have */
 	uint8_t *hdr = NULL;
 	size_t len = 0, hlen, clen = cmdline ? strlen(cmdline) : 0;
 	struct stat st;
 	int fd;
 	uint64_t kend = 0, initrd_max = 0x37ffffff;
+	uint8_t *cl = vmm_gmem(vm, vmm_gpa(VMM_CMDLINE), VMM_CMDLINE_MAX);
 	int r, is_bz;
 
+	if (!zp || !cl)
+		return fail(err, errlen, -ENOMEM, "guest memory too small for the boot parameters");
 	fd = open(kernel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)VMM_MAX_MEM) {
 		r = fd < 0 ? -errno : -EINVAL;
@@ -233,13 +236,14 @@ int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const 
 	put16(zp + HDR_HEAP_END_PTR, 0xfe00 - 0x200);
 	if (clen >= VMM_CMDLINE_MAX)
 		return fail(err, errlen, -E2BIG, "command line longer than %d bytes", VMM_CMDLINE_MAX - 1);
-	memcpy(vmm_gpa(vm, VMM_CMDLINE, VMM_CMDLINE_MAX), cmdline ? cmdline : "", clen + 1);
+	memcpy(cl, cmdline ? cmdline : "", clen + 1);
 	put32(zp + HDR_CMD_LINE_PTR, (uint32_t)VMM_CMDLINE);
 	put32(zp + BP_EXT_CMD_LINE_PTR, 0);
 
 	if (initrd) {
 		uint64_t top = vm->mem_size < initrd_max + 1 ? vm->mem_size : initrd_max + 1;
 		uint64_t addr;
+		uint8_t *dst;
 
 		fd = open(initrd, O_RDONLY | O_CLOEXEC);
 
@@ -255,7 +259,8 @@ int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const 
 				    (unsigned long long)(top >> 20));
 		}
 		addr = (top - (uint64_t)st.st_size) & ~0xfffULL;
-		r = pread_all(fd, vm->mem + addr, (size_t)st.st_size, 0);
+		dst = vmm_gmem(vm, vmm_gpa(addr), (uint64_t)st.st_size);
+		r = !st.st_size ? 0 : dst ? pread_all(fd, dst, (size_t)st.st_size, 0) : -ENOMEM;
 		close(fd);
 		if (r)
 			return fail(err, errlen, r, "cannot read initrd %s", initrd);

@@ -51,6 +51,13 @@ static void print_timing(const struct vmm_timing *t)
 		t->first_exit / 1e3);
 }
 
+/* What the guest did wrong, one line each, on stderr (PID 1 collects it with the console). */
+static void warn_stderr(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "keel: vm: %s\n", line);
+}
+
 static int parse_disk(struct vmm_config *cfg, char *arg)
 {
 	char *comma = strrchr(arg, ',');
@@ -107,7 +114,7 @@ static int cmd_run(int argc, char **argv)
 		{ "irqchip-first", no_argument, NULL, 'I' }, { NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = { .mem_bytes = 256ULL << 20, .vcpus = 1, .out_fd = 1, .in_fd = 0, .ready_fd = -1,
-				  .cmdline = "console=ttyS0 reboot=t panic=-1" };
+				  .cmdline = "console=ttyS0 reboot=t panic=-1", .warn = warn_stderr };
 	const char *store = NULL, *name = NULL;
 	char err[256];
 	struct vmm *vm;
@@ -195,7 +202,7 @@ static int cmd_restore(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' }, { "timing", no_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1 };
+	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1, .warn = warn_stderr };
 	const char *store = NULL, *image = NULL;
 	char err[256];
 	struct vmm *vm;

@@ -20,11 +20,12 @@ uint64_t vmm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len)
+void *vmm_gmem(struct vmm *vm, vmm_gpa_t gpa, uint64_t len)
 {
-	if (gpa > vm->mem_size || len > vm->mem_size - gpa)
+	/* One slot; written so that neither gpa + len nor any other sum can overflow. */
+	if (!vm->mem || len == 0 || gpa.a >= vm->mem_size || len > vm->mem_size - gpa.a)
 		return NULL;
-	return vm->mem + gpa;
+	return vm->mem + gpa.a;
 }
 
 static int create_pit(struct vmm *vm)
@@ -338,14 +339,16 @@ int vmm_kvm_setup_cpuid(struct vmm *vm, struct vmm_vcpu *c)
 }
 
 /* 4 GiB identity map with 2 MiB pages, and a GDT with the Linux boot selectors 0x10/0x18. */
-void vmm_boot_pagetables(struct vmm *vm)
+int vmm_boot_pagetables(struct vmm *vm)
 {
-	uint64_t *pml4 = vmm_gpa(vm, VMM_PML4, 4096);
-	uint64_t *pdpt = vmm_gpa(vm, VMM_PDPT, 4096);
-	uint64_t *pd = vmm_gpa(vm, VMM_PD, 4 * 4096);
-	uint64_t *gdt = vmm_gpa(vm, VMM_GDT_ADDR, 4 * 8);
+	uint64_t *pml4 = vmm_gmem(vm, vmm_gpa(VMM_PML4), 4096);
+	uint64_t *pdpt = vmm_gmem(vm, vmm_gpa(VMM_PDPT), 4096);
+	uint64_t *pd = vmm_gmem(vm, vmm_gpa(VMM_PD), 4 * 4096);
+	uint64_t *gdt = vmm_gmem(vm, vmm_gpa(VMM_GDT_ADDR), 4 * 8);
 	int i;
 
+	if (!pml4 || !pdpt || !pd || !gdt)
+		return -ENOMEM;
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
 	pml4[0] = VMM_PDPT | 0x3;
@@ -357,6 +360,7 @@ void vmm_boot_pagetables(struct vmm *vm)
 	gdt[1] = 0;
 	gdt[2] = 0x00af9b000000ffffULL;  /* 0x10: 64-bit code */
 	gdt[3] = 0x00cf93000000ffffULL;  /* 0x18: data */
+	return 0;
 }
 
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code64)

@@ -36,7 +36,7 @@ static uint8_t *put32(uint8_t *p, uint32_t v) { return put(p, &v, 4); }
 int vmm_mptable_write(struct vmm *vm)
 {
 	size_t need = 16 + 44 + (size_t)vm->nvcpus * 20 + 8 + 8 + 8 * MPC_IOAPIC_PINS + 2 * 8;
-	uint8_t *fp = vmm_gpa(vm, VMM_EBDA, need);
+	uint8_t *fp = vmm_gmem(vm, vmm_gpa(VMM_EBDA), need);
 	uint8_t *tab, *p;
 	uint8_t ioapic_id = (uint8_t)vm->nvcpus;
 	uint16_t count = 0;

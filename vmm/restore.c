@@ -282,6 +282,8 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 	setup_signal(vm, &vm->setup_blobs_ready, 1);
 
 	vm->out_fd = cfg->out_fd;
+	vm->warn = cfg->warn;
+	vm->warn_ctx = cfg->warn_ctx;
 	vm->in_fd = cfg->in_fd;
 	vm->ready_fd = cfg->ready_fd;
 	vm->announce_restored = 1;

@@ -127,8 +127,12 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 		goto out;
 	}
 	for (i = 0; i < vm->mem_size / chunk; i++) {
-		const uint8_t *p = vm->mem + i * chunk;
+		const uint8_t *p = vmm_gmem(vm, vmm_gpa(i * chunk), chunk);
 
+		if (!p) {
+			r = fail(err, errlen, -EFAULT, "memory chunk %llu outside guest RAM", (unsigned long long)i);
+			goto out;
+		}
 		if (chunk_is_zero(p, chunk))
 			continue;
 		r = snap_store_put_buf(s, SNAP_KIND_OBJECT, p, chunk, m.chunks[m.nchunks].id);

@@ -60,8 +60,6 @@ static uint8_t serve(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint3
 	uint64_t sector, off;
 	unsigned i;
 
-	if (n < 2 || b[0].write || b[0].len < 16 || !b[n - 1].write || b[n - 1].len < 1)
-		return S_IOERR;
 	memcpy(&type, b[0].p, 4);
 	memcpy(&sector, b[0].p + 8, 8);
 	if (sector > d->capacity)
@@ -102,30 +100,22 @@ static uint8_t serve(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint3
 	}
 }
 
+/* A request needs a readable header and a writable status byte; anything less is a fault. */
+static int blk_chain(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written, const char **why)
+{
+	uint8_t st;
+
+	if (n < 2 || b[0].write || b[0].len < 16 || !b[n - 1].write) {
+		*why = "request without a 16-byte header and a status byte";
+		return -1;
+	}
+	st = serve(d, b, n, written);
+	b[n - 1].p[b[n - 1].len - 1] = st;
+	*written += 1;
+	return 0;
+}
+
 int vmm_virtio_blk_notify(struct vmm *vm, struct vmm_virtio *d, unsigned qi)
 {
-	struct vmm_vq *q = &d->vq[qi];
-	struct vmm_vbuf b[VMM_CHAIN_MAX];
-	int irq = 0;
-
-	for (;;) {
-		uint16_t head;
-		unsigned n;
-		uint32_t written = 0;
-		int r = vmm_vq_pop(vm, q, &head, b, &n);
-
-		if (r == 0)
-			break;
-		if (r < 0) {
-			d->status |= 0x40;   /* DEVICE_NEEDS_RESET */
-			d->isr |= 2;
-			return 1;
-		}
-		b[n - 1].p[b[n - 1].len - 1] = serve(d, b, n, &written);
-		vmm_vq_push(vm, q, head, written + 1);
-		irq = 1;
-	}
-	if (irq)
-		d->isr |= 1;
-	return irq;
+	return vmm_virtio_serve(vm, d, qi, blk_chain);
 }

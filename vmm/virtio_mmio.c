@@ -4,6 +4,7 @@
  * a malformed ring marks the device DEVICE_NEEDS_RESET instead of being trusted.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vmm/vmm_int.h"
@@ -34,6 +35,7 @@
 #define R_CONFIG 0x100
 
 #define STATUS_NEEDS_RESET 0x40
+#define VMM_FAULTS_LOGGED 4
 #define DESC_F_NEXT 1
 #define DESC_F_WRITE 2
 
@@ -121,54 +123,89 @@ int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, co
 	case R_STATUS:
 		if (v == 0)
 			reset(d);
-		else
-			d->status = v & 0xff;
+		else   /* DEVICE_NEEDS_RESET stays until the driver resets */
+			d->status = (v & 0xff) | (d->status & STATUS_NEEDS_RESET);
 		break;
-	case R_QUEUE_DESC_LO: if (q) q->desc = (q->desc & ~0xffffffffULL) | v; break;
-	case R_QUEUE_DESC_HI: if (q) q->desc = (q->desc & 0xffffffffULL) | (uint64_t)v << 32; break;
-	case R_QUEUE_DRIVER_LO: if (q) q->avail = (q->avail & ~0xffffffffULL) | v; break;
-	case R_QUEUE_DRIVER_HI: if (q) q->avail = (q->avail & 0xffffffffULL) | (uint64_t)v << 32; break;
-	case R_QUEUE_DEVICE_LO: if (q) q->used = (q->used & ~0xffffffffULL) | v; break;
-	case R_QUEUE_DEVICE_HI: if (q) q->used = (q->used & 0xffffffffULL) | (uint64_t)v << 32; break;
+	case R_QUEUE_DESC_LO: if (q) q->desc.a = (q->desc.a & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DESC_HI: if (q) q->desc.a = (q->desc.a & 0xffffffffULL) | (uint64_t)v << 32; break;
+	case R_QUEUE_DRIVER_LO: if (q) q->avail.a = (q->avail.a & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DRIVER_HI: if (q) q->avail.a = (q->avail.a & 0xffffffffULL) | (uint64_t)v << 32; break;
+	case R_QUEUE_DEVICE_LO: if (q) q->used.a = (q->used.a & ~0xffffffffULL) | v; break;
+	case R_QUEUE_DEVICE_HI: if (q) q->used.a = (q->used.a & 0xffffffffULL) | (uint64_t)v << 32; break;
 	default: break;
 	}
 	return 0;
 }
 
-int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n)
+int vmm_virtio_fault(struct vmm *vm, struct vmm_virtio *d, unsigned q, const char *why)
 {
-	uint8_t *avail, *desc;
-	uint16_t idx, i;
-	unsigned k = 0;
+	static const char *const names[] = { [VMM_VIRTIO_BLK] = "virtio-blk", [VMM_VIRTIO_RNG] = "virtio-rng" };
+	const char *name = d->device_id < sizeof(names) / sizeof(names[0]) && names[d->device_id] ?
+			   names[d->device_id] : "virtio";
 
-	if (!q->num)
-		return -EINVAL;
-	avail = vmm_gpa(vm, q->avail, 4 + 2ULL * q->num);
-	desc = vmm_gpa(vm, q->desc, 16ULL * q->num);
+	d->status |= STATUS_NEEDS_RESET;
+	d->isr |= 2;   /* configuration change: the driver reads the status and resets */
+	d->cfg_gen++;
+	if (vm->warn && d->faults < VMM_FAULTS_LOGGED) {
+		char line[200];
+
+		snprintf(line, sizeof(line), "%s@0x%llx queue %u: %s; device needs reset%s", name,
+			 (unsigned long long)d->base, q, why,
+			 d->faults + 1 == VMM_FAULTS_LOGGED ? " (further faults of this device not logged)" : "");
+		vm->warn(vm->warn_ctx, line);
+	}
+	d->faults++;
+	return 1;
+}
+
+/* Ring placement the virtio 1.x split ring requires; misaligned rings are refused, not trusted. */
+static int ring_ok(const struct vmm_vq *q)
+{
+	return q->num && !(q->desc.a & 15) && !(q->avail.a & 1) && !(q->used.a & 3);
+}
+
+#define REFUSE(msg) do { *why = (msg); return -EINVAL; } while (0)
+
+int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n,
+	       const char **why)
+{
+	const uint8_t *avail, *desc;
+	uint16_t idx, i;
+	unsigned k = 0, max = q->num < VMM_CHAIN_MAX ? q->num : VMM_CHAIN_MAX;
+
+	if (!ring_ok(q))
+		REFUSE("queue not set up or misaligned");
+	avail = vmm_gmem(vm, q->avail, 4 + 2ULL * q->num);
+	desc = vmm_gmem(vm, q->desc, 16ULL * q->num);
 	if (!avail || !desc)
-		return -EINVAL;
-	idx = __atomic_load_n((uint16_t *)(avail + 2), __ATOMIC_ACQUIRE);
+		REFUSE("ring outside guest RAM");
+	idx = __atomic_load_n((const uint16_t *)(avail + 2), __ATOMIC_ACQUIRE);
 	if (idx == q->last_avail)
 		return 0;
 	if ((uint16_t)(idx - q->last_avail) > q->num)
-		return -EINVAL;
+		REFUSE("available index runs past the ring");
 	i = rd16(avail + 4 + 2 * (q->last_avail % q->num));
 	*head = i;
 	for (;;) {
-		const uint8_t *dd;
+		uint8_t dd[16];
 		uint64_t addr;
 		uint32_t len;
 		uint16_t flags;
 
-		if (i >= q->num || k >= VMM_CHAIN_MAX)
-			return -EINVAL;
-		dd = desc + 16 * i;
+		if (i >= q->num)
+			REFUSE("descriptor index past the queue");
+		if (k >= max)
+			REFUSE("descriptor chain longer than the queue");
+		/* one copy: the guest may rewrite the table while we look at it */
+		memcpy(dd, desc + 16 * i, 16);
 		memcpy(&addr, dd, 8);
 		len = get32(dd + 8);
 		flags = rd16(dd + 12);
-		bufs[k].p = vmm_gpa(vm, addr, len);
+		if (len == 0)
+			REFUSE("zero-length descriptor");
+		bufs[k].p = vmm_gmem(vm, vmm_gpa(addr), len);
 		if (!bufs[k].p)
-			return -EINVAL;
+			REFUSE("descriptor outside guest RAM");
 		bufs[k].len = len;
 		bufs[k].write = !!(flags & DESC_F_WRITE);
 		k++;
@@ -183,11 +220,11 @@ int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf
 
 int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t written)
 {
-	uint8_t *used = vmm_gpa(vm, q->used, 4 + 8ULL * q->num);
+	uint8_t *used = ring_ok(q) ? vmm_gmem(vm, q->used, 4 + 8ULL * q->num) : NULL;
 	uint8_t *e;
 	uint32_t id = head;
 
-	if (!used || !q->num)
+	if (!used)
 		return -EINVAL;
 	e = used + 4 + 8 * (q->used_idx % q->num);
 	memcpy(e, &id, 4);
@@ -195,4 +232,28 @@ int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t writte
 	q->used_idx++;
 	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi, vmm_chain_fn *fn)
+{
+	struct vmm_vq *q = &d->vq[qi];
+	struct vmm_vbuf b[VMM_CHAIN_MAX];
+	int irq = 0;
+
+	for (;;) {
+		const char *why = NULL;
+		uint16_t head;
+		unsigned n;
+		uint32_t written = 0;
+		int r = vmm_vq_pop(vm, q, &head, b, &n, &why);
+
+		if (r == 0)
+			break;
+		if (r < 0 || fn(d, b, n, &written, &why) < 0 || vmm_vq_push(vm, q, head, written) < 0)
+			return vmm_virtio_fault(vm, d, qi, why ? why : "used ring outside guest RAM");
+		irq = 1;
+	}
+	if (irq)
+		d->isr |= 1;
+	return irq;
 }

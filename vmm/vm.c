@@ -152,6 +152,8 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 		return -ENOMEM;
 	}
 	vm->out_fd = cfg->out_fd;
+	vm->warn = cfg->warn;
+	vm->warn_ctx = cfg->warn_ctx;
 	vm->in_fd = cfg->in_fd;
 	vm->ready_fd = cfg->ready_fd;
 	vm->snapshot_marker = cfg->snapshot_marker;
@@ -184,7 +186,11 @@ int vmm_create(const struct vmm_config *cfg, struct vmm **out, char *err, size_t
 		snprintf(err, errlen, "command line too long");
 		goto fail;
 	}
-	vmm_boot_pagetables(vm);
+	r = vmm_boot_pagetables(vm);
+	if (r) {
+		snprintf(err, errlen, "no room for the boot page tables");
+		goto fail;
+	}
 	if (cfg->kernel) {
 		r = vmm_boot_load(vm, cfg->kernel, cfg->initrd, cmdline, &entry, err, errlen);
 		if (r)
@@ -264,7 +270,7 @@ const char *vmm_error(const struct vmm *vm)
 
 void *vmm_mem(struct vmm *vm, uint64_t gpa, uint64_t len)
 {
-	return vmm_gpa(vm, gpa, len);
+	return vmm_gmem(vm, vmm_gpa(gpa), len);
 }
 
 uint64_t vmm_mem_size(const struct vmm *vm)

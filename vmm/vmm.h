@@ -48,6 +48,10 @@ struct vmm_config {
 	const char *health_marker;   /* write "healthy\n" to ready_fd once seen */
 	int ready_fd;                /* -1: none */
 	int irqchip_first;           /* benchmarks only: the slow KVM setup order */
+	/* One line (no newline) about something the guest did wrong, e.g. a malformed virtqueue;
+	 * rate-limited per device. NULL: not reported. */
+	void (*warn)(void *ctx, const char *line);
+	void *warn_ctx;
 };
 
 struct vmm;

@@ -50,8 +50,27 @@
 #define VMM_RESET_PORT 0xcf9
 #define VMM_RESET_VALUE 0x06
 
-/* Every guest-physical access goes through this: NULL unless [gpa, gpa+len) is RAM. */
-void *vmm_gpa(struct vmm *vm, uint64_t gpa, uint64_t len);
+/*
+ * A guest-physical address. A struct, not an integer, so that no host pointer arithmetic can
+ * take one by mistake: the only way from a vmm_gpa_t to memory is vmm_gmem().
+ */
+typedef struct {
+	uint64_t a;
+} vmm_gpa_t;
+
+static inline vmm_gpa_t vmm_gpa(uint64_t a)
+{
+	return (vmm_gpa_t){ a };
+}
+
+/*
+ * The one way into guest memory: the host address of [gpa, gpa+len), or NULL when len is 0,
+ * when the span wraps the address space, or when it does not lie wholly inside one memory slot
+ * (today one slot: RAM at [0, mem_size), below the MMIO windows). Callers touch at most len
+ * bytes from the pointer; a guest-chosen span is translated once and never re-derived.
+ */
+void *vmm_gmem(struct vmm *vm, vmm_gpa_t gpa, uint64_t len);
+_Static_assert(VMM_MAX_MEM <= VMM_MMIO_BASE, "RAM must end below the MMIO windows");
 
 uint64_t vmm_now_ns(void);
 
@@ -85,7 +104,7 @@ enum { VMM_VIRTIO_BLK = 2, VMM_VIRTIO_RNG = 4 };
 
 struct vmm_vq {
 	uint32_t num, ready;
-	uint64_t desc, avail, used;
+	vmm_gpa_t desc, avail, used;
 	uint16_t last_avail;
 	uint16_t used_idx;
 };
@@ -104,6 +123,7 @@ struct vmm_virtio {
 	int ro;
 	uint64_t capacity;     /* blk: 512-byte sectors */
 	char path[256];
+	unsigned faults;       /* malformed rings seen (the first few are logged) */
 };
 int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
 /* Returns 1 when the device raised its interrupt. */
@@ -114,17 +134,35 @@ int vmm_virtio_blk_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
 int vmm_virtio_rng_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
 void vmm_virtio_blk_config(struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
 
-/* Walks one descriptor chain; used by the devices. */
+/* One buffer of a descriptor chain: p is valid for exactly len (>= 1) bytes of guest RAM. */
 struct vmm_vbuf {
 	uint8_t *p;
 	uint32_t len;
 	int write;             /* device writes into it */
 };
 #define VMM_CHAIN_MAX 64
-/* Pops the next available chain of q: head id and up to VMM_CHAIN_MAX buffers.
- * 1 when a chain was popped, 0 when the ring is empty, -EINVAL on a malformed ring. */
-int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n);
+/*
+ * Pops the next available chain of q: head id and up to min(queue size, VMM_CHAIN_MAX)
+ * buffers, each translated once by vmm_gmem(). 1 when a chain was popped, 0 when the ring is
+ * empty, -EINVAL on a malformed ring or chain (*why says what, for the log).
+ */
+int vmm_vq_pop(struct vmm *vm, struct vmm_vq *q, uint16_t *head, struct vmm_vbuf *bufs, unsigned *n,
+	       const char **why);
 int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t written);
+/*
+ * The device cannot go on without trusting the guest: DEVICE_NEEDS_RESET, the config-change
+ * interrupt (returns 1: pulse the IRQ), nothing written to guest memory; the first faults of
+ * each device are reported through the VM's warn callback.
+ */
+int vmm_virtio_fault(struct vmm *vm, struct vmm_virtio *d, unsigned q, const char *why);
+/*
+ * A device's handler for one chain: 0 when served (*written: bytes the device wrote into the
+ * chain), -1 when the chain cannot be completed at all (*why set; nothing may have been written).
+ */
+typedef int vmm_chain_fn(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written,
+			 const char **why);
+/* Serves every available chain of queue qi; returns 1 when the device's IRQ must be pulsed. */
+int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi, vmm_chain_fn *fn);
 
 /* ---- the VM ---- */
 struct vmm_vcpu {
@@ -179,6 +217,8 @@ struct vmm {
 	struct vmm_virtio virtio[VMM_MAX_VIRTIO];
 	int nvirtio;
 
+	void (*warn)(void *ctx, const char *line);   /* from vmm_config, NULL: silent */
+	void *warn_ctx;
 	int out_fd;                   /* console output */
 	int in_fd;                    /* console input, -1: none */
 	int announce_restored;        /* write "restored\n" to ready_fd on start */
@@ -241,7 +281,7 @@ int vmm_kvm_longmode(struct vmm *vm, struct vmm_vcpu *c, uint64_t entry, uint64_
 void vmm_kvm_close(struct vmm *vm);
 int vmm_irq_pulse(struct vmm *vm, unsigned irq);
 /* Page tables and GDT in guest memory for the 64-bit entry. */
-void vmm_boot_pagetables(struct vmm *vm);
+int vmm_boot_pagetables(struct vmm *vm);
 
 /* boot_linux.c: load a bzImage or an ELF at their 64-bit entry. */
 int vmm_boot_load(struct vmm *vm, const char *kernel, const char *initrd, const char *cmdline,

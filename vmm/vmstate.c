@@ -690,9 +690,9 @@ int vmm_save_devices(struct vmm *vm, uint8_t **blob, size_t *len)
 		for (q = 0; q < VMM_VQ_MAX; q++) {
 			v.vq[q].num = d->vq[q].num;
 			v.vq[q].ready = d->vq[q].ready;
-			v.vq[q].desc = d->vq[q].desc;
-			v.vq[q].avail = d->vq[q].avail;
-			v.vq[q].used = d->vq[q].used;
+			v.vq[q].desc = d->vq[q].desc.a;
+			v.vq[q].avail = d->vq[q].avail.a;
+			v.vq[q].used = d->vq[q].used.a;
 			v.vq[q].last_avail = d->vq[q].last_avail;
 			v.vq[q].used_idx = d->vq[q].used_idx;
 		}
@@ -788,9 +788,9 @@ int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err,
 		for (q = 0; q < VMM_VQ_MAX; q++) {
 			d->vq[q].num = v.vq[q].num;
 			d->vq[q].ready = v.vq[q].ready;
-			d->vq[q].desc = v.vq[q].desc;
-			d->vq[q].avail = v.vq[q].avail;
-			d->vq[q].used = v.vq[q].used;
+			d->vq[q].desc = vmm_gpa(v.vq[q].desc);
+			d->vq[q].avail = vmm_gpa(v.vq[q].avail);
+			d->vq[q].used = vmm_gpa(v.vq[q].used);
 			d->vq[q].last_avail = v.vq[q].last_avail;
 			d->vq[q].used_idx = v.vq[q].used_idx;
 		}

@@ -30,3 +30,19 @@ check_status too_little_mem_exits_1 1 "$KEEL" vm run --kernel "$TINY" --mem 8
 check_status bad_vcpus_exits_2 2 "$KEEL" vm run --kernel "$TINY" --vcpus 0
 check_status no_kernel_exits_2 2 "$KEEL" vm run
 check_status help_exits_0 0 "$KEEL" vm --help
+
+# A hostile driver (tiny=blkattack): zero-length descriptors at 0, in RAM, past RAM and as the
+# status byte, a chain that wraps the address space, one across the end of RAM, a loop longer
+# than the queue, a head and an available index past the ring. Each must leave the device in
+# DEVICE_NEEDS_RESET having written nothing; the VMM stays up and a good read still completes.
+printf 'keel-disk-bytes!%0496d' 0 > "$T_TMP/disk.img"
+st=0
+"$KEEL" vm run --kernel "$TINY" --mem 64 --cmdline "tiny=blkattack m=64" --disk "$T_TMP/disk.img,ro" \
+	</dev/null >"$out" 2>"$T_TMP/attack.err" || st=$?
+check hostile_virtio_guest_does_not_crash_the_vmm [ "$st" = 0 ]
+for a in zero-len-at-0 zero-len-in-ram zero-len-past-ram zero-len-status wraps-address-space \
+	crosses-end-of-ram chain-longer-than-queue head-past-queue avail-index-past-ring; do
+	check "refuses_$a" grep -qx "tiny: attack $a needs-reset used 0" "$out"
+done
+check good_request_after_attacks_completes grep -qx "tiny: blk read status 0 used 1 data keel-disk-bytes!" "$out"
+check malformed_queue_logged_in_one_line_each grep -q "virtio-blk.*needs reset" "$T_TMP/attack.err"

@@ -115,6 +115,135 @@ static void poweroff(void)
 	put("reboot: Power down\n");   /* what Linux prints last; the VMM exits 0 on it */
 }
 
+/*
+ * tiny=blkattack m=MiB: a hostile driver for the virtio-blk device at the first virtio-mmio
+ * window. Each attack posts one malformed chain; the device must refuse it (DEVICE_NEEDS_RESET)
+ * without touching memory; after a reset a well-formed read of sector 0 must still complete.
+ */
+#define VIO 0xd0000000UL
+#define QN 8
+#define RING 0x400000UL
+#define BUF 0x410000UL
+
+struct vdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+static volatile struct vdesc *const vdesc = (volatile struct vdesc *)RING;
+static volatile uint16_t *const vavail = (volatile uint16_t *)(RING + 0x1000);
+static volatile uint16_t *const vused = (volatile uint16_t *)(RING + 0x2000);
+static uint16_t avail_idx;
+
+static uint32_t vrd(unsigned off) { return *(volatile uint32_t *)(VIO + off); }
+static void vwr(unsigned off, uint32_t v) { *(volatile uint32_t *)(VIO + off) = v; }
+
+static void zero(volatile uint8_t *p, uint64_t n)
+{
+	while (n--)
+		*p++ = 0;
+}
+
+static void blk_setup(void)
+{
+	vwr(0x70, 0);
+	zero((volatile uint8_t *)RING, 0x3000);
+	avail_idx = 0;
+	vwr(0x70, 1);
+	vwr(0x70, 3);
+	vwr(0x24, 1);
+	vwr(0x20, 1);           /* VIRTIO_F_VERSION_1 */
+	vwr(0x24, 0);
+	vwr(0x20, 0);
+	vwr(0x70, 0xb);
+	vwr(0x30, 0);
+	vwr(0x38, QN);
+	vwr(0x80, (uint32_t)RING);
+	vwr(0x84, 0);
+	vwr(0x90, (uint32_t)(RING + 0x1000));
+	vwr(0x94, 0);
+	vwr(0xa0, (uint32_t)(RING + 0x2000));
+	vwr(0xa4, 0);
+	vwr(0x44, 1);
+	vwr(0x70, 0xf);
+}
+
+static void setd(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	vdesc[i].addr = addr;
+	vdesc[i].len = len;
+	vdesc[i].flags = flags;
+	vdesc[i].next = next;
+}
+
+/* Offers head (the ring index advanced by bump), notifies, reports what the device did. */
+static void post(const char *name, uint16_t head, uint16_t bump)
+{
+	uint32_t st;
+
+	vavail[2 + avail_idx % QN] = head;
+	avail_idx = (uint16_t)(avail_idx + bump);
+	vavail[1] = avail_idx;
+	vwr(0x50, 0);
+	st = vrd(0x70);
+	put("tiny: attack ");
+	put(name);
+	put(st & 0x40 ? " needs-reset" : " accepted");
+	put(" used ");
+	putnum(vused[1], 10);
+	put("\n");
+	blk_setup();
+}
+
+static void blk_attack(uint64_t mem)
+{
+	volatile uint8_t *hdr = (volatile uint8_t *)BUF, *data = (volatile uint8_t *)(BUF + 0x1000);
+	volatile uint8_t *status = (volatile uint8_t *)(BUF + 0x2000);
+
+	blk_setup();
+	setd(0, 0, 0, 2, 0);
+	post("zero-len-at-0", 0, 1);
+	setd(0, BUF, 0, 2, 0);
+	post("zero-len-in-ram", 0, 1);
+	setd(0, mem, 0, 2, 0);
+	post("zero-len-past-ram", 0, 1);
+	zero(hdr, 16);
+	setd(0, BUF, 16, 1, 1);
+	setd(1, BUF + 0x1000, 512, 3, 2);
+	setd(2, BUF + 0x2000, 0, 2, 0);
+	post("zero-len-status", 0, 1);
+	setd(0, 0xfffffffffffff000ULL, 0x2000, 2, 0);
+	post("wraps-address-space", 0, 1);
+	setd(0, mem - 8, 16, 2, 0);
+	post("crosses-end-of-ram", 0, 1);
+	for (unsigned i = 0; i < QN; i++)
+		setd(i, BUF, 16, 1, (uint16_t)((i + 1) % QN));
+	post("chain-longer-than-queue", 0, 1);
+	setd(0, BUF, 16, 0, 0);
+	post("head-past-queue", 200, 1);
+	post("avail-index-past-ring", 0, 100);
+
+	/* a legitimate read of sector 0 after all that */
+	zero(hdr, 16);
+	zero(data, 512);
+	*status = 0xff;
+	setd(0, BUF, 16, 1, 1);
+	setd(1, BUF + 0x1000, 512, 3, 2);
+	setd(2, BUF + 0x2000, 1, 2, 0);
+	vavail[2] = 0;
+	vavail[1] = avail_idx = 1;
+	vwr(0x50, 0);
+	put("tiny: blk read status ");
+	putnum(*status, 10);
+	put(" used ");
+	putnum(vused[1], 10);
+	put(" data ");
+	for (int i = 0; i < 16 && data[i] >= 0x20 && data[i] < 0x7f; i++)
+		outb(0x3f8, data[i]);
+	put("\n");
+}
+
 void tiny_main(const uint8_t *bp)
 {
 	const char *cl = (const char *)(uintptr_t)*(const uint32_t *)(bp + 0x228);
@@ -147,6 +276,8 @@ void tiny_main(const uint8_t *bp)
 	} else if (mode(cl, "triple")) {
 		static const struct __attribute__((packed)) { uint16_t limit; uint64_t base; } idt = { 0, 0 };
 		__asm__ volatile("lidt %0; int3" : : "m"(idt));
+	} else if (mode(cl, "blkattack")) {
+		blk_attack(arg(cl, "m", 64) << 20);
 	} else if (mode(cl, "cf9")) {
 		outb(0xcf9, 0x06);
 	} else if (mode(cl, "kbd")) {
