@@ -8,6 +8,12 @@
  * immediate_exit set: KVM then completes an I/O or MMIO instruction whose exit was just
  * served (its state is only consistent after that) and returns EINTR without running the
  * guest. Only then does the thread count itself paused, so saved state is always complete.
+ *
+ * A guest that can never run again is found here, not read from its console: once a second the
+ * main loop parks the vCPUs and looks at their state (guest_dead); every vCPU halted with
+ * interrupts masked and nothing pending (or still waiting for a start-up IPI only such a vCPU
+ * could send) is a stop. A console line that was lost or split can then no longer leave a
+ * halted guest and a VMM that waits for ever.
  */
 #include <errno.h>
 #include <poll.h>
@@ -168,6 +174,63 @@ static void port_io(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsig
 	}
 	/* Nothing else is there: an open bus reads all ones (so probes find no device). */
 	memset(data, 0xff, size);
+}
+
+#define HALT_CHECK_NS 1000000000ULL
+
+/* 2: halted for good (interrupts masked, nothing pending), 1: waiting for a start-up IPI, 0: alive. */
+static int vcpu_stuck(struct vmm_vcpu *c)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0)
+		return 0;
+	if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+		return 1;
+	if (mp.mp_state != KVM_MP_STATE_HALTED)
+		return 0;
+	if (ioctl(c->fd, KVM_GET_REGS, &regs) < 0 || (regs.rflags & 0x200))   /* IF */
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	if (ioctl(c->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 || ev.nmi.pending || ev.nmi.injected ||
+	    ev.exception.injected || ev.interrupt.injected || ev.smi.pending)
+		return 0;
+	return 2;
+}
+
+static void kick_all(struct vmm *vm);
+
+/* Parks every vCPU, looks, lets them go on: 1 when none of them can ever run again. */
+static int guest_dead(struct vmm *vm)
+{
+	int i, halted = 0, dead = 1;
+
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_req || vm->event != VMM_EV_NONE || vm->running < vm->nvcpus) {
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	}
+	vm->pause_req = 1;
+	pthread_mutex_unlock(&vm->lock);
+	kick_all(vm);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->paused < vm->running)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	for (i = 0; i < vm->nvcpus && dead; i++) {
+		int st = vcpu_stuck(&vm->vcpu[i]);
+
+		dead = st != 0;
+		halted |= st == 2;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->event != VMM_EV_SNAPSHOT)   /* the marker may have come meanwhile: it keeps them parked */
+		vm->pause_req = 0;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return dead && halted;
 }
 
 static int handle_exit(struct vmm_vcpu *c)
@@ -445,6 +508,7 @@ int vmm_run_loop(struct vmm *vm)
 {
 	uint8_t pending[64];
 	size_t npending = 0, poff = 0;
+	uint64_t next_check;
 	int in_open = vm->in_fd >= 0;
 	int r;
 
@@ -469,14 +533,25 @@ int vmm_run_loop(struct vmm *vm)
 	} else {
 		vmm_resume_all(vm);
 	}
+	next_check = vmm_now_ns() + HALT_CHECK_NS;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = vm->event_fd, .events = POLLIN },
 				       { .fd = in_open && !npending ? vm->in_fd : -1, .events = POLLIN } };
+		uint64_t now;
 		int ev;
 
-		r = poll(p, 2, npending ? 10 : -1);
+		r = poll(p, 2, npending ? 10 : (int)(HALT_CHECK_NS / 1000000));
 		if (r < 0 && errno != EINTR)
 			return -errno;
+		now = vmm_now_ns();
+		if (now >= next_check) {
+			next_check = now + HALT_CHECK_NS;
+			if (guest_dead(vm)) {
+				if (vm->warn)
+					vm->warn(vm->warn_ctx, "every vCPU halted with interrupts off: the guest stopped");
+				vmm_raise_event(vm, VMM_EV_POWEROFF, "every vCPU halted with interrupts off");
+			}
+		}
 		if (p[0].revents & POLLIN) {
 			uint64_t v;
 			if (read(vm->event_fd, &v, sizeof(v)) < 0) {

@@ -21,6 +21,13 @@ check_status reset_port_cf9_exits_1 1 vm --cmdline "tiny=cf9"
 check reset_is_one_line one_line_error "$T_TMP/err"
 check_status reset_i8042_exits_1 1 vm --cmdline "tiny=kbd"
 check_status triple_fault_exits_1 1 vm --cmdline "tiny=triple"
+# No power-down line, no ACPI: keel itself sees every vCPU halted with interrupts off and stops.
+check_status dead_guest_is_a_stop_found_by_keel 0 timeout 30 "$KEEL" vm run --kernel "$TINY" --cmdline "tiny=dead"
+check dead_guest_stop_said_in_one_line grep -q "halted with interrupts off" "$T_TMP/.err"
+check_status dead_guest_with_an_ap_never_started_stops 0 timeout 30 "$KEEL" vm run --kernel "$TINY" --vcpus 2 \
+	--cmdline "tiny=dead"
+check_status idle_guest_with_interrupts_on_keeps_running 124 timeout 4 "$KEEL" vm run --kernel "$TINY" \
+	--cmdline "tiny=idle"
 check_status missing_kernel_exits_1 1 "$KEEL" vm run --kernel "$T_TMP/nope"
 check missing_kernel_one_line one_line_error "$T_TMP/.err"
 printf 'garbage, not a kernel' > "$T_TMP/junk"
