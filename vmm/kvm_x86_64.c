@@ -274,35 +274,45 @@ static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
  * reprogrammed by port I/O on every tick, becomes the clock event device). With it Linux
  * programs one MSR per timer event and calibrates nothing. Snapshots carry MSR 0x6e0.
  */
+const struct vmm_cpuid_hide vmm_cpuid_hidden[] = {
+	{ 1, 2, 1U << 5, "VMX" },
+	{ 0x80000001, 2, 1U << 2, "SVM" },
+	{ 0xa, 0, ~0U, "the PMU" },
+	{ 0xa, 1, ~0U, "the PMU" },
+	{ 0xa, 2, ~0U, "the PMU" },
+	{ 0xa, 3, ~0U, "the PMU" },
+	{ 0x80000007, 3, 1U << 8, "the invariant TSC" },
+};
+const size_t vmm_cpuid_nhidden = sizeof(vmm_cpuid_hidden) / sizeof(vmm_cpuid_hidden[0]);
+
+static uint32_t *cpuid_reg(struct kvm_cpuid_entry2 *e, int reg)
+{
+	return reg == 0 ? &e->eax : reg == 1 ? &e->ebx : reg == 2 ? &e->ecx : &e->edx;
+}
+
 static void filter_cpuid(struct kvm_cpuid2 *c, int index, int nvcpus, int tsc_deadline)
 {
 	uint32_t i;
+	size_t h;
 
 	for (i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
+		for (h = 0; h < vmm_cpuid_nhidden; h++)
+			if (e->function == vmm_cpuid_hidden[h].leaf)
+				*cpuid_reg(e, vmm_cpuid_hidden[h].reg) &= ~vmm_cpuid_hidden[h].mask;
 		switch (e->function) {
 		case 1:
 			e->ebx = (e->ebx & 0x0000ffffU) | ((uint32_t)index << 24) | ((uint32_t)nvcpus << 16);
 			e->ecx |= 1U << 31;      /* hypervisor */
-			e->ecx &= ~(1U << 5);    /* VMX */
 			if (nvcpus > 1)
 				e->edx |= 1U << 28;  /* HTT: the logical count is valid */
 			if (tsc_deadline)
 				e->ecx |= 1U << 24;  /* TSC-deadline LAPIC timer mode */
 			break;
-		case 0xa:                        /* architectural PMU */
-			e->eax = e->ebx = e->ecx = e->edx = 0;
-			break;
 		case 0xb:
 		case 0x1f:
 			e->edx = (uint32_t)index;
-			break;
-		case 0x80000001:
-			e->ecx &= ~(1U << 2);    /* SVM */
-			break;
-		case 0x80000007:
-			e->edx &= ~(1U << 8);    /* invariant TSC */
 			break;
 		case 0x8000001e:
 			e->eax = (uint32_t)index;

@@ -275,6 +275,15 @@ int vmm_kvm_create_vcpus(struct vmm *vm);
 int vmm_kvm_start_pit(struct vmm *vm);
 void vmm_kvm_join_pit(struct vmm *vm);
 int vmm_kvm_setup_cpuid(struct vmm *vm, struct vmm_vcpu *c);
+/* What keel's CPUID policy hides from every guest: cleared at boot, refused in a snapshot. */
+struct vmm_cpuid_hide {
+	uint32_t leaf;
+	int reg;               /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	uint32_t mask;
+	const char *what;
+};
+extern const struct vmm_cpuid_hide vmm_cpuid_hidden[];
+extern const size_t vmm_cpuid_nhidden;
 int vmm_kvm_set_cpuid(struct vmm_vcpu *c, const struct kvm_cpuid2 *cpuid);
 int vmm_kvm_set_lint(struct vmm_vcpu *c);
 int vmm_kvm_longmode(struct vmm *vm, struct vmm_vcpu *c, uint64_t entry, uint64_t rsi);
@@ -311,6 +320,29 @@ int vmm_pause_all(struct vmm *vm);
 void vmm_resume_all(struct vmm *vm);
 void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void vmm_console_out(struct vmm *vm, uint8_t c);
+
+/*
+ * vmstate.c: a vCPU state blob, parsed and validated with no KVM call (fuzzed: fuzz_vmstate),
+ * then applied by vmm_load_vcpu. A blob whose CPUID shows a feature keel's CPUID policy hides
+ * (vmm_cpuid_hidden: VMX, SVM, the PMU, ...) is refused, never filtered: a guest that already
+ * used a feature cannot have it taken away under it.
+ */
+struct vmm_vcpu_state {
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	struct kvm_xcrs xcrs;
+	struct kvm_debugregs dregs;
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	uint32_t tsc_khz;
+	struct kvm_cpuid2 *cpuid;
+	struct kvm_msrs *msrs;
+	struct kvm_lapic_state *lapic;
+	void *xsave;
+};
+int vmm_vcpu_state_parse(const uint8_t *blob, size_t len, size_t xsave_bytes, const struct kvm_msr_list *list,
+			 struct vmm_vcpu_state *st, char *err, size_t errlen);
+void vmm_vcpu_state_free(struct vmm_vcpu_state *st);
 
 /* vmstate.c: KVM_SET_CLOCK to the snapshot's clock plus the wall time since. */
 int vmm_clock_resume(struct vmm *vm);

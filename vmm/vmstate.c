@@ -352,25 +352,44 @@ static int in_list(const struct kvm_msr_list *l, uint32_t index)
 	return 0;
 }
 
-int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, char *err, size_t errlen)
+/* 0 unless the blob's CPUID shows a guest something keel's CPUID policy hides (VMX, SVM, ...). */
+static int cpuid_hides_ok(struct rbuf *rd, const struct kvm_cpuid_entry2 *e, uint32_t n)
 {
-	struct vmm_vcpu *c;
+	uint32_t i;
+	size_t h;
+
+	for (i = 0; i < n; i++) {
+		for (h = 0; h < vmm_cpuid_nhidden; h++) {
+			const struct vmm_cpuid_hide *x = &vmm_cpuid_hidden[h];
+			uint32_t v = x->reg == 0 ? e[i].eax : x->reg == 1 ? e[i].ebx : x->reg == 2 ? e[i].ecx : e[i].edx;
+
+			if (e[i].function == x->leaf && (v & x->mask))
+				return r_fail(rd, "vCPU blob: CPUID exposes %s (leaf 0x%x), which keel hides from guests",
+					      x->what, x->leaf);
+		}
+	}
+	return 0;
+}
+
+void vmm_vcpu_state_free(struct vmm_vcpu_state *st)
+{
+	free(st->cpuid);
+	free(st->msrs);
+	free(st->xsave);
+	free(st->lapic);
+	memset(st, 0, sizeof(*st));
+}
+
+int vmm_vcpu_state_parse(const uint8_t *blob, size_t len, size_t xsave_bytes, const struct kvm_msr_list *list,
+			 struct vmm_vcpu_state *st, char *err, size_t errlen)
+{
 	struct rbuf rd;
 	const uint8_t *s[V_END];
 	size_t n[V_END];
-	const struct kvm_msr_list *list = NULL;
-	struct kvm_msrs *msrs = NULL;
-	struct kvm_cpuid2 *cp = NULL;
-	size_t xs;
-	uint32_t cnt, i, tsc_khz;
-	int t, r, have;
+	uint32_t cnt, ncpuid, i;
+	int t, r;
 
-	if (index < 0 || index >= vm->nvcpus) {
-		snprintf(err, errlen, "vCPU %d does not exist", index);
-		return -EINVAL;
-	}
-	c = &vm->vcpu[index];
-	xs = xsave_size(vm);
+	memset(st, 0, sizeof(*st));
 	r = r_begin(&rd, blob, len, "KEELVCPU", V_END - 1, vcpu_names, "vCPU", err, errlen);
 	if (r)
 		return r;
@@ -380,7 +399,7 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 		switch (t) {
 		case V_REGS: want = sizeof(struct kvm_regs); break;
 		case V_SREGS: want = sizeof(struct kvm_sregs); break;
-		case V_XSAVE: want = xs; break;
+		case V_XSAVE: want = xsave_bytes; break;
 		case V_XCRS: want = sizeof(struct kvm_xcrs); break;
 		case V_DEBUGREGS: want = sizeof(struct kvm_debugregs); break;
 		case V_LAPIC: want = sizeof(struct kvm_lapic_state); break;
@@ -396,45 +415,80 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 		return r;
 
 	/* CPUID: count bounded and consistent with the length */
-	memcpy(&cnt, s[V_CPUID], n[V_CPUID] >= 4 ? 4 : 0);
-	if (n[V_CPUID] < 4 || cnt == 0 || cnt > MAX_CPUID || n[V_CPUID] != 4 + cnt * sizeof(struct kvm_cpuid_entry2))
+	memcpy(&ncpuid, s[V_CPUID], n[V_CPUID] >= 4 ? 4 : 0);
+	if (n[V_CPUID] < 4 || ncpuid == 0 || ncpuid > MAX_CPUID ||
+	    n[V_CPUID] != 4 + ncpuid * sizeof(struct kvm_cpuid_entry2))
 		return r_fail(&rd, "vCPU blob: section cpuid is malformed");
 	memcpy(&cnt, s[V_MSRS], n[V_MSRS] >= 4 ? 4 : 0);
 	if (n[V_MSRS] < 4 || cnt > MAX_MSRS || n[V_MSRS] != 4 + (size_t)cnt * 16)
 		return r_fail(&rd, "vCPU blob: section msrs is malformed");
-	{
-		struct kvm_mp_state mp;
-		memcpy(&mp, s[V_MPSTATE], sizeof(mp));
-		if (mp.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
-			return r_fail(&rd, "vCPU blob: unknown mp_state %u", mp.mp_state);
-	}
-	memcpy(&tsc_khz, s[V_TSC_KHZ], sizeof(tsc_khz));
-	if (tsc_khz < 1000 || tsc_khz > 100000000)
-		return r_fail(&rd, "vCPU blob: TSC frequency %u kHz is out of range", tsc_khz);
+	memcpy(&st->mp, s[V_MPSTATE], sizeof(st->mp));
+	if (st->mp.mp_state > KVM_MP_STATE_AP_RESET_HOLD)
+		return r_fail(&rd, "vCPU blob: unknown mp_state %u", st->mp.mp_state);
+	memcpy(&st->tsc_khz, s[V_TSC_KHZ], sizeof(st->tsc_khz));
+	if (st->tsc_khz < 1000 || st->tsc_khz > 100000000)
+		return r_fail(&rd, "vCPU blob: TSC frequency %u kHz is out of range", st->tsc_khz);
+	memcpy(&st->xcrs, s[V_XCRS], sizeof(st->xcrs));
+	if (st->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		return r_fail(&rd, "vCPU blob: %u XCRs (at most %d)", st->xcrs.nr_xcrs, KVM_MAX_XCRS);
 
-	list = vmm_msr_list(vm);
-	msrs = calloc(1, sizeof(*msrs) + (size_t)cnt * sizeof(struct kvm_msr_entry));
-	memcpy(&i, s[V_CPUID], 4);
-	cp = calloc(1, sizeof(*cp) + (size_t)i * sizeof(cp->entries[0]));
-	r = -ENOMEM;
-	if (!list || !msrs || !cp) {
-		snprintf(err, errlen, "out of memory loading vCPU %d", index);
-		goto out;
+	st->cpuid = calloc(1, sizeof(*st->cpuid) + (size_t)ncpuid * sizeof(st->cpuid->entries[0]));
+	st->msrs = calloc(1, sizeof(*st->msrs) + (size_t)cnt * sizeof(struct kvm_msr_entry));
+	st->xsave = calloc(1, xsave_bytes < sizeof(struct kvm_xsave) ? sizeof(struct kvm_xsave) : xsave_bytes);
+	st->lapic = malloc(sizeof(*st->lapic));
+	if (!st->cpuid || !st->msrs || !st->xsave || !st->lapic) {
+		vmm_vcpu_state_free(st);
+		snprintf(err, errlen, "out of memory loading a vCPU");
+		return -ENOMEM;
 	}
-	cp->nent = i;
-	memcpy(cp->entries, s[V_CPUID] + 4, (size_t)i * sizeof(cp->entries[0]));
-	msrs->nmsrs = cnt;
+	st->cpuid->nent = ncpuid;
+	memcpy(st->cpuid->entries, s[V_CPUID] + 4, (size_t)ncpuid * sizeof(st->cpuid->entries[0]));
+	st->msrs->nmsrs = cnt;
 	for (i = 0; i < cnt; i++) {
 		const uint8_t *e = s[V_MSRS] + 4 + 16 * i;
 
-		memcpy(&msrs->entries[i].index, e, 4);
-		memcpy(&msrs->entries[i].data, e + 8, 8);
-		if (!in_list(list, msrs->entries[i].index)) {
-			r = r_fail(&rd, "vCPU blob: MSR 0x%x is not one this host's KVM saves",
-				   msrs->entries[i].index);
-			goto out;
+		memcpy(&st->msrs->entries[i].index, e, 4);
+		memcpy(&st->msrs->entries[i].data, e + 8, 8);
+		if (!in_list(list, st->msrs->entries[i].index)) {
+			r = r_fail(&rd, "vCPU blob: MSR 0x%x is not one this host's KVM saves", st->msrs->entries[i].index);
+			goto bad;
 		}
 	}
+	r = cpuid_hides_ok(&rd, st->cpuid->entries, ncpuid);
+	if (r)
+		goto bad;
+	memcpy(&st->regs, s[V_REGS], sizeof(st->regs));
+	memcpy(&st->sregs, s[V_SREGS], sizeof(st->sregs));
+	memcpy(st->xsave, s[V_XSAVE], xsave_bytes);
+	memcpy(&st->dregs, s[V_DEBUGREGS], sizeof(st->dregs));
+	memcpy(st->lapic, s[V_LAPIC], sizeof(*st->lapic));
+	memcpy(&st->events, s[V_EVENTS], sizeof(st->events));
+	return 0;
+bad:
+	vmm_vcpu_state_free(st);
+	return r;
+}
+
+int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct vmm_vcpu_state st;
+	struct vmm_vcpu *c;
+	const struct kvm_msr_list *list;
+	int r, have;
+
+	if (index < 0 || index >= vm->nvcpus) {
+		snprintf(err, errlen, "vCPU %d does not exist", index);
+		return -EINVAL;
+	}
+	c = &vm->vcpu[index];
+	list = vmm_msr_list(vm);
+	if (!list) {
+		snprintf(err, errlen, "vCPU %d: KVM will not list the MSRs it saves", index);
+		return -ENOMEM;
+	}
+	r = vmm_vcpu_state_parse(blob, len, xsave_size(vm), list, &st, err, errlen);
+	if (r)
+		return r;
 
 #define SET(req, ptr, what)                                                                     \
 	do {                                                                                    \
@@ -449,75 +503,37 @@ int vmm_load_vcpu(struct vmm *vm, int index, const uint8_t *blob, size_t len, ch
 	 * scale it (KVM compares within its own tolerance, 250 ppm), or the guest's clock drifts.
 	 */
 	have = ioctl(c->fd, KVM_GET_TSC_KHZ, 0);
-	if (have > 0 && (uint64_t)(have > (int)tsc_khz ? (uint32_t)have - tsc_khz : tsc_khz - (uint32_t)have) * 4000 > tsc_khz &&
-	    ioctl(c->fd, KVM_SET_TSC_KHZ, (unsigned long)tsc_khz) < 0) {
+	if (have > 0 && (uint64_t)(have > (int)st.tsc_khz ? (uint32_t)have - st.tsc_khz : st.tsc_khz - (uint32_t)have) * 4000 > st.tsc_khz &&
+	    ioctl(c->fd, KVM_SET_TSC_KHZ, (unsigned long)st.tsc_khz) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "vCPU %d: the snapshot's TSC runs at %u kHz, this host's at %d kHz, and KVM cannot scale it: %s",
-			 index, tsc_khz, have, strerror(errno));
+			 index, st.tsc_khz, have, strerror(errno));
 		goto out;
 	}
-	SET(KVM_SET_CPUID2, cp, "cpuid");
-	{
-		struct kvm_sregs sr;
-		struct kvm_regs rg;
-		struct kvm_xcrs xc;
-		struct kvm_debugregs dr;
-		struct kvm_vcpu_events ev;
-		struct kvm_mp_state mp;
-		struct kvm_lapic_state *la = malloc(sizeof(*la));
-		void *xsave = malloc(xs < sizeof(struct kvm_xsave) ? sizeof(struct kvm_xsave) : xs);
-
-		if (!la || !xsave) {
-			free(la);
-			free(xsave);
-			r = -ENOMEM;
-			snprintf(err, errlen, "out of memory loading vCPU %d", index);
-			goto out;
-		}
-		memcpy(&sr, s[V_SREGS], sizeof(sr));
-		memcpy(&rg, s[V_REGS], sizeof(rg));
-		memcpy(xsave, s[V_XSAVE], xs);
-		memcpy(&xc, s[V_XCRS], sizeof(xc));
-		memcpy(&dr, s[V_DEBUGREGS], sizeof(dr));
-		memcpy(la, s[V_LAPIC], sizeof(*la));
-		memcpy(&ev, s[V_EVENTS], sizeof(ev));
-		memcpy(&mp, s[V_MPSTATE], sizeof(mp));
-		if (xc.nr_xcrs > KVM_MAX_XCRS) {
-			free(la);
-			free(xsave);
-			r = r_fail(&rd, "vCPU blob: %u XCRs (at most %d)", xc.nr_xcrs, KVM_MAX_XCRS);
-			goto out;
-		}
-		r = 0;
-		if (ioctl(c->fd, KVM_SET_SREGS, &sr) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring sregs: %s", index, strerror(errno));
-		else if (ioctl(c->fd, KVM_SET_REGS, &rg) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring regs: %s", index, strerror(errno));
-		else if (ioctl(c->fd, KVM_SET_XSAVE, xsave) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring xsave: %s", index, strerror(errno));
-		else if (ioctl(c->fd, KVM_SET_XCRS, &xc) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring xcrs: %s", index, strerror(errno));
-		else if (ioctl(c->fd, KVM_SET_DEBUGREGS, &dr) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring debugregs: %s", index, strerror(errno));
-		else if (ioctl(c->fd, KVM_SET_LAPIC, la) < 0) r = -errno, snprintf(err, errlen, "vCPU %d: restoring lapic: %s", index, strerror(errno));
-		free(la);
-		free(xsave);
-		if (r)
-			goto out;
-		r = ioctl(c->fd, KVM_SET_MSRS, msrs);
-		if (r < 0 || (uint32_t)r != msrs->nmsrs) {
-			snprintf(err, errlen, "vCPU %d: KVM refused MSR 0x%x from the snapshot", index,
-				 r < 0 ? 0 : msrs->entries[r].index);
-			r = -EINVAL;
-			goto out;
-		}
-		SET(KVM_SET_VCPU_EVENTS, &ev, "events");
-		SET(KVM_SET_MP_STATE, &mp, "mp_state");
+	SET(KVM_SET_CPUID2, st.cpuid, "cpuid");
+	SET(KVM_SET_SREGS, &st.sregs, "sregs");
+	SET(KVM_SET_REGS, &st.regs, "regs");
+	SET(KVM_SET_XSAVE, st.xsave, "xsave");
+	SET(KVM_SET_XCRS, &st.xcrs, "xcrs");
+	SET(KVM_SET_DEBUGREGS, &st.dregs, "debugregs");
+	SET(KVM_SET_LAPIC, st.lapic, "lapic");
+	r = ioctl(c->fd, KVM_SET_MSRS, st.msrs);
+	if (r < 0 || (uint32_t)r != st.msrs->nmsrs) {
+		snprintf(err, errlen, "vCPU %d: KVM refused MSR 0x%x from the snapshot", index,
+			 r < 0 ? 0 : st.msrs->entries[r].index);
+		r = -EINVAL;
+		goto out;
 	}
+	SET(KVM_SET_VCPU_EVENTS, &st.events, "events");
+	SET(KVM_SET_MP_STATE, &st.mp, "mp_state");
 #undef SET
 	if (index == 0 && !vm->cpuid) {
-		vm->cpuid = cp;
-		cp = NULL;
+		vm->cpuid = st.cpuid;
+		st.cpuid = NULL;
 	}
 	r = 0;
 out:
-	free(msrs);
-	free(cp);
+	vmm_vcpu_state_free(&st);
 	return r;
 }
 

@@ -100,7 +100,7 @@ ap_cpio "$T_TMP/v3" "$T_TMP/hb3.cpio"
 cat "$KEEL_BUILD/guest/initramfs.cpio" "$T_TMP/hb3.cpio" > "$T_TMP/demo3.cpio"
 cat > "$T_TMP/mkv2.sh" <<'EOF'
 set -e
-keel vm run --kernel /guest/vmlinuz --initrd /v2/demo2.cpio --mem 128 --rng \
+timeout 150 keel vm run --kernel /guest/vmlinuz --initrd /v2/demo2.cpio --mem 128 --rng \
 	--cmdline "console=ttyS0 reboot=t panic=-1 acpi=off quiet keel.cmd=heartbeat" \
 	--snapshot-on "heartbeat-v2 2 " --store /tmp/store --name demo --health heartbeat-v2 >/dev/null
 id=$(keel manifest sign --key /v2/dev.key.pem --store /tmp/store demo)
@@ -108,7 +108,7 @@ keel pack send --store /tmp/store --manifest "$id" > /tmp/v2.pack
 echo "v2-manifest $id"
 echo "v2-pack-size $(wc -c < /tmp/v2.pack)"
 dd if=/tmp/v2.pack of=/dev/vda bs=1M conv=fsync 2>/dev/null
-keel vm run --kernel /guest/vmlinuz --initrd /v2/demo3.cpio --mem 128 --rng \
+timeout 150 keel vm run --kernel /guest/vmlinuz --initrd /v2/demo3.cpio --mem 128 --rng \
 	--cmdline "console=ttyS0 reboot=t panic=-1 acpi=off quiet keel.cmd=heartbeat" \
 	--snapshot-on "silent-v3 2" --store /tmp/store3 --name demo --health heartbeat >/dev/null
 id=$(keel manifest sign --key /v2/dev.key.pem --store /tmp/store3 demo)

@@ -4,24 +4,26 @@
 K=/guest/vmlinux I=/guest/initramfs.cpio
 CL="console=ttyS0 reboot=t panic=-1 quiet"
 T=/tmp/vmm; mkdir -p $T; S=$T/store; bad=0
+# Every guest run is bounded on its own: one stuck step fails its own checks, not the whole file.
+TO="timeout 150"
 ok() { echo "PASS vmm_linux: $1"; }
 no() { echo "FAIL vmm_linux: $1${2:+: $2}"; bad=1; }
 t() { n=$1; shift; if "$@"; then ok "$n"; else no "$n"; fi; }
-run() { c=$1; shift; keel vm run --kernel $K --initrd $I --mem 256 --rng --cmdline "$CL keel.cmd=$c" "$@" </dev/null; }
+run() { c=$1; shift; $TO keel vm run --kernel $K --initrd $I --mem 256 --rng --cmdline "$CL keel.cmd=$c" "$@" </dev/null; }
 t_start=$(date +%s)
 phase() { echo "vmm_linux: $1 done at $(( $(date +%s) - t_start )) s"; }
 
 # loglevel=0 silences the kernel's "reboot: Power down" line: only the ACPI S5 write can end the VM with 0.
-keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL loglevel=0 keel.cmd=boot" </dev/null > $T/boot.log 2>&1; st=$?
+$TO keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL loglevel=0 keel.cmd=boot" </dev/null > $T/boot.log 2>&1; st=$?
 t boot_to_shell_marker grep -q "keel-test: shell-up" $T/boot.log
 t poweroff_exits_0_through_acpi_s5 sh -c "[ $st = 0 ] && ! grep -q 'Power down' $T/boot.log"
 t one_vcpu_seen grep -q "keel-test: cpus 1" $T/boot.log
 # acpi=off: the MP table and the console's power-down line still serve such a guest.
-keel vm run --kernel /guest/vmlinuz --initrd $I --mem 256 --cmdline "$CL acpi=off keel.cmd=boot" </dev/null > $T/bz.log 2>&1; st=$?
+$TO keel vm run --kernel /guest/vmlinuz --initrd $I --mem 256 --cmdline "$CL acpi=off keel.cmd=boot" </dev/null > $T/bz.log 2>&1; st=$?
 t bzimage_with_acpi_off_boots_and_powers_off sh -c "[ $st = 0 ] && grep -q 'keel-test: shell-up' $T/bz.log"
-keel vm run --kernel $K --initrd $I --mem 256 --vcpus 2 --cmdline "$CL keel.cmd=boot" </dev/null > $T/smp.log 2>&1; st=$?
+$TO keel vm run --kernel $K --initrd $I --mem 256 --vcpus 2 --cmdline "$CL keel.cmd=boot" </dev/null > $T/smp.log 2>&1; st=$?
 t two_vcpus_boot sh -c "[ $st = 0 ] && grep -q 'keel-test: cpus 2' $T/smp.log"
-keel vm run --kernel $K --initrd $I --mem 256 --cmdline "console=ttyS0 reboot=a panic=-1 quiet keel.cmd=reboot" \
+$TO keel vm run --kernel $K --initrd $I --mem 256 --cmdline "console=ttyS0 reboot=a panic=-1 quiet keel.cmd=reboot" \
 	</dev/null > $T/reboot.log 2>&1; st=$?
 t reboot_through_fadt_reset_register_exits_1 sh -c "[ $st = 1 ] && grep -q 'guest reset (port 0xcf9)' $T/reboot.log"
 phase boots
@@ -30,7 +32,7 @@ id=$(run counter --snapshot-on "keel-test: count 3 " --store $S --name counter 2
 t snapshot_of_counter_guest [ ${#id} = 64 ]
 sleep 3
 t0=$(date +%s)
-keel vm restore --store $S counter > $T/r.log 2>&1; st=$?
+$TO keel vm restore --store $S counter > $T/r.log 2>&1; st=$?
 t1=$(date +%s)
 first=$(grep -m1 '^up ' $T/r.log)
 t restored_counter_powers_off_0 [ "$st" = 0 ]
@@ -40,18 +42,18 @@ up=$(echo "$first" | cut -d' ' -f2 | cut -d. -f1); d=$(echo "$first" | cut -d' '
 t uptime_positive_after_restore [ "${up:-0}" -gt 0 ]
 t date_right_after_restore_within_1s sh -c "[ ${d:-0} -ge $((t0 - 1)) ] && [ ${d:-0} -le $((t1 + 1)) ]"
 phase counter
-for i in 1 2 3 4 5 6 7 8; do keel vm restore --store $S counter > $T/c$i.log 2>&1 & done
+for i in 1 2 3 4 5 6 7 8; do $TO keel vm restore --store $S counter > $T/c$i.log 2>&1 & done
 wait
 n=0; for i in 1 2 3 4 5 6 7 8; do grep -q "keel-test: count 12 " $T/c$i.log && n=$((n + 1)); done
 t eight_concurrent_restores [ $n = 8 ]
 phase clones
 
 # No guest-side help and no virtio-rng: the new VM generation ID alone must make the clones' RNGs differ.
-rid=$(keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=rng" --snapshot-on "keel-test: rng-ready" \
+rid=$($TO keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL keel.cmd=rng" --snapshot-on "keel-test: rng-ready" \
 	--store $S --name rng </dev/null 2>/dev/null | tail -n 1)
 sleep 2
-keel vm restore --store $S rng > $T/a.log 2>&1
-keel vm restore --store $S rng > $T/b.log 2>&1
+$TO keel vm restore --store $S rng > $T/a.log 2>&1
+$TO keel vm restore --store $S rng > $T/b.log 2>&1
 a=$(grep -o 'urandom [0-9a-f]*' $T/a.log); b=$(grep -o 'urandom [0-9a-f]*' $T/b.log)
 t restored_kernels_reseed_on_vmgenid_change sh -c "grep -q 'keel-test: vmfork-reseeded' $T/a.log && grep -q 'keel-test: vmfork-reseeded' $T/b.log"
 t clones_read_different_urandom sh -c "[ -n '$a' ] && [ -n '$b' ] && [ '$a' != '$b' ]"

@@ -199,8 +199,9 @@ TEST(corrupt_state_blobs_are_refused_with_a_message)
 }
 
 /*
- * ref "bad" in store dir: ref "t" with the blob of kind which (0: vCPU 0, 1: VM state) replaced
- * by a copy whose section tag is zeroed or whose magic is broken. Its hash is right: only the
+ * ref "bad" in store dir: ref "t" with the blob of kind which (0: vCPU 0, 1: VM state, 2: vCPU 0
+ * again) replaced by a copy whose TSC frequency is zeroed, whose magic is broken, or whose CPUID
+ * shows the guest SVM (nested virtualisation, which keel hides). Its hash is right: only the
  * VMM's own checks, on the thread that loads it, can refuse it.
  */
 static void make_bad_ref(const char *dir, int which)
@@ -218,15 +219,31 @@ static void make_bad_ref(const char *dir, int which)
 	REQUIRE(snap_store_ref_get(s, "t", id) == 0);
 	REQUIRE(snap_store_get(s, SNAP_KIND_MANIFEST, id, &mb, &mlen) == 0);
 	REQUIRE(snap_manifest_parse(mb, mlen, &m, err, sizeof(err)) == 0);
-	REQUIRE(snap_store_get(s, SNAP_KIND_OBJECT, which ? m.vm_state : m.vcpu[0], &blob, &blen) == 0);
-	if (which) {
+	REQUIRE(snap_store_get(s, SNAP_KIND_OBJECT, which == 1 ? m.vm_state : m.vcpu[0], &blob, &blen) == 0);
+	if (which == 1) {
 		memcpy(blob, "KEELNONE", 8);
+	} else if (which == 2) {
+		struct kvm_cpuid_entry2 e;
+		uint32_t i, cnt, found = 0;
+
+		sec = (uint8_t *)section(blob, blen, 1, &n);
+		REQUIRE(sec && n >= 4);
+		memcpy(&cnt, sec, 4);
+		for (i = 0; i < cnt; i++) {
+			memcpy(&e, sec + 4 + i * sizeof(e), sizeof(e));
+			if (e.function == 0x80000001) {
+				e.ecx |= 1U << 2;
+				memcpy(sec + 4 + i * sizeof(e), &e, sizeof(e));
+				found = 1;
+			}
+		}
+		REQUIRE(found);
 	} else {
 		sec = (uint8_t *)section(blob, blen, 11, &n);
 		REQUIRE(sec && n == 4);
 		memset(sec, 0, 4);
 	}
-	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, blob, blen, which ? m.vm_state : m.vcpu[0]) == 0);
+	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, blob, blen, which == 1 ? m.vm_state : m.vcpu[0]) == 0);
 	REQUIRE(snap_manifest_format(&m, &text, &tlen) == 0);
 	REQUIRE(snap_store_put_manifest(s, text, tlen, id, err, sizeof(err)) == 0);
 	REQUIRE(snap_store_ref_set(s, "bad", id) == 0);
@@ -265,6 +282,12 @@ TEST(state_the_vcpu_threads_refuse_fails_the_restore_in_one_line_and_the_good_on
 	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
 	CHECK(vm == NULL);
 	CHECK(strstr(err, "magic") != NULL && !strchr(err, '\n'));
+	/* a vCPU that was shown SVM: refused, not filtered (the guest may already use it) */
+	make_bad_ref(dir, 2);
+	err[0] = 0;
+	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK(vm == NULL);
+	CHECK(strstr(err, "CPUID exposes SVM") != NULL && !strchr(err, '\n'));
 	/* and nothing of that stays behind: the good snapshot restores and the guest finishes */
 	REQUIRE(vmm_restore_open(dir, NULL, "t", &rc, &vm, err, sizeof(err)) == 0);
 	CHECK_EQ(vmm_run(vm), VMM_EXIT_POWEROFF);
