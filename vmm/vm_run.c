@@ -131,7 +131,7 @@ static struct vmm_virtio *find_virtio(struct vmm *vm, uint64_t addr)
 	return NULL;
 }
 
-static void port_io(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned size)
+void vmm_pio(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned size)
 {
 	int irq = 0;
 
@@ -233,6 +233,26 @@ static int guest_dead(struct vmm *vm)
 	return dead && halted;
 }
 
+void vmm_mmio(struct vmm *vm, uint64_t addr, int is_write, uint8_t *data, unsigned len)
+{
+	struct vmm_virtio *d = find_virtio(vm, addr);
+	int irq = 0;
+
+	if (!d || len > 8) {
+		if (!is_write)
+			memset(data, 0xff, len > 8 ? 8 : len);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (is_write)
+		irq = vmm_virtio_mmio_write(vm, d, addr - d->base, data, len);
+	else
+		vmm_virtio_mmio_read(vm, d, addr - d->base, data, len);
+	pthread_mutex_unlock(&vm->lock);
+	if (irq > 0)
+		vmm_irq_pulse(vm, d->irq);
+}
+
 static int handle_exit(struct vmm_vcpu *c)
 {
 	struct vmm *vm = c->vm;
@@ -246,29 +266,12 @@ static int handle_exit(struct vmm_vcpu *c)
 		if (run->io.data_offset + (uint64_t)run->io.count * run->io.size > vm->run_size)
 			return -EINVAL;
 		for (i = 0; i < run->io.count; i++, p += run->io.size)
-			port_io(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, p, run->io.size);
+			vmm_pio(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, p, run->io.size);
 		return 0;
 	}
-	case KVM_EXIT_MMIO: {
-		struct vmm_virtio *d = find_virtio(vm, run->mmio.phys_addr);
-		int irq = 0;
-
-		if (!d || run->mmio.len > 8) {
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-			return 0;
-		}
-		pthread_mutex_lock(&vm->lock);
-		if (run->mmio.is_write)
-			irq = vmm_virtio_mmio_write(vm, d, run->mmio.phys_addr - d->base, run->mmio.data,
-						    run->mmio.len);
-		else
-			vmm_virtio_mmio_read(vm, d, run->mmio.phys_addr - d->base, run->mmio.data, run->mmio.len);
-		pthread_mutex_unlock(&vm->lock);
-		if (irq > 0)
-			vmm_irq_pulse(vm, d->irq);
+	case KVM_EXIT_MMIO:
+		vmm_mmio(vm, run->mmio.phys_addr, run->mmio.is_write, run->mmio.data, run->mmio.len);
 		return 0;
-	}
 	case KVM_EXIT_SHUTDOWN:
 		vmm_raise_event(vm, VMM_EV_RESET, "guest reset (triple fault)");
 		return 1;

@@ -310,6 +310,10 @@ int vmm_vmgenid_notify(struct vmm *vm);
 int vmm_mptable_write(struct vmm *vm);
 
 /* vm_run.c */
+/* The guest's port I/O and MMIO accesses (what KVM exits with), dispatched to the devices;
+ * data holds size (len) bytes, at most 8 for MMIO. Fuzzed without KVM (fuzz_vmm_bus). */
+void vmm_pio(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned size);
+void vmm_mmio(struct vmm *vm, uint64_t addr, int is_write, uint8_t *data, unsigned len);
 int vmm_run_loop(struct vmm *vm);
 void vmm_stop(struct vmm *vm);
 /* Allocates and initialises an empty VM object (no KVM yet). */
@@ -343,6 +347,13 @@ struct vmm_vcpu_state {
 int vmm_vcpu_state_parse(const uint8_t *blob, size_t len, size_t xsave_bytes, const struct kvm_msr_list *list,
 			 struct vmm_vcpu_state *st, char *err, size_t errlen);
 void vmm_vcpu_state_free(struct vmm_vcpu_state *st);
+/* The VM blob (irqchips, PIT, clock), parsed and validated with no KVM call. */
+struct vmm_vm_state {
+	struct kvm_irqchip chip[3];
+	struct kvm_pit_state2 pit;
+	uint64_t clock, realtime;
+};
+int vmm_vm_state_parse(const uint8_t *blob, size_t len, struct vmm_vm_state *st, char *err, size_t errlen);
 
 /* vmstate.c: KVM_SET_CLOCK to the snapshot's clock plus the wall time since. */
 int vmm_clock_resume(struct vmm *vm);

@@ -542,6 +542,7 @@ struct clock_sect {
 	uint64_t clock;        /* KVM clock (guest ns) at the snapshot */
 	uint64_t realtime;     /* host CLOCK_REALTIME ns at the same moment */
 };
+_Static_assert(sizeof(struct clock_sect) == 16, "clock section layout");
 
 static uint64_t realtime_ns(void)
 {
@@ -580,44 +581,55 @@ int vmm_save_vm(struct vmm *vm, uint8_t **blob, size_t *len)
 	return w_end(&w, blob, len);
 }
 
-int vmm_load_vm(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+int vmm_vm_state_parse(const uint8_t *blob, size_t len, struct vmm_vm_state *st, char *err, size_t errlen)
 {
 	struct rbuf rd;
 	const uint8_t *s[M_END];
 	size_t n[M_END];
-	struct kvm_irqchip chip;
-	struct kvm_pit_state2 pit;
-	struct clock_sect cs;
 	int t, r;
 
 	r = r_begin(&rd, blob, len, "KEELVMST", M_END - 1, vm_names, "VM", err, errlen);
 	if (r)
 		return r;
 	for (t = 1; t < M_END; t++)
-		s[t] = r_section(&rd, (uint32_t)t,
-				 t == M_PIT ? sizeof(pit) : t == M_CLOCK ? sizeof(cs) : sizeof(chip), &n[t]);
+		s[t] = r_section(&rd, (uint32_t)t, t == M_PIT ? sizeof(st->pit) : t == M_CLOCK ? 16 : sizeof(st->chip[0]),
+				 &n[t]);
 	r = r_end(&rd);
 	if (r)
 		return r;
 	for (t = M_PIC0; t <= M_IOAPIC; t++) {
-		memcpy(&chip, s[t], sizeof(chip));
-		if (chip.chip_id != (uint32_t)(t - M_PIC0))
-			return r_fail(&rd, "VM blob: section %s holds chip %u", vm_names[t], chip.chip_id);
-		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0) {
-			snprintf(err, errlen, "restoring %s: %s", vm_names[t], strerror(errno));
+		memcpy(&st->chip[t - M_PIC0], s[t], sizeof(st->chip[0]));
+		if (st->chip[t - M_PIC0].chip_id != (uint32_t)(t - M_PIC0))
+			return r_fail(&rd, "VM blob: section %s holds chip %u", vm_names[t], st->chip[t - M_PIC0].chip_id);
+	}
+	memcpy(&st->pit, s[M_PIT], sizeof(st->pit));
+	memcpy(&st->clock, s[M_CLOCK], 8);
+	memcpy(&st->realtime, s[M_CLOCK] + 8, 8);
+	return 0;
+}
+
+int vmm_load_vm(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct vmm_vm_state st;
+	int i, r;
+
+	r = vmm_vm_state_parse(blob, len, &st, err, errlen);
+	if (r)
+		return r;
+	for (i = 0; i < 3; i++) {
+		if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &st.chip[i]) < 0) {
+			snprintf(err, errlen, "restoring %s: %s", vm_names[M_PIC0 + i], strerror(errno));
 			return -errno;
 		}
 	}
-	memcpy(&pit, s[M_PIT], sizeof(pit));
 	if (vm->pit_deferred)
-		vm->pit_state = pit;   /* loaded by the PIT thread once the PIT exists */
-	else if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0) {
+		vm->pit_state = st.pit;   /* loaded by the PIT thread once the PIT exists */
+	else if (ioctl(vm->vm_fd, KVM_SET_PIT2, &st.pit) < 0) {
 		snprintf(err, errlen, "restoring the PIT: %s", strerror(errno));
 		return -errno;
 	}
-	memcpy(&cs, s[M_CLOCK], sizeof(cs));
-	vm->saved_clock = cs.clock;
-	vm->saved_realtime = cs.realtime;
+	vm->saved_clock = st.clock;
+	vm->saved_realtime = st.realtime;
 	return 0;
 }
 
