@@ -21,6 +21,9 @@
  * parsed generally: anything else (other curve, compressed point, extra
  * fields) is refused. Signatures are raw r||s over SHA-256 of the signed
  * bytes; BearSSL derives k deterministically (RFC 6979).
+ * Low-s only: (r, s) and (r, n - s) both satisfy the ECDSA equation, so anyone could mint a
+ * second valid signature (and a manifest with another id) from a signed one. keel signs with
+ * s <= n/2 and verification refuses anything else (as Bitcoin's BIP 62/146 rule does).
  */
 
 static const uint8_t spki_p256_prefix[26] = {
@@ -33,6 +36,31 @@ static const uint8_t p256_order[32] = {
 	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 };
+
+/* floor(n / 2): the largest s a signature may carry. */
+static const uint8_t p256_half_order[32] = {
+	0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+};
+
+static int s_is_low(const uint8_t s[32])
+{
+	return memcmp(s, p256_half_order, 32) <= 0;   /* big-endian, same length */
+}
+
+/* s = n - s (big-endian), for 0 < s < n. */
+static void s_negate(uint8_t s[32])
+{
+	unsigned borrow = 0;
+	int i;
+
+	for (i = 31; i >= 0; i--) {
+		unsigned d = (unsigned)p256_order[i] - s[i] - borrow;
+
+		s[i] = (uint8_t)d;
+		borrow = (d >> 8) & 1;
+	}
+}
 
 #define PEM_DER_MAX 512
 
@@ -320,6 +348,8 @@ int snap_sign_digest(const struct snap_privkey *k, const uint8_t digest[32], uin
 
 	if (br_ecdsa_i31_sign_raw(&br_ec_p256_m31, &br_sha256_vtable, digest, &sk, sig) != SNAP_SIG_LEN)
 		return -EINVAL;
+	if (!s_is_low(sig + 32))
+		s_negate(sig + 32);
 	return 0;
 }
 
@@ -327,6 +357,8 @@ int snap_verify_digest(const struct snap_pubkey *k, const uint8_t digest[32], co
 {
 	br_ec_public_key pk = { BR_EC_secp256r1, (unsigned char *)k->q, 65 };
 
+	if (!s_is_low(sig + 32))
+		return -EKEYREJECTED;   /* the malleable twin of a low-s signature */
 	return br_ecdsa_i31_vrfy_raw(&br_ec_p256_m31, digest, 32, &pk, sig, SNAP_SIG_LEN) == 1 ? 0 : -EKEYREJECTED;
 }
 

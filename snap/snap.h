@@ -71,9 +71,15 @@ struct snap_source {
 	int (*ref)(void *ctx, const char *name, uint8_t id[SNAP_HASH_LEN]);
 };
 
-/* Reads an item and re-verifies its hash into a malloc'd buffer (free() it). -EBADMSG: corrupt. */
+/*
+ * Reads an item and re-verifies its hash into a malloc'd buffer (free() it). -EBADMSG: corrupt;
+ * -EFBIG: the source says it is longer than max (manifests: CONFIG_SNAP_MAX_MANIFEST_BYTES),
+ * refused before anything is allocated.
+ */
 int snap_source_read(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN],
 		     uint8_t **buf, size_t *len);
+int snap_source_read_max(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN], size_t max,
+			 uint8_t **buf, size_t *len);
 /* Re-hashes an item in place (streaming, O(1) memory); 0, -EBADMSG (corrupt) or -errno. */
 int snap_source_check(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN]);
 /* A ref name or a manifest hex64 -> manifest id. -ENOENT unknown ref, -EINVAL neither form. */

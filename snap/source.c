@@ -4,11 +4,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keel_config.h"
 #include "snap/snap.h"
 #include "snap/store_int.h"
 
 int snap_source_read(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN], uint8_t **buf,
 		     size_t *len)
+{
+	return snap_source_read_max(src, kind, id, kind == SNAP_KIND_MANIFEST ? CONFIG_SNAP_MAX_MANIFEST_BYTES : SIZE_MAX - 1,
+				    buf, len);
+}
+
+int snap_source_read_max(const struct snap_source *src, int kind, const uint8_t id[SNAP_HASH_LEN], size_t max,
+			 uint8_t **buf, size_t *len)
 {
 	uint8_t got[SNAP_HASH_LEN], *p;
 	uint64_t off, n, done = 0;
@@ -17,7 +25,8 @@ int snap_source_read(const struct snap_source *src, int kind, const uint8_t id[S
 	ret = src->locate(src->ctx, kind, id, &fd, &off, &n);
 	if (ret < 0)
 		return ret;
-	if (n > SIZE_MAX - 1)
+	/* the length comes from disk (an image index, a file size): capped before any malloc */
+	if (n > max || n > SIZE_MAX - 1)
 		return -EFBIG;
 	p = malloc(n ? (size_t)n : 1);
 	if (!p)

@@ -43,11 +43,14 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+#define VMM_STATE_BLOB_MAX (4U << 20)
+
 static int read_blob(const struct snap_source *src, const uint8_t id[SNAP_HASH_LEN], const char *what,
 		     uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
 	char hex[SNAP_HEX_LEN + 1];
-	int r = snap_source_read(src, SNAP_KIND_OBJECT, id, buf, len);
+	/* state blobs are a few KiB (vCPU: XSAVE area, MSRs, CPUID): a bigger claim is refused unread */
+	int r = snap_source_read_max(src, SNAP_KIND_OBJECT, id, VMM_STATE_BLOB_MAX, buf, len);
 
 	if (r) {
 		snap_hex(id, hex);

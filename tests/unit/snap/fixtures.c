@@ -164,3 +164,36 @@ int fx_feed_split(struct snap_pack_rx *rx, const void *buf, size_t len, size_t m
 	}
 	return 0;
 }
+
+/* The P-256 group order, big-endian, and n - s for the test's own forgeries. */
+static const uint8_t order_n[32] = {
+	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+};
+
+void fx_twin_s(uint8_t s[32])
+{
+	int carry = 0;
+
+	for (int i = 31; i >= 0; i--) {
+		int v = order_n[i] - s[i] - carry;
+
+		carry = v < 0;
+		s[i] = (uint8_t)(v + (carry ? 256 : 0));
+	}
+}
+
+/* The (r, n - s) twin of a signed manifest: as valid under plain ECDSA, with another id. */
+char *fx_high_s_twin(const uint8_t *sbuf, size_t slen, size_t *tlen)
+{
+	struct snap_manifest m;
+	char *text = NULL;
+
+	if (snap_manifest_parse(sbuf, slen, &m, NULL, 0) != 0)
+		return NULL;
+	fx_twin_s(m.sig + 32);
+	if (snap_manifest_format(&m, &text, tlen) != 0)
+		text = NULL;
+	snap_manifest_free(&m);
+	return text;
+}

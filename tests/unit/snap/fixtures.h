@@ -35,4 +35,8 @@ int fx_feed_split(struct snap_pack_rx *rx, const void *buf, size_t len, size_t m
 /* Count of leftover temp files in the store's directories. */
 int fx_temps(struct snap_store *s);
 
+/* s = n - s on P-256; the (r, n - s) twin of a signed manifest (malloc'd, NULL if unparsable). */
+void fx_twin_s(uint8_t s[32]);
+char *fx_high_s_twin(const uint8_t *sbuf, size_t slen, size_t *tlen);
+
 #endif

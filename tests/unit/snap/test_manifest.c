@@ -7,6 +7,7 @@
 #include "keel_config.h"
 #include "snap/snap.h"
 #include "tests/harness.h"
+#include "tests/unit/snap/fixtures.h"
 
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define H2 "2222222222222222222222222222222222222222222222222222222222222222"
@@ -299,6 +300,42 @@ TEST(signature_covers_the_bytes_before_it_and_names_the_key)
 	sbuf[strlen("keel-manifest 1\nname web-")] = '2';
 	CHECK_EQ(snap_manifest_verify(sbuf, slen, &k.pub, 1), -EKEYREJECTED);
 	free(sbuf);
+}
+
+TEST(signatures_are_low_s_and_the_high_s_twin_is_refused)
+{
+	struct snap_privkey k;
+	int low = 0, i;
+
+	REQUIRE(snap_key_generate(&k) == 0);
+	for (i = 0; i < 32; i++) {
+		char name[24], *text, *twin;
+		uint8_t other[32];
+		uint8_t *sbuf;
+		size_t slen, tlen, n;
+		struct snap_manifest m;
+
+		snprintf(name, sizeof(name), "name web-%d", i);
+		text = edit(2, name);
+		REQUIRE(text);
+		n = strlen(text);
+		REQUIRE(snap_manifest_sign(text, n, &k, &sbuf, &slen) == 0);
+		REQUIRE(snap_manifest_parse(sbuf, slen, &m, NULL, 0) == 0);
+		/* s <= n/2 exactly when s <= n - s */
+		memcpy(other, m.sig + 32, 32);
+		fx_twin_s(other);
+		low += memcmp(m.sig + 32, other, 32) <= 0;
+		snap_manifest_free(&m);
+		CHECK_EQ(snap_manifest_verify(sbuf, slen, &k.pub, 1), 0);
+		twin = fx_high_s_twin(sbuf, slen, &tlen);
+		REQUIRE(twin);
+		CHECK(tlen == slen && memcmp(twin, sbuf, slen) != 0);
+		CHECK_EQ(snap_manifest_verify(twin, tlen, &k.pub, 1), -EKEYREJECTED);
+		free(twin);
+		free(sbuf);
+		free(text);
+	}
+	CHECK_EQ(low, 32);
 }
 
 TEST(signing_again_replaces_the_signature_line)

@@ -546,6 +546,25 @@ TEST(trusted_keys_refuse_unsigned_and_accept_signed_manifests)
 	}
 	CHECK(fx_intact(s, keep));
 	{
+		/* the high-s twin of a good signature: valid for plain ECDSA, refused here */
+		struct fx_buf b = { 0 };
+		char *twin;
+		size_t tl;
+		uint8_t tm[32];
+
+		REQUIRE(snap_manifest_sign(t, l, &k, &signed_buf, &sl) == 0);
+		twin = fx_high_s_twin(signed_buf, sl, &tl);
+		REQUIRE(twin);
+		fx_puts(&b, MAGIC);
+		fx_manifest(&b, twin, tl, tm);
+		fx_puts(&b, "end\n");
+		CHECK_EQ(run(s, &b, &lim, NULL, NULL, msg, sizeof(msg)), -EKEYREJECTED);
+		CHECK(!has(s, SNAP_KIND_MANIFEST, tm));
+		free(twin);
+		free(signed_buf);
+		free(b.p);
+	}
+	{
 		struct fx_buf b = { 0 };
 		int hm;
 		REQUIRE(snap_manifest_sign(t, l, &k, &signed_buf, &sl) == 0);
