@@ -255,6 +255,14 @@ static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
 		conn_reply(c, "ok %s", hex);
 		return;
 	}
+	/* anti-rollback: the floor is raised before the ref moves, so a crash between them cannot
+	 * leave a window in which an older signed manifest is accepted again */
+	r = snap_store_floor_accept(srv->store, m.name, m.created, err, sizeof(err));
+	if (r < 0) {
+		conn_reply(c, "error manifest %s not activated: %s", hex, err);
+		snap_manifest_free(&m);
+		return;
+	}
 	r = snap_store_ref_set(srv->store, m.name, id);
 	if (r < 0) {
 		conn_reply(c, "error ref %s not moved: %s", m.name, strerror(-r));

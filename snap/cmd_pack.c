@@ -118,9 +118,11 @@ static int do_receive(struct snap_store *s, const struct snap_pack_limits *lim, 
 		goto out;
 	}
 	if (has_manifest && activate) {
-		r = snap_store_activate(s, id);
+		char err[256];
+
+		r = snap_store_activate(s, id, err, sizeof(err));
 		if (r < 0) {
-			ret = cli_error(CMD, "receive: cannot move the ref: %s", strerror(-r));
+			ret = cli_error(CMD, "receive: not activated: %s", err);
 			goto out;
 		}
 	}

@@ -175,8 +175,20 @@ int snap_store_ref_log(struct snap_store *s, const char *name, struct snap_ref_l
 /* Calls fn for every ref (stops early and returns fn's value when it is non-zero). */
 int snap_store_ref_each(struct snap_store *s,
 			int (*fn)(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN]), void *arg);
-/* Points ref <manifest's name> at manifest id (which must be present and parse). */
-int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN]);
+/*
+ * Activation by a peer (listener, `pack receive --activate`): points ref <manifest's name> at
+ * manifest id (present, parsable) only if its `created` is above the highest ever accepted for
+ * that name, which is raised first (-ESTALE otherwise; err names both versions). `created` is
+ * the signed version: every manifest has it, so no format change; two builds of one name in the
+ * same second cannot both be activated. Re-activating the current ref is a no-op (0).
+ * PID 1's own rollback along a ref's history moves refs directly and is not refused.
+ */
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
+/* The floor itself: 0 and *created, -ENOENT none yet; raise never lowers it. */
+int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created);
+int snap_store_floor_raise(struct snap_store *s, const char *name, uint64_t created);
+/* 0 (floor raised to created) when created is above the floor or there is none; -ESTALE + err otherwise. */
+int snap_store_floor_accept(struct snap_store *s, const char *name, uint64_t created, char *err, size_t errlen);
 
 /*
  * Re-hashes every object and manifest and checks every ref. bad() (may be

@@ -708,21 +708,115 @@ int snap_store_ref_each(struct snap_store *s, int (*fn)(void *arg, const char *n
 	return ref_walk(s, 0, fn, arg);
 }
 
-int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN])
+/*
+ * Anti-rollback floors: DIR/floors/NAME holds the highest `created` ever accepted for NAME from
+ * a peer (decimal, one line), written like a ref (temp, fsync, rename, directory fsync). Only
+ * ever raised; gc and ref histories do not touch it, so it outlives every ref-log rollover.
+ */
+int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created)
+{
+	char buf[32], *end;
+	ssize_t n;
+	int dfd, fd;
+
+	if (!snap_name_valid(name, strlen(name)))
+		return -EINVAL;
+	dfd = sub_open(s->dirfd, "floors", 0);
+	if (dfd < 0)
+		return dfd == -ENOENT ? -ENOENT : dfd;
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	close(dfd);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 1 || buf[n - 1] != '\n')
+		return -EBADMSG;
+	buf[n - 1] = 0;
+	errno = 0;
+	*created = strtoull(buf, &end, 10);
+	if (*end || errno || buf[0] < '0' || buf[0] > '9')
+		return -EBADMSG;
+	return 0;
+}
+
+int snap_store_floor_raise(struct snap_store *s, const char *name, uint64_t created)
+{
+	char tmp[40], line[32];
+	uint64_t cur;
+	int dfd, fd, ret, len;
+
+	ret = snap_store_floor_get(s, name, &cur);
+	if (ret == 0 && cur >= created)
+		return 0;
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	dfd = sub_open(s->dirfd, "floors", 1);
+	if (dfd < 0)
+		return dfd;
+	len = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)created);
+	fd = tmp_create(dfd, tmp);
+	if (fd < 0) {
+		close(dfd);
+		return fd;
+	}
+	ret = snap_write_all(fd, line, (size_t)len);
+	if (ret < 0)
+		unlinkat(dfd, tmp, 0);
+	else
+		ret = tmp_publish(dfd, fd, tmp, name);
+	close(fd);
+	close(dfd);
+	return ret;
+}
+
+int snap_store_floor_accept(struct snap_store *s, const char *name, uint64_t created, char *err, size_t errlen)
+{
+	uint64_t floor;
+	int r = snap_store_floor_get(s, name, &floor);
+
+	if (r == -ENOENT)
+		return snap_store_floor_raise(s, name, created);
+	if (r < 0) {
+		snprintf(err, errlen, "the version record of %s is unreadable (%s): refusing to activate", name,
+			 strerror(-r));
+		return r;
+	}
+	if (created <= floor) {
+		snprintf(err, errlen, "%s version %llu (created) is not newer than version %llu already accepted: "
+			 "refused as a replay or downgrade", name, (unsigned long long)created, (unsigned long long)floor);
+		return -ESTALE;
+	}
+	return snap_store_floor_raise(s, name, created);
+}
+
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen)
 {
 	struct snap_manifest m;
-	uint8_t *buf;
+	uint8_t *buf, cur[SNAP_HASH_LEN];
 	size_t len;
 	int ret;
 
 	ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
-	if (ret < 0)
+	if (ret < 0) {
+		snprintf(err, errlen, "manifest unreadable: %s", strerror(-ret));
 		return ret;
-	ret = snap_manifest_parse(buf, len, &m, NULL, 0);
+	}
+	ret = snap_manifest_parse(buf, len, &m, err, errlen);
 	free(buf);
 	if (ret < 0)
 		return ret;
-	ret = snap_store_ref_set(s, m.name, id);
+	/* the ref already there: nothing moves, nothing is raised */
+	if (snap_store_ref_get(s, m.name, cur) == 0 && !memcmp(cur, id, SNAP_HASH_LEN)) {
+		snap_manifest_free(&m);
+		return 0;
+	}
+	ret = snap_store_floor_accept(s, m.name, m.created, err, errlen);
+	if (ret == 0) {
+		ret = snap_store_ref_set(s, m.name, id);
+		if (ret < 0)
+			snprintf(err, errlen, "ref %s not moved: %s", m.name, strerror(-ret));
+	}
 	snap_manifest_free(&m);
 	return ret;
 }

@@ -27,3 +27,12 @@ check_status() {
 
 # one_line_error FILE: stderr holds exactly one line.
 one_line_error() { [ "$(wc -l < "$1")" -eq 1 ]; }
+
+# next_created: a `created` one above the last this test made (a file counter, so it also
+# counts in $(...) subshells): activation refuses any version not newer than one it accepted.
+next_created() {
+	local v
+	v=$(( $(cat "$T_TMP/.created" 2>/dev/null || echo 1800000000) + 1 ))
+	echo "$v" > "$T_TMP/.created"
+	echo "$v"
+}

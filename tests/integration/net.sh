@@ -32,9 +32,11 @@ snap() {
 	local name=$1 v=$2 kib=$3 key=${4:-priv.pem} chunk=${5:-262144}
 	head -c "$((kib * 1024))" /dev/urandom > "mem$v"
 	if [ "$key" = - ]; then
-		"$KEEL" manifest create --store "$W" --name "$name" --memory-file "mem$v" --chunk "$chunk"
+		"$KEEL" manifest create --store "$W" --name "$name" --memory-file "mem$v" --chunk "$chunk" \
+			--created "$(next_created)"
 	else
-		"$KEEL" manifest create --store "$W" --name "$name" --memory-file "mem$v" --chunk "$chunk" --sign "$key"
+		"$KEEL" manifest create --store "$W" --name "$name" --memory-file "mem$v" --chunk "$chunk" --sign "$key" \
+			--created "$(next_created)"
 	fi
 }
 # ok_reply STATUS OUTPUT ID / error_reply STATUS OUTPUT: what a push printed and how it exited.

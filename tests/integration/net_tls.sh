@@ -45,7 +45,8 @@ ec_cert ca keel-test-ca - && ec_cert srv appliance ca "DNS:box1.appliance.test" 
 
 snap() {
 	head -c "$(( $2 * 1024 ))" /dev/urandom > "mem$1"
-	"$KEEL" manifest create --store "$W" --name demo --memory-file "mem$1" --chunk 262144 --sign priv.pem
+	"$KEEL" manifest create --store "$W" --name demo --memory-file "mem$1" --chunk 262144 --sign priv.pem \
+		--created "$(next_created)"
 }
 ref() { "$KEEL" store ref "$S" demo 2>/dev/null; }
 nobj() { find "$S/objects" -type f | wc -l; }
@@ -130,13 +131,19 @@ if rsa_cert rca keel-rsa-ca - && rsa_cert rsrv appliance rca && rsa_cert rcli wo
 	out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert rcli.pem --key rcli.key --ca rca.pem \
 		--store "$W" --manifest "$v4" 2>push.err); st=$?
 	check keel_push_with_rsa_certificates_ok [ "$st:$out:$(ref)" = "0:ok $v4:$v4" ]
+	# v2 again: a real, trusted, earlier signed update replayed by an authenticated peer
 	"$KEEL" pack send --store "$W" --manifest "$v2" > v2again.pack
 	out=$(sclient -cert rcli.pem -key rcli.key -CAfile rca.pem < v2again.pack)
-	check openssl_s_client_with_rsa_certificate_ok [ "$out:$(ref)" = "ok $v2:$v2" ]
+	check replayed_earlier_signed_update_is_refused_naming_both_versions \
+		sh -c 'case "$0" in "error "*"not newer than version"*) [ "$1" = "$2" ] ;; *) exit 1 ;; esac' "$out" "$(ref)" "$v4"
+	v5=$(snap 5 512)
+	"$KEEL" pack send --store "$W" --manifest "$v5" > v5.pack
+	out=$(sclient -cert rcli.pem -key rcli.key -CAfile rca.pem < v5.pack)
+	check openssl_s_client_with_rsa_certificate_ok [ "$out:$(ref)" = "ok $v5:$v5" ]
 	n=$(nobj)
 	check_status keel_push_with_ec_cert_of_other_ca_to_rsa_listener_fails 1 inb "$KEEL" push \
 		--to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --ca rca.pem v3.pack
-	check ec_client_of_other_ca_files_nothing intact "$v2" "$n"
+	check ec_client_of_other_ca_files_nothing intact "$v5" "$n"
 	listener_stop
 else
 	fail rsa_tls_listener_starts "openssl RSA certificates or the listener: $(tail -n 2 "$T_TMP/r.err" 2>/dev/null)"

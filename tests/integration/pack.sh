@@ -87,6 +87,17 @@ fi
 # The good stream still goes through after all that, and duplicates are fine.
 check "valid stream after the bad ones" sh -c '"$0" pack receive --store "$1" --activate < "$2"' "$KEEL" "$D" "$T_TMP/next.pack"
 check "ref moved to the new snapshot" sh -c '[ "$("$0" store ref "$1" box)" = "$2" ]' "$KEEL" "$D" "$next"
+# Replay: the earlier snapshot's own stream again, --activate: refused in one line naming both
+# versions, the ref stays; a newer one still lands afterwards.
+check_status "replay of an earlier snapshot with --activate is refused" 1 \
+	"$KEEL" pack receive --store "$D" --activate < "$T_TMP/good.pack"
+check "... in one line naming both versions" sh -c '[ "$(wc -l < "$0")" = 1 ] && grep -q "box version 1 .* version 2 already accepted" "$0"' "$T_TMP/.err"
+check "... and the ref stays on the newer one" sh -c '[ "$("$0" store ref "$1" box)" = "$2" ]' "$KEEL" "$D" "$next"
+newer=$("$KEEL" manifest create --store "$S" --name box --parent "$next" --kernel "$T_TMP/kernel2" \
+	--memory-file "$T_TMP/mem" --chunk 65536 --created 3)
+"$KEEL" pack send --store "$S" --manifest "$newer" > "$T_TMP/newer.pack"
+check "a newer one lands after the refused replay" sh -c '"$0" pack receive --store "$1" --activate < "$2" >/dev/null &&
+	[ "$("$0" store ref "$1" box)" = "$3" ]' "$KEEL" "$D" "$T_TMP/newer.pack" "$newer"
 # gc during a receive: the receiver holds the store from its first record, so gc refuses
 # (exit 1, one line) and removes nothing, and the stream still lands whole afterwards.
 G=$T_TMP/gcrace

@@ -65,6 +65,11 @@ struct snap_store *fx_store(const char *name)
 
 char *fx_manifest_text(const char *name, const uint8_t obj[SNAP_HASH_LEN], size_t *len)
 {
+	return fx_manifest_text_at(name, obj, 1700000000, len);
+}
+
+char *fx_manifest_text_at(const char *name, const uint8_t obj[SNAP_HASH_LEN], uint64_t created, size_t *len)
+{
 	struct snap_manifest m;
 	char *text = NULL;
 
@@ -81,7 +86,7 @@ char *fx_manifest_text(const char *name, const uint8_t obj[SNAP_HASH_LEN], size_
 	memcpy(m.vcpu[0], obj, SNAP_HASH_LEN);
 	memcpy(m.vm_state, obj, SNAP_HASH_LEN);
 	memcpy(m.devices, obj, SNAP_HASH_LEN);
-	m.created = 1700000000;
+	m.created = created;
 	if (snap_manifest_format(&m, &text, len) < 0)
 		text = NULL;
 	snap_manifest_free(&m);

@@ -26,6 +26,8 @@ struct snap_store *fx_store(const char *name);
  * caller makes sure obj is present); returns its canonical bytes (malloc'd).
  */
 char *fx_manifest_text(const char *name, const uint8_t obj[SNAP_HASH_LEN], size_t *len);
+/* The same with another `created` (the version anti-rollback compares). */
+char *fx_manifest_text_at(const char *name, const uint8_t obj[SNAP_HASH_LEN], uint64_t created, size_t *len);
 /* Puts an object "keep-object" and a manifest for it, and points ref "keep" at it. */
 void fx_seed(struct snap_store *s, uint8_t keep_id[SNAP_HASH_LEN]);
 /* 1 when verify finds nothing, no temp file is left and ref "keep" still points at keep_id. */

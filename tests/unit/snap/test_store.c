@@ -151,7 +151,7 @@ TEST(refs_point_only_at_present_manifests_and_move_atomically)
 {
 	struct snap_store *s = fx_store("s");
 	uint8_t keep[32], ghost[32], id[32], obj[32], m2[32];
-	char *t;
+	char *t, err[256];
 	size_t l;
 
 	REQUIRE(s);
@@ -163,7 +163,7 @@ TEST(refs_point_only_at_present_manifests_and_move_atomically)
 	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, "v2", 2, obj) == 0);
 	t = fx_manifest_text("keep", obj, &l);
 	REQUIRE(snap_store_put_manifest(s, t, l, m2, NULL, 0) == 0);
-	CHECK_EQ(snap_store_activate(s, m2), 0);      /* ref <manifest name> -> m2 */
+	CHECK_EQ(snap_store_activate(s, m2, err, sizeof(err)), 0);      /* ref <manifest name> -> m2 */
 	REQUIRE(snap_store_ref_get(s, "keep", id) == 0);
 	CHECK(!memcmp(id, m2, 32));
 	CHECK_EQ(fx_temps(s), 0);
@@ -407,4 +407,61 @@ TEST(a_huge_claimed_length_is_refused_before_any_allocation)
 	CHECK_EQ(snap_source_read(&src, SNAP_KIND_MANIFEST, id, &buf, &len), -EFBIG);
 	CHECK_EQ(snap_source_read_max(&src, SNAP_KIND_OBJECT, id, 4U << 20, &buf, &len), -EFBIG);
 	CHECK(buf == NULL);
+}
+
+TEST(activation_refuses_replays_and_downgrades_and_the_floor_survives_reopening)
+{
+	struct snap_store *s = fx_store("s");
+	uint8_t obj[32], v1[32], v2[32], v3[32], same[32], id[32];
+	uint64_t floor = 0;
+	char *t, err[256];
+	size_t l;
+
+	REQUIRE(s);
+	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, "o", 1, obj) == 0);
+	t = fx_manifest_text_at("web", obj, 1000, &l);
+	REQUIRE(snap_store_put_manifest(s, t, l, v1, NULL, 0) == 0);
+	free(t);
+	t = fx_manifest_text_at("web", obj, 2000, &l);
+	REQUIRE(snap_store_put_manifest(s, t, l, v2, NULL, 0) == 0);
+	free(t);
+	t = fx_manifest_text_at("web", obj, 3000, &l);
+	REQUIRE(snap_store_put_manifest(s, t, l, v3, NULL, 0) == 0);
+	free(t);
+	CHECK_EQ(snap_store_floor_get(s, "web", &floor), -ENOENT);
+	CHECK_EQ(snap_store_activate(s, v1, err, sizeof(err)), 0);
+	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), 0);
+	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), 0);   /* the current ref again: nothing moves */
+	/* the replay of v1: refused in one line naming both versions, ref unchanged */
+	err[0] = 0;
+	CHECK_EQ(snap_store_activate(s, v1, err, sizeof(err)), -ESTALE);
+	CHECK(strstr(err, "1000") && strstr(err, "2000") && !strchr(err, '\n'));
+	REQUIRE(snap_store_ref_get(s, "web", id) == 0);
+	CHECK(!memcmp(id, v2, 32));
+	/* a different manifest of the same version is no newer either */
+	{
+		uint8_t o2[32];
+
+		REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, "p", 1, o2) == 0);
+		t = fx_manifest_text_at("web", o2, 2000, &l);
+		REQUIRE(snap_store_put_manifest(s, t, l, same, NULL, 0) == 0);
+		free(t);
+		CHECK_EQ(snap_store_activate(s, same, err, sizeof(err)), -ESTALE);
+	}
+	/* PID 1's own rollback moves the ref back; the floor stays, and a peer cannot follow */
+	REQUIRE(snap_store_ref_set(s, "web", v1) == 0);
+	snap_store_close(s);
+	s = fx_store("s");
+	REQUIRE(s);
+	CHECK_EQ(snap_store_floor_get(s, "web", &floor), 0);
+	CHECK_EQ(floor, 2000);
+	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), -ESTALE);
+	CHECK_EQ(snap_store_activate(s, v3, err, sizeof(err)), 0);
+	REQUIRE(snap_store_ref_get(s, "web", id) == 0);
+	CHECK(!memcmp(id, v3, 32));
+	CHECK_EQ(snap_store_floor_raise(s, "web", 5), 0);   /* never lowered */
+	CHECK_EQ(snap_store_floor_get(s, "web", &floor), 0);
+	CHECK_EQ(floor, 3000);
+	CHECK_EQ(fx_temps(s), 0);
+	snap_store_close(s);
 }
