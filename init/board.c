@@ -244,6 +244,10 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 	} else if (!strcmp(key, "port")) {
 		if (parse_uint(v, 1, 65535, &b->port))
 			return bad(err, errlen, line, "port: 1..65535");
+	} else if (!strcmp(key, "insecure-unsigned")) {
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad(err, errlen, line, "insecure-unsigned: 'yes' or 'no'");
+		b->insecure_unsigned = !strcmp(v, "yes");
 	} else if (!strcmp(key, "verify")) {
 		if (!strcmp(v, "full"))
 			b->verify = INIT_VERIFY_FULL;
@@ -290,7 +294,7 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 {
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
 					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
-					    "watchdog", "runner", "verify", "shutdown-timeout",
+					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned",
 					    "restart-backoff-ms", "restart-reset", "watchdog-timeout" };
 	unsigned seen = 0;
 	char line[1024];

@@ -72,6 +72,7 @@ struct init_board {
 	char tls_cert[INIT_PATH_MAX], tls_key[INIT_PATH_MAX], tls_ca[INIT_PATH_MAX];
 	char trusted_keys[INIT_MAX_KEYS][INIT_PATH_MAX];
 	int ntrusted_keys;
+	int insecure_unsigned;               /* no trusted keys: start unsigned snapshots anyway (labs) */
 	char modules[INIT_MAX_MODULES][INIT_PATH_MAX];
 	int nmodules;
 	char watchdog[INIT_PATH_MAX];        /* "" none */

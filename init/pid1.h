@@ -49,6 +49,9 @@ struct init_stores {
 	char failed_path[INIT_PATH_MAX + 32];
 	uint8_t (*failed)[SNAP_HASH_LEN];    /* ids recorded as failed (loaded at start) */
 	size_t nfailed, capfailed;
+	struct snap_pubkey keys[INIT_MAX_KEYS];   /* the board's trusted keys that loaded */
+	int nkeys;
+	int insecure_unsigned;               /* board: no keys, and starting unsigned snapshots is allowed */
 };
 
 /* Opens the image (checking header and, with trusted keys, its signature) and the data store. */

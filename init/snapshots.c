@@ -93,10 +93,9 @@ void init_failed_record(struct init_stores *st, const uint8_t id[SNAP_HASH_LEN],
 
 static void open_image(struct init_stores *st, const struct init_board *b)
 {
-	struct snap_pubkey keys[INIT_MAX_KEYS];
 	struct snap_image_info info;
 	char err[256], hex[SNAP_HEX_LEN + 1];
-	int nkeys = 0, rc;
+	int rc;
 
 	snprintf(st->image_path, sizeof(st->image_path), "%s", b->image);
 	rc = snap_image_open(b->image, &st->image, err, sizeof(err));
@@ -113,14 +112,7 @@ static void open_image(struct init_stores *st, const struct init_board *b)
 			      (unsigned long long)info.nrefs);
 		return;
 	}
-	for (int i = 0; i < b->ntrusted_keys; i++) {
-		rc = snap_key_load_pub(b->trusted_keys[i], &keys[nkeys]);
-		if (rc < 0)
-			init_log("trusted key %s: %s", b->trusted_keys[i], strerror(-rc));
-		else
-			nkeys++;
-	}
-	rc = snap_image_check_sig(st->image, keys, (size_t)nkeys);
+	rc = snap_image_check_sig(st->image, st->keys, (size_t)st->nkeys);
 	if (rc < 0) {
 		init_log("snapshot partition refused: %s", rc == -ENOKEY ? "not signed by a trusted key"
 										: "bad signature");
@@ -137,6 +129,21 @@ void init_stores_open(struct init_stores *st, const struct init_board *b)
 	int rc;
 
 	init_stores_close(st);
+	for (int i = 0; i < b->ntrusted_keys; i++) {
+		rc = snap_key_load_pub(b->trusted_keys[i], &st->keys[st->nkeys]);
+		if (rc < 0)
+			init_log("trusted key %s: %s", b->trusted_keys[i], strerror(-rc));
+		else
+			st->nkeys++;
+	}
+	st->insecure_unsigned = b->ntrusted_keys == 0 && b->insecure_unsigned;
+	if (b->ntrusted_keys == 0)
+		init_log(b->insecure_unsigned ?
+			 "insecure-unsigned = yes: no trusted keys, snapshots are started without any signature check" :
+			 "no trusted-key in board.conf: no sandbox will start (insecure-unsigned = yes allows unsigned snapshots)");
+	if (b->verify == INIT_VERIFY_MANIFEST)
+		init_log("verify = manifest: manifests and state blobs are re-hashed, guest memory chunks are mapped "
+			 "without re-hashing");
 	if (b->image[0])
 		open_image(st, b);
 	else
@@ -322,6 +329,30 @@ static int verify_object(void *arg, const uint8_t id[SNAP_HASH_LEN])
 	return rc;
 }
 
+/*
+ * Who vouches for a candidate: a data-store manifest needs its own signature by a trusted key
+ * (a ref anyone planted on the data partition is not enough); an image manifest is vouched for
+ * by the image signature checked at open (it covers the index, and the index every manifest's
+ * hash). Without trusted keys nothing starts unless the board says insecure-unsigned = yes.
+ */
+static int check_signed(struct init_stores *st, const struct init_cand *c, const struct snap_source *src)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if (st->nkeys == 0)
+		return st->insecure_unsigned ? 0 : -EPERM;
+	if (c->in_image)
+		return 0;
+	rc = snap_source_read(src, SNAP_KIND_MANIFEST, c->id, &buf, &len);
+	if (rc < 0)
+		return rc;
+	rc = snap_manifest_verify(buf, len, st->keys, (size_t)st->nkeys);
+	free(buf);
+	return rc;
+}
+
 int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what, size_t whatlen)
 {
 	struct snap_source src;
@@ -340,6 +371,14 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 		snap_store_source(st->data, &src);
 	}
 	snap_hex(c->id, hex);
+	rc = check_signed(st, c, &src);
+	if (rc < 0) {
+		snprintf(what, whatlen, "manifest %s: %s", hex,
+			 rc == -EPERM ? "no trusted keys on this board" :
+			 rc == -ENOKEY ? "not signed by a trusted key" :
+			 rc == -EKEYREJECTED ? "bad signature" : strerror(-rc));
+		return rc;
+	}
 	rc = read_manifest(&src, c->id, &m, err, sizeof(err));
 	if (rc < 0) {
 		snprintf(what, whatlen, "manifest %s: %s", hex, err);

@@ -14,7 +14,7 @@
  *   every process it started: kill(-pid, ...).
  * - Child -> PID 1 protocol on the ready pipe (fd 3 in the child): lines
  *   "restored", "healthy", and, from our own pre-exec verification,
- *   "corrupt WHAT".
+ *   "corrupt WHAT" or "refused WHAT" (a signature nobody trusted vouches for).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -154,6 +154,10 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 	{
 		int rc = init_verify_snapshot(&in->st, c, in->board.verify == INIT_VERIFY_FULL, what,
 					      sizeof(what));
+		if (rc == -ENOKEY || rc == -EKEYREJECTED || rc == -EPERM) {
+			dprintf(READY_FD, "refused %s\n", what);
+			_exit(1);
+		}
 		if (rc < 0) {
 			dprintf(READY_FD, "corrupt %s (%s)\n", what, strerror(-rc));
 			_exit(1);
@@ -244,8 +248,16 @@ static int next_candidate(struct init *in, struct sandbox *s, int from)
 /* Starts a sandbox from its newest usable snapshot. */
 static void start(struct init *in, struct sandbox *s)
 {
-	int n = init_candidates(&in->st, s->conf.name, s->cands, INIT_MAX_CANDIDATES);
+	int n;
 
+	if (in->st.nkeys == 0 && !in->st.insecure_unsigned) {
+		/* nobody can vouch for any snapshot; recording failures would only poison the list */
+		init_log("sandbox %s: not started: no trusted keys (board.conf insecure-unsigned = yes allows unsigned snapshots)",
+			 s->conf.name);
+		s->st = SB_FAILED;
+		return;
+	}
+	n = init_candidates(&in->st, s->conf.name, s->cands, INIT_MAX_CANDIDATES);
 	s->restarts = 0;
 	s->last_resort = 0;
 	s->ncands = n > 0 ? n : 0;

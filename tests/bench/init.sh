@@ -52,6 +52,7 @@ run_init() { # N -> prints "MS COUNT RSS"
 	{
 		echo "data-dir = $T/data"
 		echo "verify = manifest"
+		echo "insecure-unsigned = yes"
 		echo "shutdown-timeout = 2"
 		for i in $(seq 0 $((n - 1))); do echo "sandbox.g$i.health-timeout = 0"; done
 	} > "$conf"

@@ -46,9 +46,10 @@ esac
 EOF
 chmod +x "$RUN/runner"
 
-board() { # board NAME [extra lines...]
+board() { # board NAME [extra lines...]: the stub runner; unsigned snapshots allowed unless a line names a trusted key
 	local f=$T/$1.conf; shift
 	{
+		case " $* " in *"trusted-key ="*) ;; *) echo "insecure-unsigned = yes" ;; esac
 		echo "runner = $RUN/runner"
 		echo "restart-backoff-ms = 50"
 		echo "shutdown-timeout = 2"
@@ -293,6 +294,23 @@ c=$(board unsigned "image = $T/snap.img" "trusted-key = $T/pub.pem")
 start_init "$c" "$T/unsigned.log"
 check "unsigned image with trusted keys: refused" wait_log "not signed by a trusted key" 3
 stop_init
+# A ref planted in the data store (unsigned manifest M3, all objects present): with trusted keys
+# it is refused in one line, and web comes up from the signed image (M2) instead.
+rm -f "$T/data/keel-init-failed"
+c=$(board planted "image = $T/signed.img" "data-dir = $T/data" "trusted-key = $T/pub.pem" "sandbox.web.health-timeout = 5")
+start_init "$c" "$T/planted.log"
+check "planted unsigned ref: refused, saying why" wait_log "refused manifest $M3: not signed by a trusted key" 5
+check "planted unsigned ref: web starts from the signed image instead" wait_log "sandbox web healthy ($(short "$M2")" 5
+check "planted unsigned ref: never launched" sh -c '! grep -q "store $0" "$1"' "$M3" "$RUN/launches"
+stop_init
+rm -f "$T/data/keel-init-failed"
+# No trusted keys: nothing starts, one line says why; insecure-unsigned = yes is the lab's way round.
+printf 'runner = %s\nimage = %s\nshutdown-timeout = 2\nsandbox.web.health-timeout = 5\n' "$RUN/runner" "$T/snap.img" > "$T/nokeys.conf"
+start_init "$T/nokeys.conf" "$T/nokeys.log"
+check "no trusted keys: says no sandbox will start" wait_log "no trusted-key in board.conf: no sandbox will start" 3
+check "no trusted keys: web not started" wait_log "sandbox web: not started: no trusted keys" 3
+check "no trusted keys: nothing launched" sh -c '[ ! -s "$0" ]' "$RUN/launches"
+stop_init
 
 # 14. The update listener runs in a child of init: a pushed, signed snapshot moves the sandbox onto it.
 if [ ! -c /dev/net/tun ] || ! unshare -n true 2>/dev/null; then
@@ -324,7 +342,7 @@ check "listener: started by init and ready" wait_log "listener ready on 10.88.7.
 inn() { nsenter -t "$KPID" -n "$@"; }
 inn ip link set lo up
 inn ip addr add 10.88.7.1/24 dev "$tap" && inn ip link set "$tap" up
-wait_log "sandbox web healthy ($(short "$M3")" 5
+wait_log "sandbox web healthy ($(short "$M2")" 5   # M3 in the data store is unsigned: refused
 check "listener: push of a signed snapshot is accepted" sh -c \
 	"[ \"\$(nsenter -t $KPID -n '$K' push --to 10.88.7.2:7070 '$T/m4.pack' 2>/dev/null)\" = 'ok $M4' ]"
 check "listener: init restarts web onto the pushed snapshot" wait_log "sandbox web healthy ($(short "$M4")" 5
