@@ -197,6 +197,20 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 		fail "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)" \
 			"$(grep -E 'keel-init|heartbeat' "$c2" | tail -n 5 | tr '\n' ' ')"
 	fi
+	# 3b. The version record survived the reboot: a demo signed with the trusted key but older
+	# (created 1000) than the pushed v2 is refused, and demo keeps running v2.
+	R=$T_TMP/replay
+	mkdir -p "$R" && "$KEEL" store init "$R/s" >/dev/null && head -c 8192 /dev/urandom > "$R/mem"
+	old=$("$KEEL" manifest create --store "$R/s" --name demo --memory-file "$R/mem" --chunk 4096 --created 1000 \
+		--sign "$A/keys/dev.key.pem")
+	"$KEEL" pack send --store "$R/s" --manifest "$old" > "$R/old.pack"
+	"$KEEL" push --to "127.0.0.1:$port" "$R/old.pack" > "$R/push.out" 2>&1
+	if grep -q "^error .*demo version 1000 .*not newer than version" "$R/push.out" &&
+	   ! grep -q "ref demo -> $old" "$c2"; then
+		pass "anti-rollback after a reboot: an older signed demo is refused ($(grep -m1 "^error" "$R/push.out" | cut -c1-160))"
+	else
+		fail "anti-rollback after a reboot: an older signed demo is refused" "$(head -c 300 "$R/push.out" | tr '\n' ' ')"
+	fi
 	# 4. Push v3 (never healthy): after the health timeout keel rolls back and a heartbeat resumes.
 	v3id=$(sed -n 's/^v3-manifest \([0-9a-f]\{64\}\)$/\1/p' "$T_TMP/v2.log" | tail -n 1)
 	v3size=$(sed -n 's/^v3-pack-size \([0-9]*\)$/\1/p' "$T_TMP/v2.log" | tail -n 1)
