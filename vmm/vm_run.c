@@ -200,25 +200,17 @@ static int vcpu_stuck(struct vmm_vcpu *c)
 	return 2;
 }
 
-static void kick_all(struct vmm *vm);
-
 /* Parks every vCPU, looks, lets them go on: 1 when none of them can ever run again. */
 static int guest_dead(struct vmm *vm)
 {
-	int i, halted = 0, dead = 1;
+	int i, halted = 0, dead = 1, busy;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->pause_req || vm->event != VMM_EV_NONE || vm->running < vm->nvcpus) {
-		pthread_mutex_unlock(&vm->lock);
+	busy = vm->pause_req || vm->event != VMM_EV_NONE || vm->running < vm->nvcpus;
+	pthread_mutex_unlock(&vm->lock);
+	if (busy)
 		return 0;
-	}
-	vm->pause_req = 1;
-	pthread_mutex_unlock(&vm->lock);
-	kick_all(vm);
-	pthread_mutex_lock(&vm->lock);
-	while (vm->paused < vm->running)
-		pthread_cond_wait(&vm->cond, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
+	vmm_pause_all(vm);
 	for (i = 0; i < vm->nvcpus && dead; i++) {
 		int st = vcpu_stuck(&vm->vcpu[i]);
 
