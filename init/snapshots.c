@@ -335,22 +335,13 @@ static int verify_object(void *arg, const uint8_t id[SNAP_HASH_LEN])
  * by the image signature checked at open (it covers the index, and the index every manifest's
  * hash). Without trusted keys nothing starts unless the board says insecure-unsigned = yes.
  */
-static int check_signed(struct init_stores *st, const struct init_cand *c, const struct snap_source *src)
+static int check_signed(const struct init_stores *st, const struct init_cand *c, const uint8_t *buf, size_t len)
 {
-	uint8_t *buf;
-	size_t len;
-	int rc;
-
 	if (st->nkeys == 0)
 		return st->insecure_unsigned ? 0 : -EPERM;
 	if (c->in_image)
 		return 0;
-	rc = snap_source_read(src, SNAP_KIND_MANIFEST, c->id, &buf, &len);
-	if (rc < 0)
-		return rc;
-	rc = snap_manifest_verify(buf, len, st->keys, (size_t)st->nkeys);
-	free(buf);
-	return rc;
+	return snap_manifest_verify(buf, len, st->keys, (size_t)st->nkeys);
 }
 
 int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what, size_t whatlen)
@@ -359,6 +350,8 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 	struct snap_manifest m;
 	struct verify_ctx v = { &src, what, whatlen };
 	char hex[SNAP_HEX_LEN + 1], err[200];
+	uint8_t *buf;
+	size_t len;
 	int rc;
 
 	if (c->in_image) {
@@ -371,15 +364,23 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 		snap_store_source(st->data, &src);
 	}
 	snap_hex(c->id, hex);
-	rc = check_signed(st, c, &src);
+	/* read (and re-hashed) once: the signature is checked on the bytes that are then parsed */
+	rc = snap_source_read(&src, SNAP_KIND_MANIFEST, c->id, &buf, &len);
 	if (rc < 0) {
+		snprintf(what, whatlen, "manifest %s: %s", hex, strerror(-rc));
+		return rc;
+	}
+	rc = check_signed(st, c, buf, len);
+	if (rc < 0) {
+		free(buf);
 		snprintf(what, whatlen, "manifest %s: %s", hex,
 			 rc == -EPERM ? "no trusted keys on this board" :
 			 rc == -ENOKEY ? "not signed by a trusted key" :
 			 rc == -EKEYREJECTED ? "bad signature" : strerror(-rc));
 		return rc;
 	}
-	rc = read_manifest(&src, c->id, &m, err, sizeof(err));
+	rc = snap_manifest_parse(buf, len, &m, err, sizeof(err));
+	free(buf);
 	if (rc < 0) {
 		snprintf(what, whatlen, "manifest %s: %s", hex, err);
 		return rc;

@@ -290,6 +290,18 @@ static uint32_t *cpuid_reg(struct kvm_cpuid_entry2 *e, int reg)
 	return reg == 0 ? &e->eax : reg == 1 ? &e->ebx : reg == 2 ? &e->ecx : &e->edx;
 }
 
+const struct vmm_cpuid_hide *vmm_cpuid_shows_hidden(const struct kvm_cpuid_entry2 *e)
+{
+	struct kvm_cpuid_entry2 x = *e;
+	size_t h;
+
+	for (h = 0; h < vmm_cpuid_nhidden; h++)
+		if (x.function == vmm_cpuid_hidden[h].leaf && (*cpuid_reg(&x, vmm_cpuid_hidden[h].reg) &
+							       vmm_cpuid_hidden[h].mask))
+			return &vmm_cpuid_hidden[h];
+	return NULL;
+}
+
 static void filter_cpuid(struct kvm_cpuid2 *c, int index, int nvcpus, int tsc_deadline)
 {
 	uint32_t i;

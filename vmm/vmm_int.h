@@ -284,6 +284,8 @@ struct vmm_cpuid_hide {
 };
 extern const struct vmm_cpuid_hide vmm_cpuid_hidden[];
 extern const size_t vmm_cpuid_nhidden;
+/* The first hidden feature entry e shows, or NULL. */
+const struct vmm_cpuid_hide *vmm_cpuid_shows_hidden(const struct kvm_cpuid_entry2 *e);
 int vmm_kvm_set_cpuid(struct vmm_vcpu *c, const struct kvm_cpuid2 *cpuid);
 int vmm_kvm_set_lint(struct vmm_vcpu *c);
 int vmm_kvm_longmode(struct vmm *vm, struct vmm_vcpu *c, uint64_t entry, uint64_t rsi);

@@ -356,17 +356,13 @@ static int in_list(const struct kvm_msr_list *l, uint32_t index)
 static int cpuid_hides_ok(struct rbuf *rd, const struct kvm_cpuid_entry2 *e, uint32_t n)
 {
 	uint32_t i;
-	size_t h;
 
 	for (i = 0; i < n; i++) {
-		for (h = 0; h < vmm_cpuid_nhidden; h++) {
-			const struct vmm_cpuid_hide *x = &vmm_cpuid_hidden[h];
-			uint32_t v = x->reg == 0 ? e[i].eax : x->reg == 1 ? e[i].ebx : x->reg == 2 ? e[i].ecx : e[i].edx;
+		const struct vmm_cpuid_hide *x = vmm_cpuid_shows_hidden(&e[i]);
 
-			if (e[i].function == x->leaf && (v & x->mask))
-				return r_fail(rd, "vCPU blob: CPUID exposes %s (leaf 0x%x), which keel hides from guests",
-					      x->what, x->leaf);
-		}
+		if (x)
+			return r_fail(rd, "vCPU blob: CPUID exposes %s (leaf 0x%x), which keel hides from guests",
+				      x->what, x->leaf);
 	}
 	return 0;
 }

@@ -25,7 +25,9 @@ static struct vmm *vm;
 static int setup(void)
 {
 	static const char *const names[2] = { "/tmp/keel-fuzz-bus-rw-XXXXXX", "/tmp/keel-fuzz-bus-ro-XXXXXX" };
-	int i;
+	struct vmm_config cfg = { .ndisks = 2, .rng = 1 };
+	char paths[2][64], err[256];
+	int i, r;
 
 	vm = vmm_alloc();
 	if (!vm)
@@ -35,28 +37,21 @@ static int setup(void)
 	if (!vm->mem)
 		return -1;
 	for (i = 0; i < 2; i++) {
-		char path[64];
 		int fd;
 
-		strcpy(path, names[i]);
-		fd = mkstemp(path);
+		strcpy(paths[i], names[i]);
+		fd = mkstemp(paths[i]);
 		if (fd < 0 || ftruncate(fd, 64 * 1024) < 0)
 			return -1;
 		close(fd);
-		if (vmm_virtio_blk_init(&vm->virtio[i], path, i) < 0)
-			return -1;
-		unlink(path);   /* the device keeps its fd */
+		cfg.disks[i].path = paths[i];
+		cfg.disks[i].ro = i;
 	}
-	vm->virtio[2].fd = -1;
-	vm->virtio[2].device_id = VMM_VIRTIO_RNG;
-	vm->virtio[2].nqueues = 1;
-	vm->virtio[2].features = 1ULL << 32;
-	vm->nvirtio = NDEV;
-	for (i = 0; i < NDEV; i++) {
-		vm->virtio[i].base = VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE;
-		vm->virtio[i].irq = VMM_MMIO_IRQ0 + (uint32_t)i;
-	}
-	return 0;
+	/* the devices as `keel vm run --disk RW --disk RO,ro --rng` places them */
+	r = vmm_add_devices(vm, &cfg, err, sizeof(err));
+	for (i = 0; i < 2; i++)
+		unlink(paths[i]);   /* the devices keep their fds */
+	return r < 0 || vm->nvirtio != NDEV ? -1 : 0;
 }
 
 struct in {

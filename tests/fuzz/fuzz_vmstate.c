@@ -69,19 +69,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		struct vmm_vcpu_state st;
 		uint32_t i;
-		size_t h;
 
 		r = vmm_vcpu_state_parse(data + 1, size - 1, xsave_bytes, msrs, &st, err, sizeof(err));
 		if (r == 0) {
 			for (i = 0; i < st.cpuid->nent; i++)
-				for (h = 0; h < vmm_cpuid_nhidden; h++) {
-					const struct kvm_cpuid_entry2 *e = &st.cpuid->entries[i];
-					const struct vmm_cpuid_hide *x = &vmm_cpuid_hidden[h];
-					uint32_t v = x->reg == 0 ? e->eax : x->reg == 1 ? e->ebx : x->reg == 2 ? e->ecx : e->edx;
-
-					if (e->function == x->leaf && (v & x->mask))
-						abort();
-				}
+				if (vmm_cpuid_shows_hidden(&st.cpuid->entries[i]))
+					abort();
 			vmm_vcpu_state_free(&st);
 		}
 		break;
