@@ -114,8 +114,7 @@ static void open_image(struct init_stores *st, const struct init_board *b)
 	}
 	rc = snap_image_check_sig(st->image, st->keys, (size_t)st->nkeys);
 	if (rc < 0) {
-		init_log("snapshot partition refused: %s", rc == -ENOKEY ? "not signed by a trusted key"
-										: "bad signature");
+		init_log("snapshot partition refused: %s", snap_sig_strerror(rc));
 		snap_image_close(st->image);
 		st->image = NULL;
 		return;
@@ -374,9 +373,7 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 	if (rc < 0) {
 		free(buf);
 		snprintf(what, whatlen, "manifest %s: %s", hex,
-			 rc == -EPERM ? "no trusted keys on this board" :
-			 rc == -ENOKEY ? "not signed by a trusted key" :
-			 rc == -EKEYREJECTED ? "bad signature" : strerror(-rc));
+			 rc == -EPERM ? "no trusted keys on this board" : snap_sig_strerror(rc));
 		return rc;
 	}
 	rc = snap_manifest_parse(buf, len, &m, err, sizeof(err));

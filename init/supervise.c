@@ -154,7 +154,7 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 	{
 		int rc = init_verify_snapshot(&in->st, c, in->board.verify == INIT_VERIFY_FULL, what,
 					      sizeof(what));
-		if (rc == -ENOKEY || rc == -EKEYREJECTED || rc == -EPERM) {
+		if (rc == -ENOKEY || rc == -EKEYREJECTED || rc == -EDOM || rc == -EPERM) {
 			dprintf(READY_FD, "refused %s\n", what);
 			_exit(1);
 		}

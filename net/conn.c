@@ -239,8 +239,7 @@ static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
 	if (r < 0) {
 		free(buf);
 		conn_reply(c, "error manifest %s not activated: %s", hex,
-			   r == -ENOKEY ? (cfg->nkeys ? "not signed by a trusted key" : "no trusted keys configured")
-			   : r == -EKEYREJECTED ? "bad signature" : "unparsable");
+			   r == -ENOKEY && !cfg->nkeys ? "no trusted keys configured" : snap_sig_strerror(r));
 		return;
 	}
 	r = snap_manifest_parse(buf, len, &m, err, sizeof(err));

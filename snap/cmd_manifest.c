@@ -239,10 +239,8 @@ static int do_verify(int argc, char **argv)
 	r = snap_manifest_verify(t.buf, t.len, keys, nkeys);
 	if (r == -ENOKEY)
 		ret = cli_error(CMD, "%s: not signed by any of the given keys", t.arg);
-	else if (r == -EKEYREJECTED)
-		ret = cli_error(CMD, "%s: bad signature", t.arg);
 	else if (r < 0)
-		ret = cli_error(CMD, "%s: does not parse as a manifest", t.arg);
+		ret = cli_error(CMD, "%s: %s", t.arg, snap_sig_strerror(r));
 out:
 	target_free(&t);
 	return ret;

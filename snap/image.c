@@ -486,7 +486,7 @@ int snap_image_check_sig(const struct snap_image *img, const struct snap_pubkey 
 		if (memcmp(keys[i].id, img->sig, SNAP_HASH_LEN))
 			continue;
 		region_hash(img, SNAP_IMAGE_HEADER_BYTES, sum, sha);
-		return snap_verify_digest(&keys[i], sha, img->sig + SNAP_HASH_LEN) ? -EKEYREJECTED : 0;
+		return snap_verify_digest(&keys[i], sha, img->sig + SNAP_HASH_LEN);
 	}
 	return -ENOKEY;
 }
@@ -689,6 +689,59 @@ static int ref_cb(void *arg, const char *name, const uint8_t id[SNAP_HASH_LEN])
 	return add_ref(arg, name);
 }
 
+static int created_of(struct snap_source *src, const uint8_t id[SNAP_HASH_LEN], uint64_t *created)
+{
+	struct snap_manifest m;
+	uint8_t *buf;
+	size_t len;
+	char perr[160];
+	int rc = snap_source_read(src, SNAP_KIND_MANIFEST, id, &buf, &len);
+
+	if (rc < 0)
+		return rc;
+	rc = snap_manifest_parse(buf, len, &m, perr, sizeof(perr));
+	free(buf);
+	if (rc < 0)
+		return rc;
+	*created = m.created;
+	snap_manifest_free(&m);
+	return 0;
+}
+
+/*
+ * An image built on top of another must not take a sandbox back: each ref it moves must point
+ * at a newer manifest (by `created`, as on every other path that activates) than the parent's,
+ * and an explicit generation must be above the parent's.
+ */
+static int check_not_older(struct build *b, struct snap_source *psrc)
+{
+	struct snap_image_info pi;
+
+	snap_image_get_info(b->o->parent, &pi);
+	if (b->o->generation && b->o->generation <= pi.generation)
+		return fail(b->err, b->errlen, -ESTALE, "generation %llu is not above the parent image's %llu",
+			    (unsigned long long)b->o->generation, (unsigned long long)pi.generation);
+	for (size_t i = 0; i < b->nrefs; i++) {
+		const char *name = (const char *)b->table + i * TABLE_ENTRY;
+		const uint8_t *id = b->table + i * TABLE_ENTRY + SNAP_NAME_MAX;
+		uint8_t pid[SNAP_HASH_LEN];
+		uint64_t c, pc;
+		char nm[SNAP_NAME_MAX + 1];
+		int rc;
+
+		snprintf(nm, sizeof(nm), "%.*s", SNAP_NAME_MAX, name);
+		if (psrc->ref(psrc->ctx, nm, pid) < 0 || !memcmp(id, pid, SNAP_HASH_LEN))
+			continue;
+		if ((rc = created_of(&b->src, id, &c)) < 0 || (rc = created_of(psrc, pid, &pc)) < 0)
+			return fail(b->err, b->errlen, rc, "ref '%s': manifest unreadable: %s", nm, strerror(-rc));
+		if (c <= pc)
+			return fail(b->err, b->errlen, -ESTALE, "ref '%s': version %llu (created) is not newer than "
+				    "version %llu in the parent image: refused as a downgrade", nm,
+				    (unsigned long long)c, (unsigned long long)pc);
+	}
+	return 0;
+}
+
 static int item_qcmp(const void *a, const void *b)
 {
 	return entry_cmp(((const struct item *)a)->e, ((const struct item *)b)->e);
@@ -772,8 +825,11 @@ int snap_image_build(const struct snap_image_build_opts *o, char *err, size_t er
 			goto out;
 		}
 	qsort(b.items, b.n, sizeof(*b.items), item_qcmp);
-	if (o->parent)
+	if (o->parent) {
 		snap_image_source(o->parent, &psrc);
+		if ((rc = check_not_older(&b, &psrc)) < 0)
+			goto out;
+	}
 	/* Dedupe; a thin image leaves out what its parent holds. */
 	for (size_t i = 0; i < b.n; i++) {
 		int pfd;

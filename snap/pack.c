@@ -312,9 +312,7 @@ int snap_pack_rx_finish(struct snap_pack_rx *rx, int *has_manifest, uint8_t mani
 	if (rx->lim.nkeys) {
 		r = snap_manifest_verify(rx->manifest, rx->manifest_len, rx->lim.keys, rx->lim.nkeys);
 		if (r < 0)
-			return rx_fail(rx, r, rx->rec_off, "manifest %s: %s", hex,
-				       r == -ENOKEY ? "not signed by a trusted key"
-				       : r == -EKEYREJECTED ? "bad signature" : "does not parse");
+			return rx_fail(rx, r, rx->rec_off, "manifest %s: %s", hex, snap_sig_strerror(r));
 	}
 	r = snap_store_put_manifest(rx->store, rx->manifest, rx->manifest_len, id, err, sizeof(err));
 	if (r < 0)

@@ -358,7 +358,7 @@ int snap_verify_digest(const struct snap_pubkey *k, const uint8_t digest[32], co
 	br_ec_public_key pk = { BR_EC_secp256r1, (unsigned char *)k->q, 65 };
 
 	if (!s_is_low(sig + 32))
-		return -EKEYREJECTED;   /* the malleable twin of a low-s signature */
+		return -EDOM;   /* the malleable twin of a low-s signature */
 	return br_ecdsa_i31_vrfy_raw(&br_ec_p256_m31, digest, 32, &pk, sig, SNAP_SIG_LEN) == 1 ? 0 : -EKEYREJECTED;
 }
 
@@ -404,6 +404,24 @@ int snap_manifest_sign(const void *buf, size_t len, const struct snap_privkey *k
 out_free:
 	snap_manifest_free(&m);
 	return r;
+}
+
+const char *snap_sig_strerror(int r)
+{
+	switch (r) {
+	case 0:
+		return "signed by a trusted key";
+	case -ENOKEY:
+		return "not signed by a trusted key";
+	case -EKEYREJECTED:
+		return "bad signature";
+	case -EDOM:
+		return "high-s signature (the malleable twin of a signed one: only s <= n/2 is accepted)";
+	case -EINVAL:
+		return "does not parse";
+	default:
+		return strerror(-r);
+	}
 }
 
 int snap_manifest_verify(const void *buf, size_t len, const struct snap_pubkey *keys, size_t nkeys)

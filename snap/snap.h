@@ -287,7 +287,8 @@ int snap_key_load_priv(const char *path, struct snap_privkey *k);
 int snap_key_generate(struct snap_privkey *k);
 int snap_key_save_priv(const char *path, const struct snap_privkey *k);
 int snap_key_save_pub(const char *path, const struct snap_pubkey *k);
-/* Raw signature (r||s) over a 32-byte digest; verify returns 0 or -EKEYREJECTED. */
+/* Raw signature (r||s) over a 32-byte digest, always low-s; verify returns 0, -EKEYREJECTED,
+ * or -EDOM for s > n/2 (the malleable twin of a valid signature, refused). */
 int snap_sign_digest(const struct snap_privkey *k, const uint8_t digest[32], uint8_t sig[SNAP_SIG_LEN]);
 int snap_verify_digest(const struct snap_pubkey *k, const uint8_t digest[32], const uint8_t sig[SNAP_SIG_LEN]);
 
@@ -299,9 +300,11 @@ int snap_manifest_sign(const void *buf, size_t len, const struct snap_privkey *k
 		       size_t *outlen);
 /*
  * 0 when buf parses and is signed by one of keys; -ENOKEY unsigned or no
- * key with its KEYID, -EKEYREJECTED bad signature, -EINVAL unparsable.
+ * key with its KEYID, -EKEYREJECTED bad signature, -EDOM high-s, -EINVAL unparsable.
  */
 int snap_manifest_verify(const void *buf, size_t len, const struct snap_pubkey *keys, size_t nkeys);
+/* What a verify result means, in words for an error line (the one mapping every caller uses). */
+const char *snap_sig_strerror(int r);
 
 /* ---- SNAPPACK 1 (snap/pack.c) -------------------------------------------- */
 

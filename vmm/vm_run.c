@@ -9,8 +9,9 @@
  * served (its state is only consistent after that) and returns EINTR without running the
  * guest. Only then does the thread count itself paused, so saved state is always complete.
  *
- * A guest that can never run again is found here, not read from its console: once a second the
- * main loop parks the vCPUs and looks at their state (guest_dead); every vCPU halted with
+ * A guest that can never run again is found here, not read from its console: when no vCPU has
+ * left KVM for user space for a whole second (a halted guest does no I/O), the main loop parks
+ * the vCPUs and looks at their state (guest_dead); every vCPU halted with
  * interrupts masked and nothing pending (or still waiting for a start-up IPI only such a vCPU
  * could send) is a stop. A console line that was lost or split can then no longer leave a
  * halted guest and a VMM that waits for ever.
@@ -250,6 +251,7 @@ static int handle_exit(struct vmm_vcpu *c)
 	struct vmm *vm = c->vm;
 	struct kvm_run *run = c->run;
 
+	__atomic_add_fetch(&vm->exits, 1, __ATOMIC_RELAXED);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO: {
 		uint8_t *p = (uint8_t *)run + run->io.data_offset;
@@ -504,6 +506,7 @@ int vmm_run_loop(struct vmm *vm)
 	uint8_t pending[64];
 	size_t npending = 0, poff = 0;
 	uint64_t next_check;
+	unsigned long seen_exits = 0;
 	int in_open = vm->in_fd >= 0;
 	int r;
 
@@ -540,8 +543,14 @@ int vmm_run_loop(struct vmm *vm)
 			return -errno;
 		now = vmm_now_ns();
 		if (now >= next_check) {
+			unsigned long exits = __atomic_load_n(&vm->exits, __ATOMIC_RELAXED);
+			int quiet = exits == seen_exits;
+
+			/* A guest doing I/O is alive: only a quiet one is worth parking (each look kicks
+			 * every vCPU out of KVM_RUN, which is not free, least of all nested). */
+			seen_exits = exits;
 			next_check = now + HALT_CHECK_NS;
-			if (guest_dead(vm)) {
+			if (quiet && guest_dead(vm)) {
 				if (vm->warn)
 					vm->warn(vm->warn_ctx, "every vCPU halted with interrupts off: the guest stopped");
 				vmm_raise_event(vm, VMM_EV_POWEROFF, "every vCPU halted with interrupts off");

@@ -236,6 +236,7 @@ struct vmm {
 	volatile int stop_req;
 	int paused;                   /* vCPUs parked */
 	int running;                  /* vCPU threads alive */
+	unsigned long exits;          /* exits served in user space (atomic): the halt check's hint */
 
 	int irqchip_first;
 	int pit_deferred;             /* restore: the PIT is created after the vCPUs start (kvm_x86_64.c) */

@@ -66,8 +66,20 @@ def der_int(b):
     return b'\x02' + bytes([len(b)]) + b
 body = der_int(sig[:32]) + der_int(sig[32:])
 open(sys.argv[2] + '/sig.der', 'wb').write(b'\x30' + bytes([len(body)]) + body)
+# The (r, n - s) twin: as valid for plain ECDSA (openssl), another manifest id.
+n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551
+hs = (n - int.from_bytes(sig[32:], 'big')).to_bytes(32, 'big')
+body = der_int(sig[:32]) + der_int(hs)
+open(sys.argv[2] + '/sig-high.der', 'wb').write(b'\x30' + bytes([len(body)]) + body)
+line = data[cut:].split(b' ')
+line[3] = (sig[:32] + hs).hex().encode() + b'\n'
+open(sys.argv[2] + '/signed-high', 'wb').write(data[:cut] + b' '.join(line))
 EOF
 		check "openssl verifies keel's signature" openssl dgst -sha256 -verify "$T_TMP/pub.pem" -signature "$T_TMP/sig.der" "$T_TMP/body"
+		check "openssl also accepts its high-s twin" openssl dgst -sha256 -verify "$T_TMP/pub.pem" -signature "$T_TMP/sig-high.der" "$T_TMP/body"
+		check_status "keel manifest verify refuses the high-s twin" 1 "$KEEL" manifest verify --key "$T_TMP/pub.pem" "$T_TMP/signed-high"
+		check "... in one line" one_line_error "$T_TMP/.err"
+		check "... saying why" grep -q "high-s\\|low-s\\|s > n/2" "$T_TMP/.err"
 	else
 		skip "openssl verifies keel's signature" "python3 is not installed (needed to re-encode r||s as DER)"
 	fi

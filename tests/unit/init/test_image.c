@@ -35,6 +35,7 @@ static int make_store(struct snap_store **out)
 	for (int i = 0; i < 2; i++) {
 		snap_manifest_init(&m);
 		snprintf(m.name, sizeof(m.name), "web");
+		m.created = 100 + 100 * (uint64_t)i;
 		m.memory_bytes = 8192;
 		m.chunk_bytes = 4096;
 		m.chunks = calloc(1, sizeof(*m.chunks));
@@ -256,6 +257,38 @@ TEST(image_flipped_object_byte_fails_its_hash_only)
 	CHECK_EQ(snap_source_check(&src, SNAP_KIND_OBJECT, obj_b), -EBADMSG);
 	CHECK_EQ(snap_source_check(&src, SNAP_KIND_OBJECT, obj_a), 0);
 	snap_image_close(img);
+	snap_store_close(s);
+}
+
+/* Attack: an image built on top of the one in the field that moves a ref back to an older manifest. */
+TEST(image_thin_child_cannot_take_a_ref_back)
+{
+	struct snap_store *s;
+	struct snap_image *parent;
+	struct snap_image_build_opts o;
+	char thin_path[700];
+
+	REQUIRE(make_store(&s) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/base.img", t_tmpdir());
+	snprintf(thin_path, sizeof(thin_path), "%s/old.img", t_tmpdir());
+	REQUIRE(build(s, NULL, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &parent, err, sizeof(err)) == 0);
+	REQUIRE(snap_store_ref_set(s, "web", man1) == 0);
+	CHECK_EQ(build(s, NULL, parent, thin_path), -ESTALE);
+	CHECK(strstr(err, "'web': version 100 (created) is not newer than version 200") != NULL);
+	CHECK(access(thin_path, F_OK) < 0);
+	/* The same ref again is no downgrade, but a generation not above the parent's is. */
+	REQUIRE(snap_store_ref_set(s, "web", man2) == 0);
+	memset(&o, 0, sizeof(o));
+	o.store = s;
+	o.parent = parent;
+	o.generation = 1;
+	o.out = thin_path;
+	CHECK_EQ(snap_image_build(&o, err, sizeof(err)), -ESTALE);
+	CHECK(strstr(err, "generation 1 is not above the parent image's 1") != NULL);
+	o.generation = 2;
+	CHECK_EQ(snap_image_build(&o, err, sizeof(err)), 0);
+	snap_image_close(parent);
 	snap_store_close(s);
 }
 
