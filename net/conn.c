@@ -30,11 +30,21 @@
  * - The pack parser writes synchronously, so the window follows the disk. It
  *   also keeps the disk reserve: a record that would eat into it is refused
  *   before a byte of it is staged.
+ * - Admission (no peer can starve the others; numbers in README "Listener
+ *   admission"): a slot is a connection that has not failed. Ranks: 0 said
+ *   nothing valid yet (or TLS handshake not done), 1 asked a valid `want?`,
+ *   2 streams a pack or completed TLS with a client certificate. When every
+ *   slot is taken, or the newcomer's source already holds all but one, the
+ *   oldest connection of the lowest rank below 2 (from that source first) is
+ *   evicted; only when every slot streams is the newcomer refused. Each
+ *   protocol line must be complete within LINE_MS of the previous one, a pack
+ *   must bring MIN_RATE bytes per RATE_MS window, and no connection lives
+ *   longer than LIFETIME_MS. Failed connections (result line sent, draining)
+ *   hold no slot; at most DRAIN_MAX of them wait, the oldest is reset first.
+ *   Half-open connections are bounded in front of lwIP (listen.c).
  * - New connections start at the lowest lwIP priority, so when lwIP runs out
  *   of PCBs it kills idle unproven ones first; a connection that sends a
  *   valid first line (or completes the TLS handshake) is raised to the top.
- *   At the stream limit a newcomer evicts the oldest unproven connection, or
- *   is refused when every slot holds a proven stream.
  * - After the result line the connection only drains: input is acked and
  *   dropped until the peer closes, so the peer reads the line instead of a
  *   reset (lwIP resets a close with unread data).
@@ -43,6 +53,11 @@
 enum { C_HEAD, C_WANT, C_PACK, C_DRAIN };
 
 #define DRAIN_MS 5000u
+#define DRAIN_MAX 16u
+#define LINE_MS 10000u
+#define RATE_MS 10000u
+#define MIN_RATE 4096u                /* bytes per second, averaged over RATE_MS */
+#define LIFETIME_MS (1800u * 1000u)
 #define OUT_MAX (NET_WANT_MAX + 512)
 #define STAGE_MAX (64 * 1024)
 
@@ -54,6 +69,10 @@ struct net_conn {
 	br_ssl_engine_context *eng;
 	int state;
 	int proven;
+	int rank;                     /* admission: 0 nothing valid yet, 1 asked want?, 2 streams / TLS-authenticated */
+	u32_t born_ms, line_ms;       /* accepted; end of the last protocol line */
+	u32_t win_ms;                 /* PACK: start of the current rate window */
+	uint64_t win_bytes;           /* app_bytes at win_ms */
 	int peer_eof;                 /* FIN seen */
 	int tx_shut;                  /* our FIN queued */
 	int tls_closing;
@@ -67,6 +86,7 @@ struct net_conn {
 	char line[SNAP_PACK_MAX_HEADER_BYTES];
 	size_t line_len;
 	int line_ready;
+	int sweep_wait;               /* a complete "SNAPPACK 1" line waits for the store sweep */
 	unsigned want_n, want_i;
 	struct snap_pack_rx *rx;
 	size_t out_len, out_off;
@@ -105,6 +125,7 @@ static void conn_free(struct net_conn *c)
 {
 	conn_unlink(c);
 	if (c->rx) {
+		c->srv->gc_due = 1;
 		snap_pack_rx_free(c->rx);
 		free(c->rx);
 	}
@@ -199,6 +220,7 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 		snap_pack_rx_free(c->rx);
 		free(c->rx);
 		c->rx = NULL;
+		c->srv->gc_due = 1;   /* whatever it filed that no ref reaches goes (listen.c) */
 	}
 	free(c->stage);
 	c->stage = NULL;
@@ -207,8 +229,10 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 	c->drain_ms = sys_now();
 }
 
-static void conn_prove(struct net_conn *c)
+static void conn_prove(struct net_conn *c, int rank)
 {
+	if (rank > c->rank)
+		c->rank = rank;
 	if (c->proven)
 		return;
 	c->proven = 1;
@@ -293,7 +317,8 @@ static void conn_pack_finish(struct net_conn *c)
 		return;
 	}
 	if (!has) {
-		conn_reply(c, "ok");
+		/* Objects alone move no ref: the sweep after the stream would take them again. */
+		conn_reply(c, "error the stream carries no manifest: nothing to activate, its objects are not kept");
 		return;
 	}
 	conn_activate(c, id);
@@ -313,7 +338,9 @@ static void head_line(struct net_conn *c)
 		struct snap_pack_limits lim;
 		int r;
 
-		conn_prove(c);
+		conn_prove(c, 2);
+		c->win_ms = sys_now();
+		c->win_bytes = c->app_bytes;
 		c->stage = malloc(STAGE_MAX);
 		if (!rx || !c->stage) {
 			free(rx);
@@ -346,7 +373,7 @@ static void head_line(struct net_conn *c)
 			conn_reply(c, "error bad want line (1..%d ids per round)", NET_WANT_MAX);
 			return;
 		}
-		conn_prove(c);
+		conn_prove(c, 1);
 		c->want_n = (unsigned)v;
 		c->want_i = 0;
 		c->state = C_WANT;
@@ -406,7 +433,14 @@ static size_t proto_input(struct net_conn *c, const uint8_t *p, size_t n)
 		if (c->line_ready) {
 			if (c->state == C_HEAD && c->out_len > c->out_off)
 				return used;
+			/* A new pack waits for the sweep of what the last ones left (listen.c collect()). */
+			c->sweep_wait = c->state == C_HEAD && c->pcb && c->srv->gc_due &&
+					c->line_len == sizeof(SNAP_WIRE_MAGIC) - 1 &&
+					!memcmp(c->line, SNAP_WIRE_MAGIC, c->line_len);
+			if (c->sweep_wait)
+				return used;
 			c->line_ready = 0;
+			c->line_ms = sys_now();
 			if (c->state == C_HEAD)
 				head_line(c);
 			else
@@ -615,7 +649,7 @@ static int tls_pump(struct net_conn *c)
 			}
 		}
 		if (st & BR_SSL_RECVAPP) {
-			conn_prove(c);
+			conn_prove(c, 2);   /* the handshake required a client certificate from the CA */
 			buf = br_ssl_engine_recvapp_buf(eng, &len);
 			if (c->state == C_DRAIN) {
 				br_ssl_engine_recvapp_ack(eng, len);
@@ -793,21 +827,88 @@ static err_t on_poll(void *arg, struct tcp_pcb *pcb)
 	}
 	if (now - c->last_ms > c->srv->idle_ms) {
 		net_log(c->srv, "%s: idle for %u s, dropped", c->peer, (unsigned)(c->srv->idle_ms / 1000));
-		conn_abort(c);
-		return ERR_ABRT;
+		goto drop;
+	}
+	if (c->state == C_DRAIN)
+		return conn_pump(c);
+	if (c->sweep_wait)
+		c->line_ms = c->last_ms = now;   /* it is keel that keeps this peer waiting */
+	if (now - c->born_ms > LIFETIME_MS) {
+		net_log(c->srv, "%s: open longer than the %u s lifetime, dropped", c->peer, LIFETIME_MS / 1000);
+		goto drop;
+	}
+	if ((c->state == C_HEAD || c->state == C_WANT) && now - c->line_ms > LINE_MS) {
+		net_log(c->srv, "%s: no complete line within %u s (line deadline), dropped", c->peer, LINE_MS / 1000);
+		goto drop;
+	}
+	if (c->state == C_PACK && now - c->win_ms >= RATE_MS) {
+		uint64_t got = c->app_bytes - c->win_bytes;
+
+		if (got < (uint64_t)MIN_RATE * (now - c->win_ms) / 1000) {
+			net_log(c->srv, "%s: too slow (%llu bytes in %u s, minimum %u bytes/s), dropped", c->peer,
+				(unsigned long long)got, (unsigned)((now - c->win_ms) / 1000), MIN_RATE);
+			goto drop;
+		}
+		c->win_ms = now;
+		c->win_bytes = c->app_bytes;
 	}
 	return conn_pump(c);
+drop:
+	c->srv->dropped++;
+	conn_abort(c);
+	return ERR_ABRT;
 }
 
-/* The oldest connection that has not yet sent a valid first line (NULL if none). */
-static struct net_conn *oldest_unproven(struct net_server *srv)
+static int same_source(const struct net_conn *c, const ip_addr_t *ip)
+{
+	return c->pcb && ip_addr_cmp(&c->pcb->remote_ip, ip);
+}
+
+/*
+ * The connection a newcomer may push out: the oldest of the lowest rank below 2, among those
+ * from ip (NULL: any source). NULL when every candidate streams.
+ */
+static struct net_conn *victim(struct net_server *srv, const ip_addr_t *ip)
 {
 	struct net_conn *v = NULL;
 
-	for (struct net_conn *c = srv->conns; c; c = c->next)
-		if (!c->proven && c->state != C_DRAIN)
+	for (struct net_conn *c = srv->conns; c; c = c->next)   /* newest first: the last match is the oldest */
+		if (c->state != C_DRAIN && c->rank < 2 && (!ip || same_source(c, ip)) && (!v || c->rank <= v->rank))
 			v = c;
 	return v;
+}
+
+/* Makes room for a newcomer from ip; 0, or -EBUSY when every slot (of its share) streams. */
+static int admit(struct net_server *srv, const ip_addr_t *ip)
+{
+	struct net_conn *oldest_drain = NULL, *v;
+	unsigned active = 0, same = 0, draining = 0;
+	unsigned share = srv->max_streams > 1 ? srv->max_streams - 1 : 1;
+
+	for (struct net_conn *c = srv->conns; c; c = c->next) {
+		if (c->state == C_DRAIN) {
+			draining++;
+			oldest_drain = c;
+			continue;
+		}
+		active++;
+		same += same_source(c, ip);
+	}
+	if (draining >= DRAIN_MAX)
+		conn_abort(oldest_drain);
+	if (same >= share)
+		v = victim(srv, ip);
+	else if (active >= srv->max_streams)
+		v = victim(srv, NULL);
+	else
+		return 0;
+	if (!v)
+		return -EBUSY;
+	net_log(srv, "%s: evicted (%s) for a new connection", v->peer,
+		v->rank ? "asked want? but sent no pack" : "nothing valid yet");
+	srv->evicted++;
+	conn_abort(v);
+	return 0;
 }
 
 int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb)
@@ -815,22 +916,15 @@ int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb)
 	struct net_conn *c;
 	char ip[IPADDR_STRLEN_MAX];
 
-	if (srv->nconns >= srv->max_streams) {
-		struct net_conn *v = oldest_unproven(srv);
+	if (admit(srv, &pcb->remote_ip) < 0) {
+		static const char busy[] = "error busy: all update slots hold streams\n";
 
-		if (!v) {
-			static const char busy[] = "error busy: all update slots hold streams\n";
-
-			srv->refused++;
-			/* A plain peer learns why; a TLS peer just sees the reset. */
-			if (!srv->creds && tcp_write(pcb, busy, sizeof(busy) - 1, 0) == ERR_OK &&
-			    tcp_close(pcb) == ERR_OK)
-				return ERR_OK;
-			tcp_abort(pcb);
-			return ERR_ABRT;
-		}
-		srv->evicted++;
-		conn_abort(v);
+		srv->refused++;
+		/* A plain peer learns why; a TLS peer just sees the reset. */
+		if (!srv->creds && tcp_write(pcb, busy, sizeof(busy) - 1, 0) == ERR_OK && tcp_close(pcb) == ERR_OK)
+			return ERR_OK;
+		tcp_abort(pcb);
+		return ERR_ABRT;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -844,7 +938,7 @@ int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb)
 	}
 	c->srv = srv;
 	c->pcb = pcb;
-	c->last_ms = sys_now();
+	c->last_ms = c->born_ms = c->line_ms = sys_now();
 	ipaddr_ntoa_r(&pcb->remote_ip, ip, sizeof(ip));
 	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, pcb->remote_port);
 	c->next = srv->conns;
@@ -866,6 +960,19 @@ refuse:
 	srv->refused++;
 	tcp_abort(pcb);
 	return ERR_ABRT;
+}
+
+void net_conn_resume(struct net_server *srv)
+{
+	struct net_conn *c = srv->conns, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->sweep_wait) {
+			c->sweep_wait = 0;
+			conn_pump(c);   /* may free c (next was taken first) */
+		}
+	}
 }
 
 void net_conn_abort_all(struct net_server *srv)

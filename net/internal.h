@@ -19,6 +19,10 @@ struct net_link {
 	size_t buflen;
 	struct netif netif;
 	uint64_t rx_frames, rx_bytes, rx_dropped, rx_bad_csum, tx_frames, tx_errors;
+	/* Sees every IPv4 TCP SYN (without ACK) before lwIP does: 0 drops it (listen.c). */
+	int (*syn_gate)(void *arg, uint32_t src_ip, uint16_t dst_port);
+	void *gate_arg;
+	uint64_t rx_syn_dropped;
 };
 
 /* Opens IFNAME (or "tap:NAME") and reads its MAC and MTU; 0 or -errno. */
@@ -86,7 +90,10 @@ struct net_server {
 	unsigned nconns, max_streams;
 	uint32_t idle_ms;
 	uint64_t max_stream_bytes, reserve_bytes;
-	uint64_t accepted, refused, evicted, filed, failed;
+	uint64_t accepted, refused, evicted, dropped, filed, failed;
+	uint64_t syn_evicted, syn_refused;
+	int gc_due;                      /* a pack stream ended: collect what no ref reaches (listen.c) */
+	uint64_t collected, collected_bytes;  /* half-open connections reset / SYNs dropped (listen.c) */
 };
 
 /* Accept callback's work: takes pcb or refuses it; returns lwIP's err_t. */
@@ -97,6 +104,8 @@ void net_conn_detached_input(struct net_conn *c, const uint8_t *p, size_t n);
 void net_conn_detached_eof(struct net_conn *c);
 size_t net_conn_detached_output(struct net_conn *c, char *buf, size_t cap);
 void net_conn_detached_free(struct net_conn *c);
+/* Lets the pack streams that waited for the store sweep go on. */
+void net_conn_resume(struct net_server *srv);
 /* Aborts every connection (listener shutdown). */
 void net_conn_abort_all(struct net_server *srv);
 /* printf-style line to the configured log hook. */

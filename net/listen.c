@@ -8,6 +8,8 @@
 #include "keel_config.h"
 #include "lwip/dhcp.h"
 #include "lwip/ip_addr.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "net/internal.h"
@@ -15,6 +17,18 @@
 #include "snap/snap.h"
 
 #if CONFIG_NET
+
+/*
+ * Half-open connections are bounded in front of lwIP: its listener drops every SYN while
+ * BACKLOG connections are half-open, and a spoofed SYN's half-open connection lives until its
+ * SYN-ACK retries run out (about 20 s), so 32 forged frames used to lock the port. Now a source
+ * may hold HALF_OPEN_PER_SOURCE of them (more SYNs from it are dropped), and at HALF_OPEN_MAX
+ * the oldest is reset to make room: a real client completes its handshake in one round trip,
+ * so a flood would have to send HALF_OPEN_MAX SYNs within that round trip to push it out.
+ */
+#define BACKLOG 32
+#define HALF_OPEN_MAX 24
+#define HALF_OPEN_PER_SOURCE 4
 
 void net_config_defaults(struct net_config *c)
 {
@@ -78,9 +92,66 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	return (err_t)net_conn_accept(arg, pcb);
 }
 
+static int syn_gate(void *arg, uint32_t src, uint16_t port)
+{
+	struct net_server *srv = arg;
+	struct tcp_pcb *oldest = NULL;
+	unsigned total = 0, same = 0;
+
+	if (port != srv->cfg->port)
+		return 1;   /* lwIP answers with a reset */
+	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next) {
+		if (p->state != SYN_RCVD || p->local_port != port)
+			continue;
+		total++;
+		if (IP_IS_V4(&p->remote_ip) && ip4_addr_get_u32(ip_2_ip4(&p->remote_ip)) == lwip_htonl(src))
+			same++;
+		if (!oldest || (u32_t)(tcp_ticks - p->tmr) >= (u32_t)(tcp_ticks - oldest->tmr))
+			oldest = p;
+	}
+	if (same >= HALF_OPEN_PER_SOURCE) {
+		srv->syn_refused++;
+		return 0;
+	}
+	if (total >= HALF_OPEN_MAX && oldest) {
+		srv->syn_evicted++;
+		tcp_abort(oldest);
+	}
+	return 1;
+}
+
 static uint32_t prefix_mask(unsigned prefix)
 {
 	return prefix ? 0xffffffffu << (32 - prefix) : 0;
+}
+
+/*
+ * Junk cannot pile up: objects are filed as they verify, before the manifest that would use
+ * them (manifest-last), so a peer could push correctly hashed junk until only the disk reserve
+ * is left. After every pack stream (and once at start, for what a power cut left) the store is
+ * swept of what no ref reaches; the sweep waits (-EBUSY) while any stream, here or a
+ * `keel pack receive`, holds the store, so nothing on its way to a ref is taken. New pack
+ * streams wait for a due sweep (conn.c sweep_wait), so overlapping streams cannot put it off
+ * for ever: junk never outlives the streams that brought it.
+ */
+static void collect(struct net_server *srv)
+{
+	uint64_t bytes = 0;
+	int r = snap_store_gc(srv->store, &bytes);
+
+	if (r == -EBUSY)
+		return;
+	srv->gc_due = 0;
+	net_conn_resume(srv);
+	if (r < 0) {
+		net_log(srv, "store sweep: %s", strerror(-r));
+		return;
+	}
+	if (r > 0) {
+		srv->collected += (uint64_t)r;
+		srv->collected_bytes += bytes;
+		net_log(srv, "store sweep: removed %d files no ref reaches (%llu bytes)", r, (unsigned long long)bytes);
+	}
 }
 
 /* The loop proper: returns 0 when stop_fd fired, -errno when the link died. */
@@ -88,6 +159,7 @@ static int serve(struct net_server *srv, struct net_link *link)
 {
 	const struct net_config *cfg = srv->cfg;
 	int announced = 0;
+	u32_t gc_tried = sys_now() - 1000;
 
 	for (;;) {
 		struct pollfd pfd[2] = { { link->fd, POLLIN, 0 }, { cfg->stop_fd, POLLIN, 0 } };
@@ -118,6 +190,10 @@ static int serve(struct net_server *srv, struct net_link *link)
 				return n;
 		}
 		sys_check_timeouts();
+		if (srv->gc_due && sys_now() - gc_tried >= 100) {
+			gc_tried = sys_now();
+			collect(srv);
+		}
 	}
 }
 
@@ -174,19 +250,24 @@ int net_listen(const struct net_config *cfg)
 		r = -EADDRINUSE;
 		goto out_dhcp;
 	}
-	srv.lpcb = tcp_listen_with_backlog(srv.lpcb, 32);
+	srv.lpcb = tcp_listen_with_backlog(srv.lpcb, BACKLOG);
 	if (!srv.lpcb) {
 		r = -ENOMEM;
 		goto out_dhcp;
 	}
 	tcp_arg(srv.lpcb, &srv);
 	tcp_accept(srv.lpcb, on_accept);
+	link.syn_gate = syn_gate;
+	link.gate_arg = &srv;
+	srv.gc_due = 1;
 
 	r = serve(&srv, &link);
-	net_log(&srv, "stopping: %llu accepted, %llu filed, %llu failed, %llu refused, %llu evicted; "
+	net_log(&srv, "stopping: %llu accepted, %llu filed, %llu failed, %llu refused, %llu evicted, "
+		"%llu dropped (slow, stalled or too old); half-open: %llu reset, %llu SYNs refused; "
 		"link rx %llu frames (%llu dropped, %llu bad checksum), tx %llu (%llu errors)",
 		(unsigned long long)srv.accepted, (unsigned long long)srv.filed, (unsigned long long)srv.failed,
-		(unsigned long long)srv.refused, (unsigned long long)srv.evicted,
+		(unsigned long long)srv.refused, (unsigned long long)srv.evicted, (unsigned long long)srv.dropped,
+		(unsigned long long)srv.syn_evicted, (unsigned long long)srv.syn_refused,
 		(unsigned long long)link.rx_frames, (unsigned long long)link.rx_dropped,
 		(unsigned long long)link.rx_bad_csum, (unsigned long long)link.tx_frames,
 		(unsigned long long)link.tx_errors);

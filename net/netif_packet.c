@@ -357,6 +357,18 @@ static void link_input(struct net_link *l, size_t len, unsigned status)
 		l->rx_dropped++;
 		return;
 	}
+	if (type == 0x0800 && l->syn_gate && len >= 14 + 20 && f[23] == 6) {
+		size_t ihl = (size_t)(f[14] & 0x0f) * 4;
+		const uint8_t *t = f + 14 + ihl;
+
+		/* An unfragmented TCP segment with SYN and without ACK: a connection attempt. */
+		if (ihl >= 20 && len >= 14 + ihl + 20 && !(f[20] & 0x3f) && !f[21] && (t[13] & 0x12) == 0x02 &&
+		    !l->syn_gate(l->gate_arg, (uint32_t)f[26] << 24 | (uint32_t)f[27] << 16 | (uint32_t)f[28] << 8 | f[29],
+				 (uint16_t)(t[2] << 8 | t[3]))) {
+			l->rx_syn_dropped++;
+			return;
+		}
+	}
 	p = pbuf_alloc(PBUF_RAW, (u16_t)(len - skip), PBUF_POOL);
 	if (!p) {
 		l->rx_dropped++;
