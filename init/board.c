@@ -248,6 +248,10 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return bad(err, errlen, line, "insecure-unsigned: 'yes' or 'no'");
 		b->insecure_unsigned = !strcmp(v, "yes");
+	} else if (!strcmp(key, "listener-plaintext")) {
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return bad(err, errlen, line, "listener-plaintext: 'yes' or 'no'");
+		b->listener_plaintext = !strcmp(v, "yes");
 	} else if (!strcmp(key, "verify")) {
 		if (!strcmp(v, "full"))
 			b->verify = INIT_VERIFY_FULL;
@@ -294,7 +298,7 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 {
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
 					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
-					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned",
+					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned", "listener-plaintext",
 					    "restart-backoff-ms", "restart-reset", "watchdog-timeout" };
 	unsigned seen = 0;
 	char line[1024];

@@ -73,6 +73,7 @@ struct init_board {
 	char trusted_keys[INIT_MAX_KEYS][INIT_PATH_MAX];
 	int ntrusted_keys;
 	int insecure_unsigned;               /* no trusted keys: start unsigned snapshots anyway (labs) */
+	int listener_plaintext;              /* listener without TLS allowed (labs) */
 	char modules[INIT_MAX_MODULES][INIT_PATH_MAX];
 	int nmodules;
 	char watchdog[INIT_PATH_MAX];        /* "" none */

@@ -87,6 +87,7 @@ struct init {
 	int net_stop_fd;             /* write end: closing it asks the listener to stop */
 	unsigned net_restarts;
 	uint64_t net_restart_ms;     /* 0: no restart pending */
+	uint64_t net_started_ms;     /* when the running listener was forked */
 };
 
 static const char *short_id(const uint8_t id[SNAP_HASH_LEN], char buf[SNAP_HEX_LEN + 1])
@@ -531,13 +532,10 @@ static void net_child(struct init *in, int stop_fd)
 	}
 	c.keys = keys;
 	c.nkeys = nkeys;
-	c.tls = 0;
-	if (b->tls_cert[0] || b->tls_key[0]) {
-		c.tls = 1;
-		c.tls_cert = b->tls_cert;
-		c.tls_key = b->tls_key;
-		c.tls_ca = b->tls_ca[0] ? b->tls_ca : NULL;
-	}
+	c.tls = b->tls_cert[0] != 0;   /* net_start checked: all three files, or listener-plaintext = yes */
+	c.tls_cert = b->tls_cert;
+	c.tls_key = b->tls_key;
+	c.tls_ca = b->tls_ca;
 	rc = net_listen(&c);
 	if (rc < 0)
 		init_log("listener on %s: %s", b->nic, strerror(-rc));
@@ -554,6 +552,18 @@ static void net_start(struct init *in)
 	in->net_restart_ms = 0;
 	if (!in->board.nic[0])
 		return;
+	if (!in->board.tls_cert[0] && !in->board.tls_key[0] && !in->board.tls_ca[0]) {
+		if (!in->board.listener_plaintext) {
+			init_log("listener: not started: board.conf names no tls-cert, tls-key and tls-ca "
+				 "(listener-plaintext = yes allows plain TCP, for labs)");
+			return;
+		}
+		init_log("listener: PLAINTEXT (listener-plaintext = yes): anyone on the link can push, "
+			 "read what is pushed and ask which objects are installed");
+	} else if (!in->board.tls_cert[0] || !in->board.tls_key[0] || !in->board.tls_ca[0]) {
+		init_log("listener: not started: TLS needs all of tls-cert, tls-key and tls-ca in board.conf");
+		return;
+	}
 	if (!in->st.data) {
 		init_log("listener: no data store to receive updates into; not started");
 		return;
@@ -578,6 +588,7 @@ static void net_start(struct init *in)
 	close(p[0]);
 	in->net_pid = pid;
 	in->net_stop_fd = p[1];
+	in->net_started_ms = init_now_ms();
 	init_log("listener: started on %s port %u (pid %d)", in->board.nic, in->board.port, (int)pid);
 #else
 	if (in->board.nic[0])
@@ -608,6 +619,9 @@ static void net_exited(struct init *in, int status)
 	if (in->shutdown)
 		return;
 	describe_status(status, st, sizeof(st));
+	/* One that ran for restart-reset seconds was healthy: its crash starts the backoff over. */
+	if (init_now_ms() - in->net_started_ms >= 1000ULL * in->board.restart_reset_s)
+		in->net_restarts = 0;
 	delay = in->net_restarts < 5 ? 1000ULL << in->net_restarts : BACKOFF_CAP_MS;
 	in->net_restarts++;
 	init_log("listener exited (%s); restarting in %llu ms", st, (unsigned long long)delay);
@@ -779,6 +793,7 @@ static int net_differs(const struct init_board *a, const struct init_board *b)
 	return strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
 	       a->port != b->port || strcmp(a->tls_cert, b->tls_cert) || strcmp(a->tls_key, b->tls_key) ||
 	       strcmp(a->tls_ca, b->tls_ca) || strcmp(a->data_dir, b->data_dir) ||
+	       a->listener_plaintext != b->listener_plaintext ||
 	       a->ntrusted_keys != b->ntrusted_keys ||
 	       memcmp(a->trusted_keys, b->trusted_keys, sizeof(a->trusted_keys));
 }

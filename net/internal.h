@@ -52,6 +52,13 @@ struct net_tls_creds;
 int net_tls_creds_load(struct net_tls_creds **out, const char *cert, const char *key, const char *ca,
 		       char *err, size_t errlen);
 void net_tls_creds_free(struct net_tls_creds *c);
+/*
+ * 1 when the loaded certificate chain itself validates against the loaded CAs: on a listener
+ * that means the client CA also issued the appliance's certificate, so a copy of any
+ * appliance's certificate and key would pass as an operator's (BearSSL ignores extended key
+ * usage). The listener refuses that; operators get certificates from a CA of their own.
+ */
+int net_tls_creds_self_trusted(const struct net_tls_creds *c);
 
 /* A server engine for one connection: caller-owned, no interior pointers to the stack. */
 struct net_tls_server;

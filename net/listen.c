@@ -226,6 +226,13 @@ int net_listen(const struct net_config *cfg)
 			net_log(&srv, "TLS: %s", err);
 			goto out_store;
 		}
+		if (net_tls_creds_self_trusted(srv.creds)) {
+			net_log(&srv, "TLS: %s also issued this listener's own certificate, so a copy of any "
+				"appliance's certificate would pass as an operator's; give operators a CA of their own",
+				cfg->tls_ca);
+			r = -EINVAL;
+			goto out_creds;
+		}
 	}
 	r = net_link_open(&link, cfg->ifname);
 	if (r < 0) {

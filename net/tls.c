@@ -45,9 +45,25 @@ struct net_tls_creds {
 	size_t ntas;
 };
 
+/*
+ * What a client may make the listener do before it is authenticated is bounded: at most
+ * CLIENT_CHAIN_MAX certificates of at most CLIENT_CERT_MAX bytes each are decoded and checked
+ * (br_x509_minimal behind a wrapper that stops feeding it past either cap); RSA moduli above
+ * RSA_MAX_BITS and curves other than BearSSL's are refused by BearSSL itself.
+ */
+#define CLIENT_CHAIN_MAX 4
+#define CLIENT_CERT_MAX (16 * 1024)
+
+struct capped_x509 {
+	const br_x509_class *vtable;   /* first: the engine holds &vtable */
+	br_x509_minimal_context inner;
+	unsigned certs;
+	int over;
+};
+
 struct net_tls_server {
 	br_ssl_server_context sc;
-	br_x509_minimal_context xc;
+	struct capped_x509 cx;
 	unsigned char ibuf[BR_SSL_BUFSIZE_INPUT];
 	unsigned char obuf[SERVER_OBUF];
 };
@@ -491,6 +507,87 @@ static void engine_common(br_ssl_engine_context *eng, br_x509_minimal_context *x
 	br_ssl_engine_set_x509(eng, &xc->vtable);
 }
 
+static struct capped_x509 *capped(const br_x509_class **ctx)
+{
+	return (struct capped_x509 *)(void *)ctx;
+}
+
+static void cx_start_chain(const br_x509_class **ctx, const char *server_name)
+{
+	struct capped_x509 *x = capped(ctx);
+
+	x->certs = 0;
+	x->over = 0;
+	x->inner.vtable->start_chain(&x->inner.vtable, server_name);
+}
+
+static void cx_start_cert(const br_x509_class **ctx, uint32_t length)
+{
+	struct capped_x509 *x = capped(ctx);
+
+	if (++x->certs > CLIENT_CHAIN_MAX || length > CLIENT_CERT_MAX)
+		x->over = 1;
+	if (!x->over)
+		x->inner.vtable->start_cert(&x->inner.vtable, length);
+}
+
+static void cx_append(const br_x509_class **ctx, const unsigned char *buf, size_t len)
+{
+	struct capped_x509 *x = capped(ctx);
+
+	if (!x->over)
+		x->inner.vtable->append(&x->inner.vtable, buf, len);
+}
+
+static void cx_end_cert(const br_x509_class **ctx)
+{
+	struct capped_x509 *x = capped(ctx);
+
+	if (!x->over)
+		x->inner.vtable->end_cert(&x->inner.vtable);
+}
+
+static unsigned cx_end_chain(const br_x509_class **ctx)
+{
+	struct capped_x509 *x = capped(ctx);
+	unsigned r = x->inner.vtable->end_chain(&x->inner.vtable);
+
+	return x->over ? BR_ERR_X509_LIMIT_EXCEEDED : r;
+}
+
+static const br_x509_pkey *cx_get_pkey(const br_x509_class *const *ctx, unsigned *usages)
+{
+	const struct capped_x509 *x = (const struct capped_x509 *)(const void *)ctx;
+
+	return x->over ? NULL : x->inner.vtable->get_pkey(&x->inner.vtable, usages);
+}
+
+static const br_x509_class capped_vtable = {
+	sizeof(struct capped_x509), cx_start_chain, cx_start_cert, cx_append, cx_end_cert, cx_end_chain, cx_get_pkey,
+};
+
+int net_tls_creds_self_trusted(const struct net_tls_creds *c)
+{
+	br_x509_minimal_context xc;
+	const br_x509_class **v = &xc.vtable;
+
+	if (!c->chain_len)
+		return 0;
+	br_x509_minimal_init(&xc, &br_sha256_vtable, c->tas, c->ntas);
+	br_x509_minimal_set_hash(&xc, br_sha256_ID, &br_sha256_vtable);
+	br_x509_minimal_set_hash(&xc, br_sha384_ID, &br_sha384_vtable);
+	br_x509_minimal_set_hash(&xc, br_sha512_ID, &br_sha512_vtable);
+	br_x509_minimal_set_ecdsa(&xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+	br_x509_minimal_set_rsa(&xc, br_rsa_pkcs1_vrfy_get_default());
+	(*v)->start_chain(v, NULL);
+	for (size_t i = 0; i < c->chain_len; i++) {
+		(*v)->start_cert(v, (uint32_t)c->chain[i].data_len);
+		(*v)->append(v, c->chain[i].data, c->chain[i].data_len);
+		(*v)->end_cert(v);
+	}
+	return (*v)->end_chain(v) == BR_ERR_OK;
+}
+
 int net_tls_server_new(const struct net_tls_creds *c, struct net_tls_server **out)
 {
 	struct net_tls_server *t;
@@ -502,7 +599,9 @@ int net_tls_server_new(const struct net_tls_creds *c, struct net_tls_server **ou
 	if (!t)
 		return -ENOMEM;
 	br_ssl_server_zero(&t->sc);
-	engine_common(&t->sc.eng, &t->xc, c);
+	engine_common(&t->sc.eng, &t->cx.inner, c);
+	t->cx.vtable = &capped_vtable;
+	br_ssl_engine_set_x509(&t->sc.eng, &t->cx.vtable);
 	if (c->key_type == BR_KEYTYPE_RSA)
 		br_ssl_server_set_single_rsa(&t->sc, c->chain, c->chain_len, &c->rsk, BR_KEYTYPE_SIGN,
 					     br_rsa_private_get_default(), br_rsa_pkcs1_sign_get_default());
@@ -642,6 +741,7 @@ const char *net_tls_strerror(int e)
 	case BR_ERR_X509_BAD_SERVER_NAME: return "the appliance's certificate does not name --server-name";
 	case BR_ERR_X509_EXPIRED: return "certificate expired or not yet valid";
 	case BR_ERR_X509_EMPTY_CHAIN: return "empty certificate chain";
+	case BR_ERR_X509_LIMIT_EXCEEDED: return "certificate chain over the limit (4 certificates of 16 KiB at most)";
 	case BR_ERR_X509_BAD_SIGNATURE: return "bad certificate signature";
 	case BR_ERR_BAD_SIGNATURE: return "bad handshake signature";
 	case BR_ERR_UNEXPECTED: return "unexpected message";

@@ -5,7 +5,10 @@
 #   snap.img        `keel image build` of a demo sandbox: the busybox test guest running a service that
 #                   prints "heartbeat N" lines, snapshotted by `keel vm run --snapshot-on` inside the test
 #                   appliance VM (the only place a Linux guest runs here), signed with a development key
-#   keys/           that development key pair (dev-only: a real box gets its own)
+#   keys/           that development key pair (dev-only: a real box gets its own), and keys/tls/: the
+#                   listener's TLS files (two development CAs: one issues the appliance's certificate,
+#                   the other operators' client certificates, so a certificate copied off a box is no
+#                   operator's), made once and never overwritten
 # Usage: image.sh [--board NAME] [--no-snap]
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -47,6 +50,38 @@ if [ ! -f "$out/keys/dev.key.pem" ]; then
 	rm -f "$out/keys/dev.key.pem.tmp"
 	openssl ec -in "$out/keys/dev.key.pem" -pubout -out "$out/keys/dev.pub.pem" 2>/dev/null
 fi
+
+# TLS for the listener (board.conf's tls-cert/tls-key/tls-ca): made once, never overwritten.
+tls=$out/keys/tls
+mkdir -p "$tls"
+# tls_make NAME CN ISSUER [EXT]: NAME.key (P-256) and NAME.pem, self-signed CA when ISSUER is "-".
+tls_make() {
+	local name=$1 cn=$2 issuer=$3 ext=${4:-}
+	[ -f "$tls/$name.pem" ] && [ -f "$tls/$name.key" ] && return 0
+	openssl ecparam -name prime256v1 -genkey -noout -out "$tls/$name.key.tmp" 2>/dev/null &&
+		openssl pkcs8 -topk8 -nocrypt -in "$tls/$name.key.tmp" -out "$tls/$name.key" 2>/dev/null ||
+		ap_die "openssl could not make the $name key"
+	rm -f "$tls/$name.key.tmp"
+	chmod 0600 "$tls/$name.key"
+	if [ "$issuer" = - ]; then
+		openssl req -x509 -new -key "$tls/$name.key" -subj "/CN=$cn" -days 3650 \
+			-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+			-out "$tls/$name.pem" 2>/dev/null || ap_die "openssl could not make the $name CA"
+	else
+		openssl req -new -key "$tls/$name.key" -subj "/CN=$cn" -addext "$ext" -out "$tls/$name.csr" 2>/dev/null &&
+			openssl x509 -req -in "$tls/$name.csr" -CA "$tls/$issuer.pem" -CAkey "$tls/$issuer.key" \
+				-CAcreateserial -days 825 -copy_extensions copy -out "$tls/$name.pem" 2>/dev/null ||
+			ap_die "openssl could not issue the $name certificate"
+		rm -f "$tls/$name.csr"
+	fi
+	printf 'image.sh: made %s/%s.pem and .key\n' "$tls" "$name" >&2
+}
+tls_make appliance-ca "keel development appliance CA" -
+tls_make appliance keel-appliance appliance-ca "subjectAltName=DNS:keel-appliance"
+tls_make operator-ca "keel development operator CA" -
+tls_make operator keel-operator operator-ca "extendedKeyUsage=clientAuth"
+printf 'image.sh: push over TLS: keel push --to HOST:PORT --tls --cert %s --key %s --ca %s ...\n' \
+	"$tls/operator.pem" "$tls/operator.key" "$tls/appliance-ca.pem" >&2
 
 # initramfs: keel is the only program, and it loads exactly board.conf's module list, in order. So the list
 # written into the initramfs is complete: first what the board's devices imply (a /dev/vd* partition:
@@ -96,6 +131,13 @@ while read -r k; do
 	mkdir -p "$st$(dirname "$k")"
 	cp "$out/keys/dev.pub.pem" "$st$k"
 done < <(sed -n 's/^trusted-key *= *\(\/[^ ]*\) *$/\1/p' "$conf")
+# The listener's files: its certificate and key, and the CA that issues operators' certificates.
+for pair in tls-cert:appliance.pem tls-key:appliance.key tls-ca:operator-ca.pem; do
+	k=$(sed -n "s/^${pair%%:*} *= *\(\/[^ ]*\) *$/\1/p" "$conf")
+	[ -n "$k" ] || continue
+	mkdir -p "$st$(dirname "$k")"
+	cp "$tls/${pair#*:}" "$st$k"
+done
 ap_cpio "$st" "$out/initramfs.cpio"
 printf 'image.sh: %s/initramfs.cpio (%s bytes, board %s)\n' "$out" "$(stat -c %s "$out/initramfs.cpio")" "$board" >&2
 

@@ -27,6 +27,8 @@ for tool in qemu-system-x86_64 mkfs.ext4 socat; do
 done
 AP=$KEEL_TOP/tests/appliance
 A=$KEEL_BUILD/appliance
+# An operator's TLS credentials from ./build.sh image (the board's listener requires a client certificate).
+TLS=(--tls --cert "$A/keys/tls/operator.pem" --key "$A/keys/tls/operator.key" --ca "$A/keys/tls/appliance-ca.pem")
 t_start=$SECONDS
 
 # The appliance set (cached by image.sh when up to date).
@@ -148,8 +150,19 @@ if [ "$v2st" != 0 ] || [ -z "$v2id" ] || [ -z "$v2size" ]; then
 		"making it in the test appliance failed (status $v2st): $(tail -n 4 "$T_TMP/v2.log" 2>/dev/null | tr '\n' ' ')"
 else
 	head -c "$v2size" "$T_TMP/v2.disk" > "$T_TMP/v2.pack"
+	# The board's listener speaks TLS only: a certificate copied off a box (the appliance's own) is no
+	# operator's, and plain TCP gets nowhere.
+	timeout 60 "$KEEL" push --to "127.0.0.1:$port" --tls --cert "$A/keys/tls/appliance.pem" --key "$A/keys/tls/appliance.key" \
+		--ca "$A/keys/tls/appliance-ca.pem" "$T_TMP/v2.pack" > "$T_TMP/pushx.out" 2>&1
+	timeout 60 "$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v2.pack" >> "$T_TMP/pushx.out" 2>&1
+	if ! grep -q "^ok" "$T_TMP/pushx.out" && grep -q "listener: started" "$c1" && ! grep -q "PLAINTEXT" "$c1"; then
+		pass "TLS by default: the appliance's own certificate as a client and a plaintext push are both refused"
+	else
+		fail "TLS by default: the appliance's own certificate as a client and a plaintext push are both refused" \
+			"$(head -c 300 "$T_TMP/pushx.out" | tr '\n' ' ')"
+	fi
 	p0=$SECONDS
-	"$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v2.pack" > "$T_TMP/push.out" 2> "$T_TMP/push.err"
+	"$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$T_TMP/v2.pack" > "$T_TMP/push.out" 2> "$T_TMP/push.err"
 	pst=$?
 	p1=$SECONDS
 	if [ "$pst" = 0 ] && grep -q "^ok $v2id" "$T_TMP/push.out" && wait_for "$c1" '^heartbeat-v2 [0-9]+ up' 120; then
@@ -204,7 +217,7 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 	old=$("$KEEL" manifest create --store "$R/s" --name demo --memory-file "$R/mem" --chunk 4096 --created 1000 \
 		--sign "$A/keys/dev.key.pem")
 	"$KEEL" pack send --store "$R/s" --manifest "$old" > "$R/old.pack"
-	"$KEEL" push --to "127.0.0.1:$port" "$R/old.pack" > "$R/push.out" 2>&1
+	"$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$R/old.pack" > "$R/push.out" 2>&1
 	if grep -q "^error .*demo version 1000 .*not newer than version" "$R/push.out" &&
 	   ! grep -q "ref demo -> $old" "$c2"; then
 		pass "anti-rollback after a reboot: an older signed demo is refused ($(grep -m1 "^error" "$R/push.out" | cut -c1-160))"
@@ -218,7 +231,7 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 		dd if="$T_TMP/v2.disk" of="$T_TMP/v3.pack" bs=1M skip=256 2>/dev/null
 		truncate -s "$v3size" "$T_TMP/v3.pack"
 		r0=$SECONDS
-		"$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v3.pack" > "$T_TMP/push3v.out" 2>&1
+		"$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$T_TMP/v3.pack" > "$T_TMP/push3v.out" 2>&1
 		after_rb() { awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat(-v2)? [0-9]+ up/{f=1} END{exit !f}' "$c2"; }
 		# The rollback target is the previously pushed v2 (data store), and what beats after it is v2.
 		to_v2() { grep -q "keel-init: sandbox demo: rolling back to ${v2id:0:12} (data store)" "$c2" &&
@@ -257,7 +270,7 @@ else
 		"bad object '$bad'; $(grep -E 'keel-init|heartbeat' "$c3" | tail -n 5 | tr '\n' ' ')"
 fi
 if [ -n "$v2size" ] && [ -f "$T_TMP/v2.pack" ] && grep -q 'listener ready' "$c3" &&
-   "$KEEL" push --to "127.0.0.1:$port" "$T_TMP/v2.pack" > "$T_TMP/push3.out" 2>&1 && grep -q '^ok ' "$T_TMP/push3.out"; then
+   "$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$T_TMP/v2.pack" > "$T_TMP/push3.out" 2>&1 && grep -q '^ok ' "$T_TMP/push3.out"; then
 	pass "flipped byte: keel keeps running, its listener answers a push ok"
 else
 	fail "flipped byte: keel keeps running, its listener answers a push ok" \

@@ -333,12 +333,24 @@ trusted-key = $T/pub.pem
 shutdown-timeout = 2
 sandbox.web.health-timeout = 5
 EOC
+# Without TLS files and without listener-plaintext = yes the listener does not start: one line says why.
+LOG=$T/net0.log
+unshare -fpn --mount-proc "$K" init --board "$T/net.conf" > "$LOG" 2>&1 &
+UPID=$!
+for _ in $(seq 100); do KPID=$(awk '{print $1}' /proc/$UPID/task/$UPID/children 2>/dev/null); [ -n "$KPID" ] && break; sleep 0.02; done
+check "listener: no TLS files and no listener-plaintext: not started, one line says why" \
+	wait_log "listener: not started: board.conf names no tls-cert, tls-key and tls-ca" 5
+wait_log "sandbox web healthy" 5
+check "listener: ... and no listener runs" sh -c '! grep -q "listener: started" "$0"' "$LOG"
+stop_init
+printf 'listener-plaintext = yes\nrestart-reset = 1\n' >> "$T/net.conf"
 LOG=$T/net.log
 : > "$RUN/launches"
 unshare -fpn --mount-proc "$K" init --board "$T/net.conf" > "$LOG" 2>&1 &
 UPID=$!
 for _ in $(seq 100); do KPID=$(awk '{print $1}' /proc/$UPID/task/$UPID/children 2>/dev/null); [ -n "$KPID" ] && break; sleep 0.02; done
 check "listener: started by init and ready" wait_log "listener ready on 10.88.7.2 port 7070" 5
+check "listener: plaintext says so at start" grep -q "listener: PLAINTEXT (listener-plaintext = yes)" "$LOG"
 inn() { nsenter -t "$KPID" -n "$@"; }
 inn ip link set lo up
 inn ip addr add 10.88.7.1/24 dev "$tap" && inn ip link set "$tap" up
@@ -347,4 +359,18 @@ check "listener: push of a signed snapshot is accepted" sh -c \
 	"[ \"\$(nsenter -t $KPID -n '$K' push --to 10.88.7.2:7070 '$T/m4.pack' 2>/dev/null)\" = 'ok $M4' ]"
 check "listener: init restarts web onto the pushed snapshot" wait_log "sandbox web healthy ($(short "$M4")" 5
 check "listener: launched from the data store" grep -q "store $M4" "$RUN/launches"
+# A listener that ran healthy for restart-reset (1 s here) and then died starts its backoff over:
+# killed twice, it comes back after 1 s both times (not 1 s, then 2 s).
+lpid() {
+	for c in $(cat /proc/"$KPID"/task/*/children 2>/dev/null); do
+		tr '\0' ' ' < /proc/"$c"/cmdline 2>/dev/null | grep -q " init --board " && echo "$c"
+	done | head -n 1
+}
+for round in 1 2; do
+	sleep 1.5
+	kill -KILL "$(lpid)" 2>/dev/null
+	for _ in $(seq 50); do [ "$(grep -c "listener ready on" "$LOG")" -gt "$round" ] && break; sleep 0.1; done
+done
+check "listener: a crash after a healthy run restarts it in 1 s again" \
+	sh -c '[ "$(grep -c "listener exited (killed by signal 9.*); restarting in 1000 ms" "$0")" = 2 ]' "$LOG"
 check_status "listener: SIGTERM stops listener and sandboxes, exit 0" 0 stop_init

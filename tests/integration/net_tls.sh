@@ -40,7 +40,10 @@ ec_cert() {
 				-copy_extensions copy -out "$name.pem" 2>/dev/null
 	fi
 }
-ec_cert ca keel-test-ca - && ec_cert srv appliance ca "DNS:box1.appliance.test" && ec_cert cli workstation ca &&
+# Two CAs, as ./build.sh image makes them: ca issues appliances' certificates (clients check
+# the appliance against it), opca issues operators' (the listener's --ca).
+ec_cert ca keel-test-ca - && ec_cert srv appliance ca "DNS:box1.appliance.test" &&
+	ec_cert opca keel-operator-ca - && ec_cert cli workstation opca &&
 	ec_cert rogueca rogue-ca - && ec_cert rogue intruder rogueca || { fail setup "openssl certificates"; exit 0; }
 
 snap() {
@@ -56,8 +59,13 @@ intact() {
 }
 sclient() { inb timeout 30 openssl s_client -connect "$APP_IP:7070" -quiet "$@" 2>/dev/null; }
 
+# One CA for both: a copy of any appliance's certificate would pass as an operator's. Refused.
+listener_start "$T_TMP/l0" --ip "$APP_IP/24" --port 7070 --store "$S" --trust pub.pem \
+	--tls --cert srv.pem --key srv.key --ca ca.pem 2>/dev/null && listener_stop
+check listener_refuses_a_client_ca_that_issued_its_own_certificate \
+	grep -q "also issued this listener's own certificate" "$T_TMP/l0.err"
 if ! listener_start "$T_TMP/l" --ip "$APP_IP/24" --port 7070 --store "$S" --trust pub.pem \
-	--tls --cert srv.pem --key srv.key --ca ca.pem; then
+	--tls --cert srv.pem --key srv.key --ca opca.pem; then
 	fail tls_listener_starts "no \"listening\" line"
 	exit 0
 fi
@@ -95,6 +103,11 @@ out=$(sclient -cert rogue.pem -key rogue.key -CAfile ca.pem < v3.pack)
 check client_cert_from_other_ca_gets_no_ok [ "${out:0:2}" != ok ]
 check client_cert_from_other_ca_files_nothing intact "$v2" "$n"
 
+# The appliance's own certificate and key (as if copied off a box) presented as a client's.
+out=$(sclient -cert srv.pem -key srv.key -CAfile ca.pem < v3.pack)
+check appliance_certificate_as_client_gets_no_ok [ "${out:0:2}" != ok ]
+check appliance_certificate_as_client_files_nothing intact "$v2" "$n"
+
 check_status keel_push_tls_with_rogue_cert_fails 1 inb "$KEEL" push --to "$APP_IP:7070" --tls \
 	--cert rogue.pem --key rogue.key --ca ca.pem v3.pack
 check keel_push_with_rogue_cert_files_nothing intact "$v2" "$n"
@@ -107,6 +120,33 @@ check plaintext_stream_to_tls_listener_files_nothing intact "$v2" "$n"
 out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert cli.pem --key cli.key --ca ca.pem v3.pack 2>/dev/null)
 check good_tls_push_after_rejected_clients [ "$out:$(ref)" = "ok $v3:$v3" ]
 check store_verifies_after_tls_pushes "$KEEL" store verify "$S"
+# Chains: an operator certificate under one intermediate CA gets through; one under four (five
+# certificates presented) is refused before any of it is checked past the cap.
+ec_sub_ca() { # NAME CN ISSUER: an intermediate CA
+	openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+		openssl req -new -key "$1.key" -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign" -out "$1.csr" 2>/dev/null &&
+		openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 3 \
+			-copy_extensions copy -out "$1.pem" 2>/dev/null
+}
+if ec_sub_ca i1 inter1 opca && ec_sub_ca i2 inter2 i1 && ec_sub_ca i3 inter3 i2 && ec_sub_ca i4 inter4 i3 &&
+	ec_cert short op-short i1 && ec_cert long op-long i4; then
+	v3b=$(snap 31 256)
+	"$KEEL" pack send --store "$W" --manifest "$v3b" > v3b.pack
+	out=$(sclient -cert short.pem -key short.key -cert_chain i1.pem -CAfile ca.pem < v3b.pack)
+	check client_chain_of_two_ok [ "$out:$(ref)" = "ok $v3b:$v3b" ]
+	n=$(nobj)
+	cat i4.pem i3.pem i2.pem i1.pem > long-chain.pem
+	v5x=$(snap 32 256)
+	"$KEEL" pack send --store "$W" --manifest "$v5x" > v5x.pack
+	out=$(sclient -cert long.pem -key long.key -cert_chain long-chain.pem -CAfile ca.pem < v5x.pack)
+	check client_chain_of_five_refused [ "${out:0:2}" != ok ]
+	check client_chain_of_five_files_nothing intact "$v3b" "$n"
+	check client_chain_of_five_logged grep -q "TLS failed: .*limit" "$T_TMP/l.err"
+else
+	fail client_chains "openssl intermediate CAs"
+fi
+
 listener_stop
 check link_saw_no_bad_checksums grep -q "0 bad checksum" "$T_TMP/l.err"
 
@@ -123,9 +163,10 @@ rsa_cert() { # NAME CN CA
 				-out "$name.pem" 2>/dev/null
 	fi
 }
-if rsa_cert rca keel-rsa-ca - && rsa_cert rsrv appliance rca && rsa_cert rcli workstation rca &&
+if rsa_cert rca keel-rsa-ca - && rsa_cert rsrv appliance rca && rsa_cert ropca keel-rsa-operator-ca - &&
+	rsa_cert rcli workstation ropca &&
 	listener_start "$T_TMP/r" --ip "$APP_IP/24" --port 7070 --store "$S" --trust pub.pem \
-		--tls --cert rsrv.pem --key rsrv.key --ca rca.pem; then
+		--tls --cert rsrv.pem --key rsrv.key --ca ropca.pem; then
 	pass rsa_tls_listener_starts
 	v4=$(snap 4 512)
 	out=$(inb "$KEEL" push --to "$APP_IP:7070" --tls --cert rcli.pem --key rcli.key --ca rca.pem \
