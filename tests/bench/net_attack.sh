@@ -34,16 +34,17 @@ W=$T/work S=$T/appliance
 "$KEEL" store init "$W" && "$KEEL" store init "$S" && "$KEEL" key gen priv.pem pub.pem >/dev/null || exit 1
 listener_start "$T/l" --ip "$APP_IP/24" --port 7070 --store "$S" --trust pub.pem || exit 1
 
-created=1800000000
+echo 1800000000 > "$T/created"
 # push_ms: one fresh 4 MiB signed version pushed; prints milliseconds, or "fail".
 push_ms() {
 	local id t0 t1 out
-	created=$((created + 1))
+	created=$(( $(cat "$T/created") + 1 ))   # a file: push_ms runs in $(...) subshells
+	echo "$created" > "$T/created"
 	head -c 4194304 /dev/urandom > mem
 	id=$("$KEEL" manifest create --store "$W" --name demo --memory-file mem --chunk 262144 --sign priv.pem \
 		--created "$created") || { echo fail; return; }
 	t0=$(date +%s%N)
-	out=$(inb timeout 60 "$KEEL" push --to "$APP_IP:7070" --store "$W" --manifest "$id" 2>/dev/null)
+	out=$(inb timeout 60 "$KEEL" push --to "$APP_IP:7070" --store "$W" --manifest "$id" 2>>"$T/push.err")
 	t1=$(date +%s%N)
 	[ "$out" = "ok $id" ] && echo $(( (t1 - t0) / 1000000 )) || echo fail
 }
@@ -60,6 +61,7 @@ median_ms() {
 ratio() { [ "$1" = fail ] && echo "push failed" || awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
 base=$(median_ms)
+[ "$base" = fail ] && { echo "net_attack: the unattacked push failed: $(tail -n 2 "$T/push.err" "$T/l.err" 2>/dev/null | tr "\n" " ")"; exit 1; }
 
 inb bash -c "while :; do python3 '$KEEL_TOP/tests/integration/synflood.py' $APP_IP 7070 48 $NET_PFX; sleep 0.2; done" &
 PIDS+=($!)
