@@ -97,6 +97,10 @@ monitor() { printf '%s\n' "$1" | socat - "UNIX-CONNECT:$mon" >/dev/null 2>&1; }
 
 printf 'run.sh: booting the appliance (%s; listener: 127.0.0.1:%s -> %s; ctrl-c or SIGTERM powers it off)\n' \
 	"$accel" "$port" "$gport" >&2
+if [ -f "$a/keys/tls/operator.pem" ]; then
+	printf 'run.sh: push an update over TLS: keel push --to 127.0.0.1:%s --tls --cert %s --key %s --ca %s FILE.pack\n' \
+		"$port" "$a/keys/tls/operator.pem" "$a/keys/tls/operator.key" "$a/keys/tls/appliance-ca.pem" >&2
+fi
 # Its own session: a ctrl-c on this terminal reaches run.sh (which asks for a clean power-off), not QEMU.
 setsid "${qemu[@]}" </dev/null &
 qpid=$!
