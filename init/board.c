@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "init/init.h"
+#include "net/net.h"
 #include "snap/snap.h"
 
 #define BOARD_MAX_BYTES 65536
@@ -96,39 +97,13 @@ static int printable(const char *v)
 	return 1;
 }
 
-/* A.B.C.D with each part 0..255. */
-static int ipv4_ok(const char *v, size_t len)
-{
-	int parts = 0, digits = 0, val = 0;
-
-	for (size_t i = 0; i <= len; i++) {
-		char c = i < len ? v[i] : '.';
-		if (c >= '0' && c <= '9') {
-			val = val * 10 + (c - '0');
-			if (++digits > 3 || val > 255)
-				return 0;
-		} else if (c == '.') {
-			if (!digits)
-				return 0;
-			parts++;
-			digits = val = 0;
-		} else {
-			return 0;
-		}
-	}
-	return parts == 4;
-}
-
+/* "dhcp" or A.B.C.D/P (the listener's one parser, net_parse_ipv4). */
 static int address_ok(const char *v)
 {
-	const char *slash = strchr(v, '/');
+	uint32_t ip;
 	unsigned prefix;
 
-	if (!strcmp(v, "dhcp"))
-		return 1;
-	if (!slash || parse_uint(slash + 1, 0, 32, &prefix))
-		return 0;
-	return ipv4_ok(v, (size_t)(slash - v));
+	return !strcmp(v, "dhcp") || net_parse_ipv4(v, 1, &ip, &prefix) == 0;
 }
 
 static int sandbox_key(struct init_board *b, const char *key, const char *v, int line, char *err, size_t errlen)
@@ -239,7 +214,9 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 		if (!address_ok(v) || set_str(b->address, sizeof(b->address), v))
 			return bad(err, errlen, line, "address: 'dhcp' or A.B.C.D/PREFIX");
 	} else if (!strcmp(key, "gateway")) {
-		if (!ipv4_ok(v, strlen(v)) || set_str(b->gateway, sizeof(b->gateway), v))
+		uint32_t gw;
+
+		if (net_parse_ipv4(v, 0, &gw, NULL) < 0 || set_str(b->gateway, sizeof(b->gateway), v))
 			return bad(err, errlen, line, "gateway: A.B.C.D");
 	} else if (!strcmp(key, "port")) {
 		if (parse_uint(v, 1, 65535, &b->port))

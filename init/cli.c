@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 
 static void vsay(const char *cmd, const char *fmt, va_list ap)
 {

@@ -5,7 +5,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include "init/pid1.h"
+#include "init/pid1_int.h"
 
 static const char help[] =
 	"usage: keel init [--board FILE]\n"

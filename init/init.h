@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "init/cli.h"
 #include "keel_config.h"
 
 /* One `keel <command>`: run() gets argv with argv[0] = the command name. */
@@ -16,21 +17,7 @@ struct init_command {
 /* The table of every command, ended by a NULL name (init/main.c). */
 extern const struct init_command init_commands[];
 
-/*
- * Helpers for tool commands of every module (init/cli.c). Only tool code,
- * never library code, prints and chooses exit statuses:
- *   0 success, 1 the operation failed, 2 bad usage.
- */
-/* Prints "keel CMD: MSG" on stderr and returns 2 (usage error). */
-int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "keel CMD: MSG" on stderr and returns 1 (operation failed). */
-int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* True when argv asks for help (-h or --help anywhere before "--"). */
-int cli_wants_help(int argc, char **argv);
-/* Prints a command's help text on stdout and returns 0. */
-int cli_help(const char *text);
-/* Parses a decimal unsigned value with an optional K/M/G suffix; 0 or -EINVAL/-ERANGE. */
-int cli_parse_size(const char *s, unsigned long long *out);
+/* Helpers for tool commands of every module: init/cli.h. */
 
 
 /* ---- board configuration (init/board.c) ------------------------------------

@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "init/pid1.h"
+#include "init/pid1_int.h"
 
 static int log_fd = 2, kmsg_fd = -1;
 

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "init/pid1.h"
+#include "init/pid1_int.h"
 
 #define FAILED_MAX 4096
 

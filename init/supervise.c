@@ -31,7 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "init/pid1.h"
+#include "init/pid1_int.h"
 #include "net/net.h"
 #include "vmm/vmm.h"
 
@@ -443,28 +443,6 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 /* ---- the update listener (net_listen in a child of its own) ---- */
 
 #if CONFIG_NET
-static int parse_ipv4(const char *s, size_t len, uint32_t *out)
-{
-	uint32_t v = 0;
-	unsigned part = 0, parts = 0, digits = 0;
-
-	for (size_t i = 0; i <= len; i++) {
-		char c = i < len ? s[i] : '.';
-		if (c >= '0' && c <= '9' && digits < 3) {
-			part = part * 10 + (unsigned)(c - '0');
-			digits++;
-		} else if (c == '.' && digits && part <= 255) {
-			v = v << 8 | part;
-			parts++;
-			part = digits = 0;
-		} else {
-			return -1;
-		}
-	}
-	*out = v;
-	return parts == 4 ? 0 : -1;
-}
-
 static void net_log_line(void *arg, const char *line)
 {
 	(void)arg;
@@ -493,11 +471,9 @@ static int net_activated(void *arg, const char *name, const uint8_t id[32], cons
 /* In the listener's child. Never returns. */
 static void net_child(struct init *in, int stop_fd)
 {
-	struct snap_pubkey keys[INIT_MAX_KEYS];
 	struct net_config c;
 	const struct init_board *b = &in->board;
 	sigset_t none;
-	size_t nkeys = 0;
 	int rc;
 
 	sigemptyset(&none);
@@ -516,22 +492,13 @@ static void net_child(struct init *in, int stop_fd)
 	c.on_activate = net_activated;
 	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
 		c.dhcp = 1;
-	} else {
-		const char *slash = strchr(b->address, '/');
-		parse_ipv4(b->address, (size_t)(slash - b->address), &c.ip);
-		c.prefix = (unsigned)atoi(slash + 1);
-		if (b->gateway[0])
-			parse_ipv4(b->gateway, strlen(b->gateway), &c.gw);
+	} else if (net_parse_ipv4(b->address, 1, &c.ip, &c.prefix) < 0 ||
+		   (b->gateway[0] && net_parse_ipv4(b->gateway, 0, &c.gw, NULL) < 0)) {
+		init_log("listener: address %s / gateway %s do not parse", b->address, b->gateway);   /* board.c checked */
+		_exit(1);
 	}
-	for (int i = 0; i < b->ntrusted_keys; i++) {
-		rc = snap_key_load_pub(b->trusted_keys[i], &keys[nkeys]);
-		if (rc < 0)
-			init_log("listener: trusted key %s: %s", b->trusted_keys[i], strerror(-rc));
-		else
-			nkeys++;
-	}
-	c.keys = keys;
-	c.nkeys = nkeys;
+	c.keys = in->st.keys;   /* loaded (and any bad one reported) by init_stores_open */
+	c.nkeys = (size_t)in->st.nkeys;
 	c.tls = b->tls_cert[0] != 0;   /* net_start checked: all three files, or listener-plaintext = yes */
 	c.tls_cert = b->tls_cert;
 	c.tls_key = b->tls_key;

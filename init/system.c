@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "init/pid1.h"
+#include "init/pid1_int.h"
 
 static void mount_one(const char *src, const char *dir, const char *type, unsigned long flags, const char *data)
 {

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "keel_config.h"
 #include "net/net.h"
 #include "snap/snap.h"

@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "keel_config.h"
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 #include "snap/snap.h"
 
@@ -264,9 +264,10 @@ static int scan_pack(struct push *p, const char *path)
 		return cli_error(p->cmd, "%s: %s", path, strerror(errno));
 	for (;;) {
 		ssize_t n = pread(fd, line, sizeof(line) - 1, (off_t)pos);
-		char *nl, *sp;
+		char *nl;
+		struct snap_pack_header h;
 		struct rec r;
-		int is_manifest;
+		int is_manifest, rc;
 
 		if (n <= 0)
 			return cli_error(p->cmd, "%s: ends without \"end\" at byte %llu", path,
@@ -284,23 +285,22 @@ static int scan_pack(struct push *p, const char *path)
 			continue;
 		}
 		pos += (uint64_t)(nl - line) + 1;
-		if (!strcmp(line, "end"))
+		rc = snap_pack_header_parse(line, (size_t)(nl - line), &h);
+		if (rc == 0 && h.kind == SNAP_PACK_END)
 			break;
 		if (p->has_manifest)
 			return cli_error(p->cmd, "%s: record after the manifest at byte %llu", path,
 					 (unsigned long long)pos);
-		is_manifest = !strncmp(line, "manifest ", 9);
-		if (!is_manifest && strncmp(line, "obj ", 4))
+		if (rc == -ENOMSG)
 			return cli_error(p->cmd, "%s: unknown record at byte %llu", path, (unsigned long long)pos);
-		sp = line + (is_manifest ? 9 : 4);
-		memset(&r, 0, sizeof(r));
-		if (strlen(sp) < SNAP_HEX_LEN + 2 || sp[SNAP_HEX_LEN] != ' ' ||
-		    snap_unhex(sp, SNAP_HEX_LEN, r.id) < 0)
+		if (rc == -EBADMSG)
 			return cli_error(p->cmd, "%s: bad record id at byte %llu", path, (unsigned long long)pos);
-		errno = 0;
-		r.len = strtoull(sp + SNAP_HEX_LEN + 1, &sp, 10);
-		if (errno || *sp || r.len > (uint64_t)st.st_size - pos)
+		if (rc < 0 || h.len > (uint64_t)st.st_size - pos)
 			return cli_error(p->cmd, "%s: bad record length at byte %llu", path, (unsigned long long)pos);
+		is_manifest = h.kind == SNAP_PACK_MANIFEST;
+		memset(&r, 0, sizeof(r));
+		memcpy(r.id, h.id, SNAP_HASH_LEN);
+		r.len = h.len;
 		r.fd = fd;
 		r.off = pos;
 		pos += r.len;

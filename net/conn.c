@@ -10,7 +10,7 @@
 #include "lwip/pbuf.h"
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 #include "snap/snap.h"
 
@@ -247,62 +247,33 @@ static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
 {
 	struct net_server *srv = c->srv;
 	const struct net_config *cfg = srv->cfg;
-	struct snap_manifest m;
-	uint8_t *buf = NULL, prev[SNAP_HASH_LEN];
-	size_t len = 0;
-	char hex[SNAP_HEX_LEN + 1], err[160];
-	int r, had_prev;
+	struct snap_activation a;
+	char hex[SNAP_HEX_LEN + 1], err[200];
 
 	snap_hex(id, hex);
-	r = snap_store_get(srv->store, SNAP_KIND_MANIFEST, id, &buf, &len);
-	if (r < 0) {
-		conn_reply(c, "error manifest %s unreadable after commit: %s", hex, strerror(-r));
+	/* The pack parser verified the manifest's signature against cfg->keys before committing it
+	 * (with keys); without any, nothing is activated. */
+	if (!cfg->nkeys) {
+		conn_reply(c, "error manifest %s not activated: no trusted keys configured", hex);
 		return;
 	}
-	r = snap_manifest_verify(buf, len, cfg->keys, cfg->nkeys);
-	if (r < 0) {
-		free(buf);
-		conn_reply(c, "error manifest %s not activated: %s", hex,
-			   r == -ENOKEY && !cfg->nkeys ? "no trusted keys configured" : snap_sig_strerror(r));
+	if (snap_store_activate(srv->store, id, &a, err, sizeof(err)) < 0) {
+		conn_reply(c, "error manifest %s not activated: %s", hex, err);
 		return;
 	}
-	r = snap_manifest_parse(buf, len, &m, err, sizeof(err));
-	free(buf);
-	if (r < 0) {
-		conn_reply(c, "error manifest %s: %s", hex, err);
-		return;
-	}
-	had_prev = snap_store_ref_get(srv->store, m.name, prev) == 0;
-	if (had_prev && !memcmp(prev, id, SNAP_HASH_LEN)) {
-		snap_manifest_free(&m);
+	if (!a.moved) {
 		conn_reply(c, "ok %s", hex);
 		return;
 	}
-	/* anti-rollback: the floor is raised before the ref moves, so a crash between them cannot
-	 * leave a window in which an older signed manifest is accepted again */
-	r = snap_store_floor_accept(srv->store, m.name, m.created, err, sizeof(err));
-	if (r < 0) {
-		conn_reply(c, "error manifest %s not activated: %s", hex, err);
-		snap_manifest_free(&m);
-		return;
-	}
-	r = snap_store_ref_set(srv->store, m.name, id);
-	if (r < 0) {
-		conn_reply(c, "error ref %s not moved: %s", m.name, strerror(-r));
-		snap_manifest_free(&m);
-		return;
-	}
-	if (cfg->on_activate && cfg->on_activate(cfg->arg, m.name, id, had_prev ? prev : NULL) < 0) {
-		if (had_prev)
-			snap_store_ref_set(srv->store, m.name, prev);
+	if (cfg->on_activate && cfg->on_activate(cfg->arg, a.name, id, a.had_prev ? a.prev : NULL) < 0) {
+		if (a.had_prev)
+			snap_store_ref_set(srv->store, a.name, a.prev);
 		else
-			snap_store_ref_delete(srv->store, m.name);
-		conn_reply(c, "error activation refused for %s", m.name);
-		snap_manifest_free(&m);
+			snap_store_ref_delete(srv->store, a.name);
+		conn_reply(c, "error activation refused for %s", a.name);
 		return;
 	}
-	net_log(srv, "%s: ref %s -> %s", c->peer, m.name, hex);
-	snap_manifest_free(&m);
+	net_log(srv, "%s: ref %s -> %s", c->peer, a.name, hex);
 	conn_reply(c, "ok %s", hex);
 }
 

@@ -12,38 +12,11 @@
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 #include "snap/snap.h"
 
-#if CONFIG_NET
-
-/*
- * Half-open connections are bounded in front of lwIP: its listener drops every SYN while
- * BACKLOG connections are half-open, and a spoofed SYN's half-open connection lives until its
- * SYN-ACK retries run out (about 20 s), so 32 forged frames used to lock the port. Now a source
- * may hold HALF_OPEN_PER_SOURCE of them (more SYNs from it are dropped), and at HALF_OPEN_MAX
- * the oldest is reset to make room: a real client completes its handshake in one round trip,
- * so a flood would have to send HALF_OPEN_MAX SYNs within that round trip to push it out.
- */
-#define BACKLOG 32
-#define HALF_OPEN_MAX 24
-#define HALF_OPEN_PER_SOURCE 4
-
-void net_config_defaults(struct net_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->port = CONFIG_NET_PORT;
-	c->max_streams = CONFIG_NET_MAX_STREAMS;
-	c->idle_timeout_s = CONFIG_NET_IDLE_TIMEOUT_S;
-	c->max_stream_bytes = (uint64_t)CONFIG_NET_MAX_STREAM_MIB << 20;
-	c->reserve_bytes = (uint64_t)CONFIG_NET_DISK_RESERVE_MIB << 20;
-	c->reserve_set = 1;
-	c->tls = CONFIG_NET_TLS;
-	c->stop_fd = -1;
-}
-
-
+/* Pure: board.c validates board.conf with it whether or not the listener is built. */
 int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix)
 {
 	unsigned v[4], p = 32;
@@ -84,6 +57,34 @@ int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefi
 		*prefix = p;
 	return 0;
 }
+
+#if CONFIG_NET
+
+/*
+ * Half-open connections are bounded in front of lwIP: its listener drops every SYN while
+ * BACKLOG connections are half-open, and a spoofed SYN's half-open connection lives until its
+ * SYN-ACK retries run out (about 20 s), so 32 forged frames used to lock the port. Now a source
+ * may hold HALF_OPEN_PER_SOURCE of them (more SYNs from it are dropped), and at HALF_OPEN_MAX
+ * the oldest is reset to make room: a real client completes its handshake in one round trip,
+ * so a flood would have to send HALF_OPEN_MAX SYNs within that round trip to push it out.
+ */
+#define BACKLOG 32
+#define HALF_OPEN_MAX 24
+#define HALF_OPEN_PER_SOURCE 4
+
+void net_config_defaults(struct net_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->port = CONFIG_NET_PORT;
+	c->max_streams = CONFIG_NET_MAX_STREAMS;
+	c->idle_timeout_s = CONFIG_NET_IDLE_TIMEOUT_S;
+	c->max_stream_bytes = (uint64_t)CONFIG_NET_MAX_STREAM_MIB << 20;
+	c->reserve_bytes = (uint64_t)CONFIG_NET_DISK_RESERVE_MIB << 20;
+	c->reserve_set = 1;
+	c->tls = CONFIG_NET_TLS;
+	c->stop_fd = -1;
+}
+
 
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {

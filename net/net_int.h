@@ -1,6 +1,6 @@
 /* net's private interfaces between its files; callers outside net/ use net/net.h only. */
-#ifndef KEEL_NET_INTERNAL_H
-#define KEEL_NET_INTERNAL_H
+#ifndef KEEL_NET_INT_H
+#define KEEL_NET_INT_H
 
 #include <stddef.h>
 #include <stdint.h>

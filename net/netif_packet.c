@@ -20,7 +20,7 @@
 #include "lwip/ip.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "netif/ethernet.h"
 
 /*

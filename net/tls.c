@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "bearssl.h"
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 
 /*

@@ -22,7 +22,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "snap/blake3_impl.h"
+#include "snap/blake3_int.h"
 #include "snap/snap.h"
 
 /* Chunks per batch hashed to CVs at once; 32 bytes of stack each. */

@@ -1,7 +1,7 @@
 /* BLAKE3 on AVX2: eight inputs hashed side by side, one input per 32-bit lane. */
 #include <immintrin.h>
 
-#include "snap/blake3_impl.h"
+#include "snap/blake3_int.h"
 
 static const uint8_t sched[7][16] = B3_SCHED_INIT;
 static const uint32_t iv[8] = B3_IV_INIT;

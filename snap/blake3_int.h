@@ -1,6 +1,6 @@
 /* BLAKE3 internals shared by the portable, SIMD and multithreaded files of snap/ (not public). */
-#ifndef KEEL_SNAP_BLAKE3_IMPL_H
-#define KEEL_SNAP_BLAKE3_IMPL_H
+#ifndef KEEL_SNAP_BLAKE3_INT_H
+#define KEEL_SNAP_BLAKE3_INT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "snap/blake3_impl.h"
+#include "snap/blake3_int.h"
 #include "snap/snap.h"
 
 /* Below this, thread start-up costs more than it saves. */

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/snap.h"
 
 static const char help[] =

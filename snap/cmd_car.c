@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "keel_config.h"
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/car.h"
 #include "snap/snap.h"
 #include "snap/store_int.h"

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/snap.h"
 
 static const char help[] =

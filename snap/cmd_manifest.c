@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "keel_config.h"
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/cmd_int.h"
 #include "snap/snap.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/cmd_int.h"
 #include "snap/snap.h"
 
@@ -120,7 +120,7 @@ static int do_receive(struct snap_store *s, const struct snap_pack_limits *lim, 
 	if (has_manifest && activate) {
 		char err[256];
 
-		r = snap_store_activate(s, id, err, sizeof(err));
+		r = snap_store_activate(s, id, NULL, err, sizeof(err));
 		if (r < 0) {
 			ret = cli_error(CMD, "receive: not activated: %s", err);
 			goto out;

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "snap/cmd_int.h"
 #include "snap/snap.h"
 #include "snap/store_int.h"

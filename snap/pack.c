@@ -102,36 +102,57 @@ static int check_space(struct snap_pack_rx *rx, uint64_t len)
 	return 0;
 }
 
-static int parse_header(struct snap_pack_rx *rx)
+int snap_pack_header_parse(const char *l, size_t n, struct snap_pack_header *h)
 {
-	const char *l = rx->line;
-	size_t n = rx->line_len - 1;   /* without "\n" */
-	size_t kw, hexat, lenat;
-	uint64_t len;
-	char hex[SNAP_HEX_LEN + 1];
+	size_t kw, lenat;
 	int r;
 
+	memset(h, 0, sizeof(*h));
 	if (n == 3 && !memcmp(l, "end", 3)) {
-		rx->state = S_END;
+		h->kind = SNAP_PACK_END;
 		return 0;
 	}
 	if (n > 4 && !memcmp(l, "obj ", 4))
-		kw = 4;
+		kw = 4, h->kind = SNAP_PACK_OBJ;
 	else if (n > 9 && !memcmp(l, "manifest ", 9))
-		kw = 9;
+		kw = 9, h->kind = SNAP_PACK_MANIFEST;
 	else
+		return -ENOMSG;
+	h->bad_at = kw;
+	lenat = kw + SNAP_HEX_LEN + 1;
+	if (n < lenat || l[lenat - 1] != ' ' || snap_unhex(l + kw, SNAP_HEX_LEN, h->id) < 0)
+		return -EBADMSG;
+	h->bad_at = lenat;
+	r = parse_len(l + lenat, n - lenat, &h->len);
+	if (r < 0)
+		return r;
+	h->bad_at = 0;
+	return 0;
+}
+
+static int parse_header(struct snap_pack_rx *rx)
+{
+	struct snap_pack_header h;
+	uint64_t len;
+	char hex[SNAP_HEX_LEN + 1];
+	int r = snap_pack_header_parse(rx->line, rx->line_len - 1, &h);   /* without "\n" */
+
+	if (r == -ENOMSG)
 		return rx_fail(rx, -EINVAL, rx->rec_off, "bad record header (want \"obj\", \"manifest\" or \"end\")");
+	if (r == 0 && h.kind == SNAP_PACK_END) {
+		rx->state = S_END;
+		return 0;
+	}
 	if (rx->manifest)
 		return rx_fail(rx, -EINVAL, rx->rec_off, "%s record after the manifest (the manifest must be last)",
-			       kw == 4 ? "obj" : "second manifest");
-	hexat = kw;
-	lenat = hexat + SNAP_HEX_LEN + 1;
-	if (n < lenat || l[lenat - 1] != ' ' || snap_unhex(l + hexat, SNAP_HEX_LEN, rx->claimed) < 0)
-		return rx_fail(rx, -EINVAL, rx->rec_off + hexat, "bad hex64 in record header");
-	r = parse_len(l + lenat, n - lenat, &len);
+			       h.kind == SNAP_PACK_OBJ ? "obj" : "second manifest");
+	if (r == -EBADMSG)
+		return rx_fail(rx, -EINVAL, rx->rec_off + h.bad_at, "bad hex64 in record header");
 	if (r < 0)
-		return rx_fail(rx, -EINVAL, rx->rec_off + lenat, "%s record length in header",
+		return rx_fail(rx, -EINVAL, rx->rec_off + h.bad_at, "%s record length in header",
 			       r == -ERANGE ? "overflowing" : "non-decimal");
+	memcpy(rx->claimed, h.id, SNAP_HASH_LEN);
+	len = h.len;
 	snap_hex(rx->claimed, hex);
 	if (rx->lim.max_stream_bytes && (rx->off > rx->lim.max_stream_bytes || len > rx->lim.max_stream_bytes - rx->off))
 		return rx_fail(rx, -EFBIG, rx->rec_off, "record %s of %llu bytes exceeds the stream limit", hex,
@@ -144,7 +165,7 @@ static int parse_header(struct snap_pack_rx *rx)
 			return rx_fail(rx, r, rx->rec_off, "locking the store: %s", strerror(-r));
 		rx->held = 1;
 	}
-	rx->is_manifest = kw == 9;
+	rx->is_manifest = h.kind == SNAP_PACK_MANIFEST;
 	rx->duplicate = 0;
 	if (rx->is_manifest) {
 		if (len > rx->lim.max_manifest_bytes)

@@ -182,8 +182,17 @@ int snap_store_ref_each(struct snap_store *s,
  * the signed version: every manifest has it, so no format change; two builds of one name in the
  * same second cannot both be activated. Re-activating the current ref is a no-op (0).
  * PID 1's own rollback along a ref's history moves refs directly and is not refused.
+ * a (may be NULL) says which ref, whether it moved and where it pointed before. The signature
+ * is the caller's to have checked (the pack parser does, against its trusted keys).
  */
-int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
+struct snap_activation {
+	char name[SNAP_NAME_MAX + 1];
+	int moved;                       /* 0: the ref already pointed there */
+	int had_prev;
+	uint8_t prev[SNAP_HASH_LEN];
+};
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
+			char *err, size_t errlen);
 /* The floor itself: 0 and *created, -ENOENT none yet; raise never lowers it. */
 int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created);
 int snap_store_floor_raise(struct snap_store *s, const char *name, uint64_t created);
@@ -350,6 +359,18 @@ struct snap_pack_rx {
 	int held, lockfd;                /* snap_store_hold from the first record on */
 	char msg[200];
 };
+
+/* One record header line (without its "\n"): "end", or "obj"/"manifest" HEX64 LEN (decimal, no sign,
+ * no leading zeros). 0, or -ENOMSG unknown keyword, -EBADMSG bad hex64, -EINVAL non-decimal length,
+ * -ERANGE overflowing length; bad_at is where the fault starts. The one parser of this grammar. */
+enum { SNAP_PACK_END, SNAP_PACK_OBJ, SNAP_PACK_MANIFEST };
+struct snap_pack_header {
+	int kind;
+	uint8_t id[SNAP_HASH_LEN];
+	uint64_t len;
+	size_t bad_at;
+};
+int snap_pack_header_parse(const char *line, size_t n, struct snap_pack_header *h);
 
 int snap_pack_rx_init(struct snap_pack_rx *rx, struct snap_store *s, const struct snap_pack_limits *lim);
 int snap_pack_rx_feed(struct snap_pack_rx *rx, const void *buf, size_t len);

@@ -790,13 +790,18 @@ int snap_store_floor_accept(struct snap_store *s, const char *name, uint64_t cre
 	return snap_store_floor_raise(s, name, created);
 }
 
-int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen)
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
+			char *err, size_t errlen)
 {
+	struct snap_activation local;
 	struct snap_manifest m;
-	uint8_t *buf, cur[SNAP_HASH_LEN];
+	uint8_t *buf;
 	size_t len;
 	int ret;
 
+	if (!a)
+		a = &local;
+	memset(a, 0, sizeof(*a));
 	ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
 	if (ret < 0) {
 		snprintf(err, errlen, "manifest unreadable: %s", strerror(-ret));
@@ -806,16 +811,21 @@ int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], c
 	free(buf);
 	if (ret < 0)
 		return ret;
+	snprintf(a->name, sizeof(a->name), "%s", m.name);
+	a->had_prev = snap_store_ref_get(s, m.name, a->prev) == 0;
 	/* the ref already there: nothing moves, nothing is raised */
-	if (snap_store_ref_get(s, m.name, cur) == 0 && !memcmp(cur, id, SNAP_HASH_LEN)) {
+	if (a->had_prev && !memcmp(a->prev, id, SNAP_HASH_LEN)) {
 		snap_manifest_free(&m);
 		return 0;
 	}
+	/* the floor is raised before the ref moves, so a crash between them cannot leave a window
+	 * in which an older signed manifest is accepted again */
 	ret = snap_store_floor_accept(s, m.name, m.created, err, errlen);
 	if (ret == 0) {
 		ret = snap_store_ref_set(s, m.name, id);
 		if (ret < 0)
 			snprintf(err, errlen, "ref %s not moved: %s", m.name, strerror(-ret));
+		a->moved = ret == 0;
 	}
 	snap_manifest_free(&m);
 	return ret;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "init/init.h"
+#include "init/cli.h"
 #include "vmm/vmm_int.h"
 #include "snap/snap.h"
 

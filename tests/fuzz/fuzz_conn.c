@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 #include "tests/fuzz/fuzz_store.h"
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "net/internal.h"
+#include "net/net_int.h"
 #include "net/net.h"
 #include "tests/harness.h"
 

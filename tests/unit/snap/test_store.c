@@ -163,7 +163,7 @@ TEST(refs_point_only_at_present_manifests_and_move_atomically)
 	REQUIRE(snap_store_put_buf(s, SNAP_KIND_OBJECT, "v2", 2, obj) == 0);
 	t = fx_manifest_text("keep", obj, &l);
 	REQUIRE(snap_store_put_manifest(s, t, l, m2, NULL, 0) == 0);
-	CHECK_EQ(snap_store_activate(s, m2, err, sizeof(err)), 0);      /* ref <manifest name> -> m2 */
+	CHECK_EQ(snap_store_activate(s, m2, NULL, err, sizeof(err)), 0);      /* ref <manifest name> -> m2 */
 	REQUIRE(snap_store_ref_get(s, "keep", id) == 0);
 	CHECK(!memcmp(id, m2, 32));
 	CHECK_EQ(fx_temps(s), 0);
@@ -429,12 +429,12 @@ TEST(activation_refuses_replays_and_downgrades_and_the_floor_survives_reopening)
 	REQUIRE(snap_store_put_manifest(s, t, l, v3, NULL, 0) == 0);
 	free(t);
 	CHECK_EQ(snap_store_floor_get(s, "web", &floor), -ENOENT);
-	CHECK_EQ(snap_store_activate(s, v1, err, sizeof(err)), 0);
-	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), 0);
-	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), 0);   /* the current ref again: nothing moves */
+	CHECK_EQ(snap_store_activate(s, v1, NULL, err, sizeof(err)), 0);
+	CHECK_EQ(snap_store_activate(s, v2, NULL, err, sizeof(err)), 0);
+	CHECK_EQ(snap_store_activate(s, v2, NULL, err, sizeof(err)), 0);   /* the current ref again: nothing moves */
 	/* the replay of v1: refused in one line naming both versions, ref unchanged */
 	err[0] = 0;
-	CHECK_EQ(snap_store_activate(s, v1, err, sizeof(err)), -ESTALE);
+	CHECK_EQ(snap_store_activate(s, v1, NULL, err, sizeof(err)), -ESTALE);
 	CHECK(strstr(err, "1000") && strstr(err, "2000") && !strchr(err, '\n'));
 	REQUIRE(snap_store_ref_get(s, "web", id) == 0);
 	CHECK(!memcmp(id, v2, 32));
@@ -446,7 +446,7 @@ TEST(activation_refuses_replays_and_downgrades_and_the_floor_survives_reopening)
 		t = fx_manifest_text_at("web", o2, 2000, &l);
 		REQUIRE(snap_store_put_manifest(s, t, l, same, NULL, 0) == 0);
 		free(t);
-		CHECK_EQ(snap_store_activate(s, same, err, sizeof(err)), -ESTALE);
+		CHECK_EQ(snap_store_activate(s, same, NULL, err, sizeof(err)), -ESTALE);
 	}
 	/* PID 1's own rollback moves the ref back; the floor stays, and a peer cannot follow */
 	REQUIRE(snap_store_ref_set(s, "web", v1) == 0);
@@ -455,8 +455,8 @@ TEST(activation_refuses_replays_and_downgrades_and_the_floor_survives_reopening)
 	REQUIRE(s);
 	CHECK_EQ(snap_store_floor_get(s, "web", &floor), 0);
 	CHECK_EQ(floor, 2000);
-	CHECK_EQ(snap_store_activate(s, v2, err, sizeof(err)), -ESTALE);
-	CHECK_EQ(snap_store_activate(s, v3, err, sizeof(err)), 0);
+	CHECK_EQ(snap_store_activate(s, v2, NULL, err, sizeof(err)), -ESTALE);
+	CHECK_EQ(snap_store_activate(s, v3, NULL, err, sizeof(err)), 0);
 	REQUIRE(snap_store_ref_get(s, "web", id) == 0);
 	CHECK(!memcmp(id, v3, 32));
 	CHECK_EQ(snap_store_floor_raise(s, "web", 5), 0);   /* never lowered */
