@@ -1,20 +1,14 @@
-/* `keel push`: send a snapshot (or a pack file) to an appliance's update listener over kernel sockets. */
+/* `keel push`: the tool around net_push() (net/push.c): arguments, the progress line, the answer. */
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "init/cli.h"
 #include "keel_config.h"
-#include "net/net_int.h"
 #include "net/net.h"
 #include "snap/snap.h"
 
@@ -38,30 +32,8 @@ static const char push_help[] =
 	"          (a subjectAltName DNS entry), so one appliance cannot stand in for\n"
 	"          another holding a certificate from the same CA\n";
 
-struct rec {
-	uint8_t id[SNAP_HASH_LEN];
-	uint64_t off, len;
-	int fd;
-	int needed;
-};
-
-struct push {
-	const char *cmd;
-	struct rec *recs;               /* objects, sorted by id, unique */
-	size_t nrecs;
-	struct rec manifest;
-	int has_manifest;
-	/* transport */
-	int fd;
-	struct net_tls_creds *creds;
-	const char *server_name;         /* NULL: the CA alone identifies the appliance */
-	struct net_tls_client *tls;
-	char rbuf[NET_WANT_MAX + 64];
-	size_t rlen;
-	/* progress */
+struct cmd_push {
 	int tty;
-	uint64_t sent, total;
-	size_t objs_sent, objs_total;
 	struct timespec t0, last;
 };
 
@@ -73,464 +45,40 @@ static double since(const struct timespec *a)
 	return (double)(now.tv_sec - a->tv_sec) + (double)(now.tv_nsec - a->tv_nsec) / 1e9;
 }
 
-static void progress(struct push *p, int final)
+static void on_plan(void *arg, const struct net_push_progress *pr)
 {
+	struct cmd_push *cp = arg;
+
+	fprintf(stderr, "push: appliance lacks %zu of %zu objects; sending %llu bytes\n", pr->objs_lacking,
+		pr->objs_all, (unsigned long long)pr->total);
+	clock_gettime(CLOCK_MONOTONIC, &cp->t0);
+	cp->last = cp->t0;
+}
+
+/* The progress line, on a terminal only, at most four times a second. */
+static void on_progress(void *arg, const struct net_push_progress *pr, int final)
+{
+	struct cmd_push *cp = arg;
 	double t, rate;
 
-	if (!p->tty)
+	if (!cp->tty)
 		return;
-	if (!final && since(&p->last) < 0.25)
+	if (!final && since(&cp->last) < 0.25)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &p->last);
-	t = since(&p->t0);
-	rate = t > 0 ? (double)p->sent / t : 0;
-	fprintf(stderr, "\rpush: %.1f/%.1f MiB, %.1f MiB/s, %zu/%zu objects%s", (double)p->sent / 1048576.0,
-		(double)p->total / 1048576.0, rate / 1048576.0, p->objs_sent, p->objs_total, final ? "\n" : "   ");
-}
-
-/* ---- transport ---------------------------------------------------------------- */
-
-static int io_write(struct push *p, const void *buf, size_t len)
-{
-	const char *b = buf;
-
-	if (p->tls)
-		return net_tls_client_write(p->tls, buf, len);
-	while (len) {
-		ssize_t n = write(p->fd, b, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int io_flush(struct push *p)
-{
-	return p->tls ? net_tls_client_flush(p->tls) : 0;
-}
-
-static long io_read(struct push *p, void *buf, size_t len)
-{
-	if (p->tls)
-		return net_tls_client_read(p->tls, buf, len);
-	for (;;) {
-		ssize_t n = read(p->fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 ? -errno : (long)n;
-	}
-}
-
-/* One "\n"-terminated line (without it) into p->rbuf; -EPROTO when too long, -ECONNRESET at EOF. */
-static int read_line(struct push *p)
-{
-	p->rlen = 0;
-	for (;;) {
-		char ch;
-		long n = io_read(p, &ch, 1);
-
-		if (n < 0)
-			return (int)n;
-		if (n == 0)
-			return -ECONNRESET;
-		if (ch == '\n') {
-			p->rbuf[p->rlen] = 0;
-			return 0;
-		}
-		if (p->rlen + 1 >= sizeof(p->rbuf))
-			return -EPROTO;
-		p->rbuf[p->rlen++] = ch;
-	}
-}
-
-static int split_hostport(char *s, char **host, char **port)
-{
-	char *colon = strrchr(s, ':');
-
-	if (!colon || colon == s || !colon[1])
-		return -EINVAL;
-	*colon = 0;
-	*host = s;
-	*port = colon + 1;
-	if (**host == '[' && colon[-1] == ']') {
-		colon[-1] = 0;
-		(*host)++;
-	}
-	return 0;
-}
-
-static int connect_to(struct push *p, const char *to)
-{
-	struct addrinfo hints, *res, *ai;
-	char *dup = strdup(to), *host, *port;
-	int r, fd = -1, e = ECONNREFUSED;
-
-	if (!dup)
-		return -ENOMEM;
-	if (split_hostport(dup, &host, &port) < 0) {
-		free(dup);
-		return -EINVAL;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	r = getaddrinfo(host, port, &hints, &res);
-	free(dup);
-	if (r != 0)
-		return -EHOSTUNREACH;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0) {
-			e = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		e = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return -e;
-	p->fd = fd;
-	if (p->creds) {
-		r = net_tls_client_new(p->creds, p->server_name, fd, &p->tls);
-		if (r < 0) {
-			close(fd);
-			p->fd = -1;
-			return r;
-		}
-	}
-	return 0;
-}
-
-static void disconnect(struct push *p)
-{
-	if (p->tls)
-		net_tls_client_free(p->tls);
-	p->tls = NULL;
-	if (p->fd >= 0)
-		close(p->fd);
-	p->fd = -1;
-}
-
-/* ---- what to send --------------------------------------------------------------- */
-
-static int rec_cmp(const void *a, const void *b)
-{
-	return memcmp(((const struct rec *)a)->id, ((const struct rec *)b)->id, SNAP_HASH_LEN);
-}
-
-static int add_rec(struct push *p, const struct rec *r)
-{
-	if ((p->nrecs & (p->nrecs - 1)) == 0) {
-		struct rec *n = realloc(p->recs, (p->nrecs ? p->nrecs * 2 : 16) * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		p->recs = n;
-	}
-	p->recs[p->nrecs++] = *r;
-	return 0;
-}
-
-static void sort_unique(struct push *p)
-{
-	size_t j = 0;
-
-	qsort(p->recs, p->nrecs, sizeof(*p->recs), rec_cmp);
-	for (size_t i = 0; i < p->nrecs; i++)
-		if (!j || memcmp(p->recs[j - 1].id, p->recs[i].id, SNAP_HASH_LEN))
-			p->recs[j++] = p->recs[i];
-	p->nrecs = j;
-}
-
-/* Reads the record headers of a pack file (payloads are skipped, not read). */
-static int scan_pack(struct push *p, const char *path)
-{
-	static const char magic[] = SNAP_WIRE_MAGIC;
-	char line[SNAP_PACK_MAX_HEADER_BYTES + 1];
-	uint64_t pos = 0;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return cli_error(p->cmd, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0)
-		return cli_error(p->cmd, "%s: %s", path, strerror(errno));
-	for (;;) {
-		ssize_t n = pread(fd, line, sizeof(line) - 1, (off_t)pos);
-		char *nl;
-		struct snap_pack_header h;
-		struct rec r;
-		int is_manifest, rc;
-
-		if (n <= 0)
-			return cli_error(p->cmd, "%s: ends without \"end\" at byte %llu", path,
-					 (unsigned long long)pos);
-		line[n] = 0;
-		nl = memchr(line, '\n', (size_t)n);
-		if (!nl)
-			return cli_error(p->cmd, "%s: header line too long at byte %llu", path,
-					 (unsigned long long)pos);
-		*nl = 0;
-		if (pos == 0) {
-			if (strncmp(line, magic, sizeof(magic) - 2) || nl - line != (long)sizeof(magic) - 2)
-				return cli_error(p->cmd, "%s: not a SNAPPACK 1 file", path);
-			pos += sizeof(magic) - 1;
-			continue;
-		}
-		pos += (uint64_t)(nl - line) + 1;
-		rc = snap_pack_header_parse(line, (size_t)(nl - line), &h);
-		if (rc == 0 && h.kind == SNAP_PACK_END)
-			break;
-		if (p->has_manifest)
-			return cli_error(p->cmd, "%s: record after the manifest at byte %llu", path,
-					 (unsigned long long)pos);
-		if (rc == -ENOMSG)
-			return cli_error(p->cmd, "%s: unknown record at byte %llu", path, (unsigned long long)pos);
-		if (rc == -EBADMSG)
-			return cli_error(p->cmd, "%s: bad record id at byte %llu", path, (unsigned long long)pos);
-		if (rc < 0 || h.len > (uint64_t)st.st_size - pos)
-			return cli_error(p->cmd, "%s: bad record length at byte %llu", path, (unsigned long long)pos);
-		is_manifest = h.kind == SNAP_PACK_MANIFEST;
-		memset(&r, 0, sizeof(r));
-		memcpy(r.id, h.id, SNAP_HASH_LEN);
-		r.len = h.len;
-		r.fd = fd;
-		r.off = pos;
-		pos += r.len;
-		if (is_manifest) {
-			p->manifest = r;
-			p->has_manifest = 1;
-		} else if (add_rec(p, &r) < 0) {
-			return cli_error(p->cmd, "out of memory");
-		}
-	}
-	sort_unique(p);
-	return 0;
-}
-
-struct collect {
-	struct push *p;
-	struct snap_source *src;
-	int err;
-};
-
-static int collect_one(void *arg, const uint8_t id[SNAP_HASH_LEN])
-{
-	struct collect *c = arg;
-	struct rec r;
-	int e;
-
-	memset(&r, 0, sizeof(r));
-	memcpy(r.id, id, SNAP_HASH_LEN);
-	e = c->src->locate(c->src->ctx, SNAP_KIND_OBJECT, id, &r.fd, &r.off, &r.len);
-	if (e == 0)
-		e = add_rec(c->p, &r);
-	if (e < 0) {
-		char hex[SNAP_HEX_LEN + 1];
-
-		snap_hex(id, hex);
-		c->err = cli_error(c->p->cmd, "object %s: %s", hex, e == -ENOENT ? "not in the store" : strerror(-e));
-		return 1;
-	}
-	return 0;
-}
-
-static int scan_store(struct push *p, struct snap_store *store, const char *name)
-{
-	struct snap_source src;
-	struct snap_manifest m;
-	struct collect col = { p, &src, 0 };
-	uint8_t *buf;
-	size_t len;
-	char err[160];
-	int r;
-
-	snap_store_source(store, &src);
-	r = snap_source_resolve(&src, name, p->manifest.id);
-	if (r < 0)
-		return cli_error(p->cmd, "%s: %s", name, r == -ENOENT ? "no such ref or manifest" : strerror(-r));
-	r = snap_store_get(store, SNAP_KIND_MANIFEST, p->manifest.id, &buf, &len);
-	if (r < 0)
-		return cli_error(p->cmd, "manifest %s: %s", name, strerror(-r));
-	r = snap_manifest_parse(buf, len, &m, err, sizeof(err));
-	free(buf);
-	if (r < 0)
-		return cli_error(p->cmd, "manifest %s: %s", name, err);
-	snap_manifest_each_object(&m, collect_one, &col);
-	snap_manifest_free(&m);
-	if (col.err)
-		return col.err;
-	r = src.locate(src.ctx, SNAP_KIND_MANIFEST, p->manifest.id, &p->manifest.fd, &p->manifest.off,
-		       &p->manifest.len);
-	if (r < 0)
-		return cli_error(p->cmd, "manifest %s: %s", name, strerror(-r));
-	p->has_manifest = 1;
-	sort_unique(p);
-	return 0;
-}
-
-/* ---- the conversation --------------------------------------------------------------- */
-
-/* An I/O failure in words: TLS's own reason when the session failed, else errno's. */
-static const char *io_strerror(struct push *p, int r)
-{
-	if (p->tls && net_tls_client_error(p->tls))
-		return net_tls_strerror(net_tls_client_error(p->tls));
-	return strerror(-r);
-}
-
-/* negotiate(): the appliance does not speak objects-needed rounds (the caller reconnects). */
-#define NEG_OLD_SERVER 2
-
-/* objects-needed rounds; 0, NEG_OLD_SERVER, or 1 after printing why it failed. */
-static int negotiate(struct push *p)
-{
-	char line[SNAP_HEX_LEN + 2], head[40];
-
-	for (size_t base = 0; base < p->nrecs; base += NET_WANT_MAX) {
-		size_t n = p->nrecs - base < NET_WANT_MAX ? p->nrecs - base : NET_WANT_MAX;
-		int r;
-
-		snprintf(head, sizeof(head), "%s%zu\n", NET_WANT_MAGIC, n);
-		r = io_write(p, head, strlen(head));
-		for (size_t i = 0; i < n && r == 0; i++) {
-			snap_hex(p->recs[base + i].id, line);
-			line[SNAP_HEX_LEN] = '\n';
-			r = io_write(p, line, SNAP_HEX_LEN + 1);
-		}
-		if (r == 0)
-			r = io_flush(p);
-		if (r == 0)
-			r = read_line(p);
-		if (r < 0)
-			return cli_error(p->cmd, "asking what the appliance needs: %s", io_strerror(p, r));
-		if (!strncmp(p->rbuf, "need ", 5) && p->rlen < 5 + n && read_line(p) == 0 &&
-		    !strncmp(p->rbuf, "error ", 6))
-			return cli_error(p->cmd, "the appliance refused a want? round: %.200s", p->rbuf + 6);
-		if (strncmp(p->rbuf, "need ", 5) || p->rlen != 5 + n) {
-			if (!strncmp(p->rbuf, "error", 5))
-				return NEG_OLD_SERVER;
-			return cli_error(p->cmd, "unexpected answer to want?: %.80s", p->rbuf);
-		}
-		for (size_t i = 0; i < n; i++)
-			p->recs[base + i].needed = p->rbuf[5 + i] == '1';
-	}
-	return 0;
-}
-
-static int send_rec(struct push *p, const char *kind, const struct rec *r, char *buf, size_t bufsz)
-{
-	char hex[SNAP_HEX_LEN + 1], head[SNAP_PACK_MAX_HEADER_BYTES];
-	uint64_t off = r->off, left = r->len;
-	int e;
-
-	snap_hex(r->id, hex);
-	snprintf(head, sizeof(head), "%s %s %llu\n", kind, hex, (unsigned long long)r->len);
-	e = io_write(p, head, strlen(head));
-	while (e == 0 && left) {
-		size_t k = left < bufsz ? (size_t)left : bufsz;
-		ssize_t n = pread(r->fd, buf, k, (off_t)off);
-
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		e = io_write(p, buf, (size_t)n);
-		off += (uint64_t)n;
-		left -= (uint64_t)n;
-		p->sent += (uint64_t)n;
-		progress(p, 0);
-	}
-	p->objs_sent++;
-	return e;
-}
-
-static int send_pack(struct push *p)
-{
-	static const char magic[] = SNAP_WIRE_MAGIC;
-	size_t bufsz = 256 * 1024;
-	char *buf = malloc(bufsz);
-	int e;
-
-	if (!buf)
-		return -ENOMEM;
-	e = io_write(p, magic, sizeof(magic) - 1);
-	for (size_t i = 0; i < p->nrecs && e == 0; i++)
-		if (p->recs[i].needed)
-			e = send_rec(p, "obj", &p->recs[i], buf, bufsz);
-	if (e == 0 && p->has_manifest)
-		e = send_rec(p, "manifest", &p->manifest, buf, bufsz);
-	if (e == 0)
-		e = io_write(p, "end\n", 4);
-	if (e == 0)
-		e = io_flush(p);
-	free(buf);
-	return e;
-}
-
-static int push_run(struct push *p, const char *to)
-{
-	int r, e;
-
-	r = connect_to(p, to);
-	if (r < 0)
-		return cli_error(p->cmd, "%s: %s", to, r == -EPROTO ? "TLS setup failed" : strerror(-r));
-	for (size_t i = 0; i < p->nrecs; i++)
-		p->recs[i].needed = 1;
-	r = negotiate(p);
-	if (r == NEG_OLD_SERVER) {
-		/* An appliance without objects-needed rounds: send everything on a new connection. */
-		disconnect(p);
-		for (size_t i = 0; i < p->nrecs; i++)
-			p->recs[i].needed = 1;
-		r = connect_to(p, to);
-		if (r < 0)
-			return cli_error(p->cmd, "%s: %s", to, strerror(-r));
-	} else if (r) {
-		return r;   /* negotiate said why */
-	}
-	p->total = 0;
-	p->objs_total = 0;
-	for (size_t i = 0; i < p->nrecs; i++)
-		if (p->recs[i].needed) {
-			p->total += p->recs[i].len;
-			p->objs_total++;
-		}
-	if (p->has_manifest) {
-		p->total += p->manifest.len;
-		p->objs_total++;
-	}
-	fprintf(stderr, "push: appliance lacks %zu of %zu objects; sending %llu bytes\n",
-		p->objs_total - (size_t)p->has_manifest, p->nrecs, (unsigned long long)p->total);
-	clock_gettime(CLOCK_MONOTONIC, &p->t0);
-	p->last = p->t0;
-	e = send_pack(p);
-	progress(p, 1);
-	/* Even when sending failed the appliance may have said why before closing. */
-	r = read_line(p);
-	if (r == 0) {
-		printf("%s\n", p->rbuf);
-		if (!strncmp(p->rbuf, "ok", 2) && (p->rbuf[2] == 0 || p->rbuf[2] == ' ') && e == 0)
-			return 0;
-		return 1;
-	}
-	if (p->tls && net_tls_client_error(p->tls))
-		return cli_error(p->cmd, "TLS: %s", net_tls_strerror(net_tls_client_error(p->tls)));
-	return cli_error(p->cmd, "no answer from %s: %s", to, strerror(-(e ? e : r)));
+	clock_gettime(CLOCK_MONOTONIC, &cp->last);
+	t = since(&cp->t0);
+	rate = t > 0 ? (double)pr->sent / t : 0;
+	fprintf(stderr, "\rpush: %.1f/%.1f MiB, %.1f MiB/s, %zu/%zu objects%s", (double)pr->sent / 1048576.0,
+		(double)pr->total / 1048576.0, rate / 1048576.0, pr->objs_sent, pr->objs_total, final ? "\n" : "   ");
 }
 
 int net_cmd_push(int argc, char **argv)
 {
 	const char *to = NULL, *cert = NULL, *key = NULL, *ca = NULL, *dir = NULL, *mname = NULL, *file = NULL;
 	const char *server_name = NULL;
-	struct snap_store *store = NULL;
-	struct push p;
-	char err[200];
+	struct net_push_opts o;
+	struct cmd_push cp;
+	char err[300], answer[NET_WANT_MAX + 64];
 	int tls = 0, r;
 
 	if (cli_wants_help(argc, argv))
@@ -577,34 +125,28 @@ int net_cmd_push(int argc, char **argv)
 	if (!tls && (cert || key || ca || server_name))
 		return cli_usage("push", "--cert/--key/--ca/--server-name only make sense with --tls");
 
-	memset(&p, 0, sizeof(p));
-	p.cmd = "push";
-	p.server_name = server_name;
-	p.fd = -1;
-	p.tty = isatty(2);
+	memset(&o, 0, sizeof(o));
+	memset(&cp, 0, sizeof(cp));
+	cp.tty = isatty(2);
+	o.to = to;
+	o.store_dir = dir;
+	o.manifest = mname;
+	o.pack = file;
+	o.tls = tls;
+	o.cert = cert;
+	o.key = key;
+	o.ca = ca;
+	o.server_name = server_name;
+	o.plan = on_plan;
+	o.progress = on_progress;
+	o.arg = &cp;
 	signal(SIGPIPE, SIG_IGN);
-	if (tls) {
-		r = net_tls_creds_load(&p.creds, cert, key, ca, err, sizeof(err));
-		if (r < 0)
-			return cli_error("push", "%s", err);
-	}
-	if (file) {
-		r = scan_pack(&p, file);
-	} else {
-		r = snap_store_open(dir, &store);
-		if (r < 0)
-			r = cli_error("push", "store %s: %s", dir, strerror(-r));
-		else
-			r = scan_store(&p, store, mname);
-	}
-	if (r == 0)
-		r = push_run(&p, to);
-	disconnect(&p);
-	if (store)
-		snap_store_close(store);
-	net_tls_creds_free(p.creds);
-	free(p.recs);
-	return r;
+	r = net_push(&o, answer, sizeof(answer), err, sizeof(err));
+	if (answer[0])
+		printf("%s\n", answer);   /* the appliance's own line, ok or error */
+	if (r == 0 || (r == -EREMOTEIO && answer[0]))
+		return r == 0 ? 0 : 1;
+	return cli_error("push", "%s", err);
 }
 
 #endif

@@ -79,6 +79,36 @@ const char *net_tls_selftest(void);
 /* Parses "A.B.C.D/P" (prefix required when want_prefix) into host-order address; 0 or -EINVAL. */
 int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix);
 
+/* ---- the push client (net/push.c) ------------------------------------------ */
+
+struct net_push_progress {
+	uint64_t sent, total;            /* pack bytes sent so far / to send */
+	size_t objs_sent, objs_total;    /* records sent so far / to send (the manifest included) */
+	size_t objs_lacking, objs_all;   /* objects the appliance lacks / objects the snapshot has */
+};
+
+struct net_push_opts {
+	const char *to;                  /* HOST:PORT */
+	const char *store_dir, *manifest;   /* a snapshot (ref NAME or manifest id) of a store, or */
+	const char *pack;                /* a pack file made by `keel pack send` */
+	int tls;                         /* TLS 1.2 with a client certificate: */
+	const char *cert, *key, *ca;     /* ours, its key, the CA the appliance's certificate is from */
+	const char *server_name;         /* NULL: the CA alone identifies the appliance */
+	/* Once, after negotiation: what will be sent. Then during the send; final = 1 at its end. */
+	void (*plan)(void *arg, const struct net_push_progress *p);
+	void (*progress)(void *arg, const struct net_push_progress *p, int final);
+	void *arg;
+};
+
+/*
+ * Sends a snapshot to an appliance's update listener: asks which objects it lacks (want?
+ * rounds; an appliance without them gets everything), sends those and the manifest as one
+ * SNAPPACK 1 stream, reads the result line into answer. 0 when it is "ok ..."; -EREMOTEIO when
+ * the appliance answered anything else (answer holds its line, or err says why); any other
+ * -errno with err holding one line. Prints nothing.
+ */
+int net_push(const struct net_push_opts *o, char *answer, size_t answerlen, char *err, size_t errlen);
+
 /* ---- tool commands ------------------------------------------------------- */
 
 int net_cmd_net(int argc, char **argv);    /* keel net listen ... */

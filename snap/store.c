@@ -966,6 +966,8 @@ static int verify_dir(struct walk *w, int kind, const char *sub)
 			continue;
 		}
 		r = check_file(dirfd, de->d_name, id);
+		if (r == -ENOENT)
+			continue;   /* listed, then swept by a concurrent gc (the listener's): not damage */
 		if (r < 0) {
 			report(w, sub, de->d_name, r);
 			continue;
@@ -978,7 +980,10 @@ static int verify_dir(struct walk *w, int kind, const char *sub)
 			struct snap_manifest m;
 			struct need_ctx c = { .s = w->s };
 
-			if (snap_store_get(w->s, kind, id, &buf, &len) < 0) {
+			r = snap_store_get(w->s, kind, id, &buf, &len);
+			if (r == -ENOENT)
+				continue;
+			if (r < 0) {
 				report(w, sub, de->d_name, -EIO);
 				continue;
 			}
@@ -990,7 +995,8 @@ static int verify_dir(struct walk *w, int kind, const char *sub)
 			}
 			snap_manifest_each_object(&m, need_one, &c);
 			snap_manifest_free(&m);
-			if (c.err)
+			/* a gc removes an unreferenced manifest before its objects: gone now, no fault */
+			if (c.err && faccessat(dirfd, de->d_name, F_OK, 0) == 0)
 				report(w, sub, de->d_name, c.err);
 		}
 	}

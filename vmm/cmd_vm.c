@@ -205,7 +205,7 @@ static int cmd_restore(int argc, char **argv)
 	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1, .warn = warn_stderr };
 	const char *store = NULL, *image = NULL;
 	char err[256];
-	struct vmm *vm;
+	struct vmm_timing t;
 	int c, r, timing = 0;
 
 	optind = 1;
@@ -238,15 +238,11 @@ static int cmd_restore(int argc, char **argv)
 		return cli_usage("vm restore", "give exactly one of --store DIR or --image IMG");
 
 	signal(SIGPIPE, SIG_IGN);
-	r = vmm_restore_open(store, image, argv[optind], &cfg, &vm, err, sizeof(err));
-	if (r)
-		return cli_error("vm restore", "%s", err);
-	r = vmm_run(vm);
-	if (r == VMM_EXIT_SNAPSHOT)
-		r = -EIO;
-	r = finish("vm restore", vm, r, timing);
-	vmm_destroy(vm);
-	return r;
+	memset(&t, 0, sizeof(t));
+	r = vmm_restore_run(store, image, argv[optind], &cfg, &t, err, sizeof(err));
+	if (timing && t.total)
+		print_timing(&t);
+	return r < 0 ? cli_error("vm restore", "%s", err) : 0;
 }
 
 int vmm_cmd_vm(int argc, char **argv)

@@ -378,3 +378,23 @@ int vmm_restore_open(const char *store_dir, const char *image, const char *name,
 	*out = vm;
 	return 0;
 }
+
+int vmm_restore_run(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+		    struct vmm_timing *timing, char *err, size_t errlen)
+{
+	struct vmm *vm;
+	int r = vmm_restore_open(store_dir, image, name, cfg, &vm, err, errlen);
+
+	if (r)
+		return r < 0 ? r : -EINVAL;
+	r = vmm_run(vm);
+	if (timing)
+		*timing = *vmm_timings(vm);
+	if (r != VMM_EXIT_POWEROFF) {
+		snprintf(err, errlen, "%s", vmm_error(vm));
+		if (r >= 0)
+			r = -EIO;   /* a reset, or the snapshot marker: neither is how a sandbox ends */
+	}
+	vmm_destroy(vm);
+	return r;
+}

@@ -75,6 +75,16 @@ int vmm_vcpu_count(const struct vmm *vm);
 const struct vmm_timing *vmm_timings(const struct vmm *vm);
 
 /*
+ * A sandbox's whole life, for PID 1 and `keel vm restore` alike: restores NAME (a ref or a
+ * manifest id) from the directory store store_dir or the partition image, runs it until it
+ * stops, frees it. 0 when the guest powered off; otherwise -errno and err holds one line
+ * (a snapshot that does not restore, a reset, a crash). timing (may be NULL) gets the setup
+ * steps' times. Prints nothing (cfg->warn and the console descriptors are the caller's).
+ */
+int vmm_restore_run(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+		    struct vmm_timing *timing, char *err, size_t errlen);
+
+/*
  * State blobs of a paused VM (format: vmm/vmstate.c). Each is self-describing and
  * checked strictly on load; a load error fills err with one line and returns -EINVAL.
  */

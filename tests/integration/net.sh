@@ -43,7 +43,11 @@ snap() {
 ok_reply() { [ "$1" = 0 ] && [ "$2" = "ok $3" ]; }
 error_reply() { [ "$1" != 0 ] && [ "${2:0:6}" = "error " ]; }
 ref() { "$KEEL" store ref "$S" "$1" 2>/dev/null; }
-intact() { [ "$(ref demo)" = "$1" ] && "$KEEL" store verify "$S" >/dev/null 2>&1; }
+intact() { # REF: demo points at REF and the store verifies (says what it saw otherwise)
+	local r; r=$(ref demo)
+	[ "$r" = "$1" ] || { echo "ref demo is '$r', want $1"; return 1; }
+	"$KEEL" store verify "$S" 2>&1 | tail -n 3; return "${PIPESTATUS[0]}"
+}
 push() { inb "$KEEL" push --to "$APP_IP:7070" "$@"; }
 ncpush() { inb timeout 60 nc -N "$APP_IP" 7070 < "$1"; }
 
