@@ -146,4 +146,26 @@ const char *snap_car_rx_error(const struct snap_car_rx *rx);
 /* Frees the header buffers; aborts an open block. */
 void snap_car_rx_free(struct snap_car_rx *rx);
 
+/* Feeds everything read from fd to rx until EOF (then finish); 0 or -errno with one line in err
+ * (sink_msg, when the sink explained a refusal, placed at its block's byte offset). */
+int snap_car_rx_read_fd(struct snap_car_rx *rx, int fd, char *err, size_t errlen, const char *sink_msg);
+
+/* ---- a store to and from CAR files (snap/car_store.c) ---------------------- */
+
+/*
+ * Writes to fd a CAR v1 whose roots are args (hex64 object or manifest ids, or ref names for
+ * their manifests); a manifest goes out after every object it names, each block once. Every
+ * block is located before the first byte is written. 0 or -errno with one line in err.
+ */
+int snap_car_export(struct snap_store *st, const char *const *args, size_t nargs, int fd, char *err, size_t errlen);
+/*
+ * Reads a CAR v1 from fd into st (held for the whole import): each block verified against its
+ * CID (BLAKE3 or SHA-256) before it is filed under its BLAKE3 id; blocks that start like a
+ * manifest are committed only after the whole file was valid and every object they name is
+ * present. Moves no ref. Then root(arg, id) for each root found in the file, in order (may be
+ * NULL). 0 or -errno with one line in err (with the byte offset where the file is at fault).
+ */
+int snap_car_import(struct snap_store *st, int fd, uint64_t max_block,
+		    int (*root)(void *arg, const uint8_t id[SNAP_HASH_LEN]), void *arg, char *err, size_t errlen);
+
 #endif
