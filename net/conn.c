@@ -107,6 +107,42 @@ void net_log(const struct net_server *srv, const char *fmt, ...)
 	srv->cfg->log(srv->cfg->arg, buf);
 }
 
+/*
+ * Lines about single connections (failures, drops, evictions) are what a flood produces, one
+ * per connection: at most LOG_PER_S a second reach the log (a serial console is slow, and a
+ * blocked log write would stall the listener), the rest are counted and the count is logged
+ * with the next line that gets through. Lines that change state (a ref moved) always go.
+ */
+#define LOG_PER_S 10u
+
+static void conn_log(struct net_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_log(struct net_server *srv, const char *fmt, ...)
+{
+	u32_t now = sys_now();
+	char buf[320];
+	va_list ap;
+
+	if (now - srv->log_window_ms >= 1000) {
+		if (srv->log_held) {
+			net_log(srv, "(%u lines about connections not logged: at most %u a second)", srv->log_held,
+				LOG_PER_S);
+			srv->log_held = 0;
+		}
+		srv->log_window_ms = now;
+		srv->log_in_window = 0;
+	}
+	if (srv->log_in_window >= LOG_PER_S) {
+		srv->log_held++;
+		srv->log_suppressed++;
+		return;
+	}
+	srv->log_in_window++;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	net_log(srv, "%s", buf);
+}
+
 static void conn_unlink(struct net_conn *c)
 {
 	struct net_server *srv = c->srv;
@@ -211,7 +247,10 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 			buf[i] = ' ';
 	buf[n++] = '\n';
 	out_append(c, buf, (size_t)n);
-	net_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
+	if (!strncmp(buf, "ok", 2))
+		net_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
+	else
+		conn_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
 	if (!strncmp(buf, "ok", 2))
 		c->srv->filed++;
 	else
@@ -602,7 +641,7 @@ static int tls_pump(struct net_conn *c)
 			int e = br_ssl_engine_last_error(eng);
 
 			if (e != BR_ERR_OK && c->state != C_DRAIN) {
-				net_log(c->srv, "%s: TLS failed: %s", c->peer, net_tls_strerror(e));
+				conn_log(c->srv, "%s: TLS failed: %s", c->peer, net_tls_strerror(e));
 				c->srv->failed++;
 				return -1;
 			}
@@ -797,7 +836,7 @@ static err_t on_poll(void *arg, struct tcp_pcb *pcb)
 		return ERR_ABRT;
 	}
 	if (now - c->last_ms > c->srv->idle_ms) {
-		net_log(c->srv, "%s: idle for %u s, dropped", c->peer, (unsigned)(c->srv->idle_ms / 1000));
+		conn_log(c->srv, "%s: idle for %u s, dropped", c->peer, (unsigned)(c->srv->idle_ms / 1000));
 		goto drop;
 	}
 	if (c->state == C_DRAIN)
@@ -805,18 +844,18 @@ static err_t on_poll(void *arg, struct tcp_pcb *pcb)
 	if (c->sweep_wait)
 		c->line_ms = c->last_ms = now;   /* it is keel that keeps this peer waiting */
 	if (now - c->born_ms > LIFETIME_MS) {
-		net_log(c->srv, "%s: open longer than the %u s lifetime, dropped", c->peer, LIFETIME_MS / 1000);
+		conn_log(c->srv, "%s: open longer than the %u s lifetime, dropped", c->peer, LIFETIME_MS / 1000);
 		goto drop;
 	}
 	if ((c->state == C_HEAD || c->state == C_WANT) && now - c->line_ms > LINE_MS) {
-		net_log(c->srv, "%s: no complete line within %u s (line deadline), dropped", c->peer, LINE_MS / 1000);
+		conn_log(c->srv, "%s: no complete line within %u s (line deadline), dropped", c->peer, LINE_MS / 1000);
 		goto drop;
 	}
 	if (c->state == C_PACK && now - c->win_ms >= RATE_MS) {
 		uint64_t got = c->app_bytes - c->win_bytes;
 
 		if (got < (uint64_t)MIN_RATE * (now - c->win_ms) / 1000) {
-			net_log(c->srv, "%s: too slow (%llu bytes in %u s, minimum %u bytes/s), dropped", c->peer,
+			conn_log(c->srv, "%s: too slow (%llu bytes in %u s, minimum %u bytes/s), dropped", c->peer,
 				(unsigned long long)got, (unsigned)((now - c->win_ms) / 1000), MIN_RATE);
 			goto drop;
 		}
@@ -875,7 +914,7 @@ static int admit(struct net_server *srv, const ip_addr_t *ip)
 		return 0;
 	if (!v)
 		return -EBUSY;
-	net_log(srv, "%s: evicted (%s) for a new connection", v->peer,
+	conn_log(srv, "%s: evicted (%s) for a new connection", v->peer,
 		v->rank ? "asked want? but sent no pack" : "nothing valid yet");
 	srv->evicted++;
 	conn_abort(v);

@@ -272,10 +272,12 @@ int net_listen(const struct net_config *cfg)
 	r = serve(&srv, &link);
 	net_log(&srv, "stopping: %llu accepted, %llu filed, %llu failed, %llu refused, %llu evicted, "
 		"%llu dropped (slow, stalled or too old); half-open: %llu reset, %llu SYNs refused; "
+		"%llu lines about connections not logged; "
 		"link rx %llu frames (%llu dropped, %llu bad checksum), tx %llu (%llu errors)",
 		(unsigned long long)srv.accepted, (unsigned long long)srv.filed, (unsigned long long)srv.failed,
 		(unsigned long long)srv.refused, (unsigned long long)srv.evicted, (unsigned long long)srv.dropped,
 		(unsigned long long)srv.syn_evicted, (unsigned long long)srv.syn_refused,
+		(unsigned long long)srv.log_suppressed,
 		(unsigned long long)link.rx_frames, (unsigned long long)link.rx_dropped,
 		(unsigned long long)link.rx_bad_csum, (unsigned long long)link.tx_frames,
 		(unsigned long long)link.tx_errors);

@@ -100,6 +100,9 @@ struct net_server {
 	uint64_t accepted, refused, evicted, dropped, filed, failed;
 	uint64_t syn_evicted, syn_refused;
 	int gc_due;                      /* a pack stream ended: collect what no ref reaches (listen.c) */
+	uint32_t log_window_ms;          /* conn.c's per-second budget of lines about connections */
+	unsigned log_in_window, log_held;
+	uint64_t log_suppressed;
 	uint64_t collected, collected_bytes;  /* half-open connections reset / SYNs dropped (listen.c) */
 };
 

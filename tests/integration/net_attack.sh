@@ -75,6 +75,9 @@ PIDS+=($!)
 sleep 3
 good_push_within_15s 8_garbage_senders_and_200_idle_connections
 stop_attackers
+# A flood must not flood the log (a serial console is slow): lines about connections are capped.
+check connection_lines_are_rate_limited grep -q "lines about connections not logged" "$T_TMP/l.err"
+check listener_log_stays_small [ "$(wc -l < "$T_TMP/l.err")" -lt 400 ]
 
 # (b) 4 slow senders: a valid want? line, then one byte every 5 s (well inside the idle timeout).
 for i in 1 2 3 4; do
