@@ -4,11 +4,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_TOP/tests/unit/net/netns.sh"
 
-if ! why=$(netns_usable); then
-	skip all "$why"
-	exit 0
-fi
-command -v nc >/dev/null || { skip all "nc (netcat-openbsd) missing"; exit 0; }
+netns_or_skip nc
 
 SMALL=
 cleanup() {

@@ -4,10 +4,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_TOP/tests/unit/net/netns.sh"
 
-if ! why=$(netns_usable); then
-	skip all "$why"
-	exit 0
-fi
+netns_or_skip
 
 cleanup() {
 	listener_stop

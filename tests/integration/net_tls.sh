@@ -5,12 +5,8 @@
 . "$(dirname "$0")/../lib.sh"
 . "$KEEL_TOP/tests/unit/net/netns.sh"
 
-if ! why=$(netns_usable); then
-	skip all "$why"
-	exit 0
-fi
+netns_or_skip openssl
 "$KEEL" net listen --help | grep -q -- --tls || { skip all "keel built without CONFIG_NET_TLS"; exit 0; }
-command -v openssl >/dev/null || { skip all "openssl missing"; exit 0; }
 
 cleanup() {
 	listener_stop

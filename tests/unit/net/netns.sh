@@ -13,6 +13,16 @@ netns_usable() {
 	return 0
 }
 
+# netns_or_skip [TOOL...]: in a test script (tests/lib.sh sourced): the whole test is one SKIP line
+# and the script ends unless network namespaces work here and every TOOL is installed.
+netns_or_skip() {
+	local why t
+	why=$(netns_usable) || { skip all "$why"; exit 0; }
+	for t in "$@"; do
+		command -v "$t" >/dev/null || { skip all "$t is not installed"; exit 0; }
+	done
+}
+
 # netns_up SUFFIX SUBNET_OCTET: sets NS_A NS_B IF_A IF_B NET_PFX APP_IP.
 netns_up() {
 	local sfx=$1 oct=$2
