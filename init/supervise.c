@@ -172,20 +172,6 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		}
 	}
 	snap_hex(c->id, hex);
-	snprintf(fdarg, sizeof(fdarg), "%d", READY_FD);
-	argv[argc++] = (char *)"keel";
-	argv[argc++] = (char *)"vm";
-	argv[argc++] = (char *)"restore";
-	argv[argc++] = c->in_image ? (char *)"--image" : (char *)"--store";
-	argv[argc++] = c->in_image ? in->st.image_path : in->st.data_store;
-	argv[argc++] = hex;
-	argv[argc++] = (char *)"--ready-fd";
-	argv[argc++] = fdarg;
-	if (s->conf.has_health_marker) {
-		argv[argc++] = (char *)"--health";
-		argv[argc++] = s->conf.health_marker;
-	}
-	argv[argc] = NULL;
 	if (!strcmp(in->board.runner, "/proc/self/exe")) {
 		/*
 		 * The runner is keel itself: run the VMM in this child through the library entry
@@ -209,6 +195,21 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 			fprintf(stderr, "keel vm restore: %s\n", err);   /* as the runner `keel vm restore` says it */
 		_exit(r < 0 ? 1 : 0);
 	}
+	/* Another runner gets the command line of `keel vm restore`. */
+	snprintf(fdarg, sizeof(fdarg), "%d", READY_FD);
+	argv[argc++] = (char *)"keel";
+	argv[argc++] = (char *)"vm";
+	argv[argc++] = (char *)"restore";
+	argv[argc++] = c->in_image ? (char *)"--image" : (char *)"--store";
+	argv[argc++] = c->in_image ? in->st.image_path : in->st.data_store;
+	argv[argc++] = hex;
+	argv[argc++] = (char *)"--ready-fd";
+	argv[argc++] = fdarg;
+	if (s->conf.has_health_marker) {
+		argv[argc++] = (char *)"--health";
+		argv[argc++] = s->conf.health_marker;
+	}
+	argv[argc] = NULL;
 	execv(in->board.runner, argv);
 	dprintf(READY_FD, "exec %s: %s\n", in->board.runner, strerror(errno));
 	_exit(127);

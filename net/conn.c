@@ -68,7 +68,6 @@ struct net_conn {
 	struct net_tls_server *tls;
 	br_ssl_engine_context *eng;
 	int state;
-	int proven;
 	int rank;                     /* admission: 0 nothing valid yet, 1 asked want?, 2 streams / TLS-authenticated */
 	u32_t born_ms, line_ms;       /* accepted; end of the last protocol line */
 	u32_t win_ms;                 /* PACK: start of the current rate window */
@@ -143,6 +142,18 @@ static void conn_log(struct net_server *srv, const char *fmt, ...)
 	net_log(srv, "%s", buf);
 }
 
+/* Ends the pack parser (if any), releasing its hold on the store; what it filed that no ref
+ * reaches goes with the next sweep (listen.c collect()). */
+static void conn_rx_end(struct net_conn *c)
+{
+	if (!c->rx)
+		return;
+	snap_pack_rx_free(c->rx);
+	free(c->rx);
+	c->rx = NULL;
+	c->srv->gc_due = 1;
+}
+
 static void conn_unlink(struct net_conn *c)
 {
 	struct net_server *srv = c->srv;
@@ -153,18 +164,13 @@ static void conn_unlink(struct net_conn *c)
 		srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv->nconns--;
 }
 
 /* Frees c; the pcb (if any) must already be closed, aborted or gone. */
 static void conn_free(struct net_conn *c)
 {
 	conn_unlink(c);
-	if (c->rx) {
-		c->srv->gc_due = 1;
-		snap_pack_rx_free(c->rx);
-		free(c->rx);
-	}
+	conn_rx_end(c);
 	free(c->stage);
 	if (c->tls)
 		net_tls_server_free(c->tls);
@@ -247,20 +253,14 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 			buf[i] = ' ';
 	buf[n++] = '\n';
 	out_append(c, buf, (size_t)n);
-	if (!strncmp(buf, "ok", 2))
+	if (!strncmp(buf, "ok", 2)) {
 		net_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
-	else
-		conn_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
-	if (!strncmp(buf, "ok", 2))
 		c->srv->filed++;
-	else
+	} else {
+		conn_log(c->srv, "%s: %.*s", c->peer, n - 1, buf);
 		c->srv->failed++;
-	if (c->rx) {
-		snap_pack_rx_free(c->rx);
-		free(c->rx);
-		c->rx = NULL;
-		c->srv->gc_due = 1;   /* whatever it filed that no ref reaches goes (listen.c) */
 	}
+	conn_rx_end(c);
 	free(c->stage);
 	c->stage = NULL;
 	c->stage_len = 0;
@@ -270,13 +270,11 @@ static void conn_reply(struct net_conn *c, const char *fmt, ...)
 
 static void conn_prove(struct net_conn *c, int rank)
 {
-	if (rank > c->rank)
-		c->rank = rank;
-	if (c->proven)
+	if (rank <= c->rank)
 		return;
-	c->proven = 1;
-	if (c->pcb)
-		tcp_setprio(c->pcb, TCP_PRIO_MAX);
+	if (!c->rank && c->pcb)
+		tcp_setprio(c->pcb, TCP_PRIO_MAX);   /* its first valid line: lwIP kills it last */
+	c->rank = rank;
 }
 
 /* ---- activation ----------------------------------------------------------- */
@@ -546,10 +544,7 @@ size_t net_conn_detached_output(struct net_conn *c, char *buf, size_t cap)
 
 void net_conn_detached_free(struct net_conn *c)
 {
-	if (c->rx) {
-		snap_pack_rx_free(c->rx);
-		free(c->rx);
-	}
+	conn_rx_end(c);
 	free(c->stage);
 	free(c);
 }
@@ -955,7 +950,6 @@ int net_conn_accept(struct net_server *srv, struct tcp_pcb *pcb)
 	if (srv->conns)
 		srv->conns->prev = c;
 	srv->conns = c;
-	srv->nconns++;
 	srv->accepted++;
 	tcp_setprio(pcb, TCP_PRIO_MIN);
 	tcp_arg(pcb, c);

@@ -148,11 +148,8 @@ static void collect(struct net_server *srv)
 		net_log(srv, "store sweep: %s", strerror(-r));
 		return;
 	}
-	if (r > 0) {
-		srv->collected += (uint64_t)r;
-		srv->collected_bytes += bytes;
+	if (r > 0)
 		net_log(srv, "store sweep: removed %d files no ref reaches (%llu bytes)", r, (unsigned long long)bytes);
-	}
 }
 
 /* The loop proper: returns 0 when stop_fd fired, -errno when the link died. */

@@ -94,16 +94,15 @@ struct net_server {
 	struct net_tls_creds *creds;     /* NULL: plain TCP */
 	struct tcp_pcb *lpcb;
 	struct net_conn *conns;          /* doubly linked, newest first */
-	unsigned nconns, max_streams;
+	unsigned max_streams;
 	uint32_t idle_ms;
 	uint64_t max_stream_bytes, reserve_bytes;
 	uint64_t accepted, refused, evicted, dropped, filed, failed;
-	uint64_t syn_evicted, syn_refused;
+	uint64_t syn_evicted, syn_refused;  /* half-open connections reset / SYNs dropped (listen.c) */
 	int gc_due;                      /* a pack stream ended: collect what no ref reaches (listen.c) */
 	uint32_t log_window_ms;          /* conn.c's per-second budget of lines about connections */
 	unsigned log_in_window, log_held;
 	uint64_t log_suppressed;
-	uint64_t collected, collected_bytes;  /* half-open connections reset / SYNs dropped (listen.c) */
 };
 
 /* Accept callback's work: takes pcb or refuses it; returns lwIP's err_t. */

@@ -482,6 +482,17 @@ static int seed(br_ssl_engine_context *eng)
 	return 0;
 }
 
+/* Certificate checking against c's CAs: SHA-2 hashes, ECDSA and RSA signatures. */
+static void x509_init(br_x509_minimal_context *xc, const struct net_tls_creds *c)
+{
+	br_x509_minimal_init(xc, &br_sha256_vtable, c->tas, c->ntas);
+	br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
+	br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
+	br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
+	br_x509_minimal_set_ecdsa(xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
+	br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
+}
+
 /* What client and server share: versions, suites, hashes, PRFs, AEADs, EC, X.509 against the CAs. */
 static void engine_common(br_ssl_engine_context *eng, br_x509_minimal_context *xc, const struct net_tls_creds *c)
 {
@@ -498,12 +509,7 @@ static void engine_common(br_ssl_engine_context *eng, br_x509_minimal_context *x
 	br_ssl_engine_set_default_ecdsa(eng);
 	br_ssl_engine_set_default_rsavrfy(eng);
 
-	br_x509_minimal_init(xc, &br_sha256_vtable, c->tas, c->ntas);
-	br_x509_minimal_set_hash(xc, br_sha256_ID, &br_sha256_vtable);
-	br_x509_minimal_set_hash(xc, br_sha384_ID, &br_sha384_vtable);
-	br_x509_minimal_set_hash(xc, br_sha512_ID, &br_sha512_vtable);
-	br_x509_minimal_set_ecdsa(xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
-	br_x509_minimal_set_rsa(xc, br_rsa_pkcs1_vrfy_get_default());
+	x509_init(xc, c);
 	br_ssl_engine_set_x509(eng, &xc->vtable);
 }
 
@@ -573,12 +579,7 @@ int net_tls_creds_self_trusted(const struct net_tls_creds *c)
 
 	if (!c->chain_len)
 		return 0;
-	br_x509_minimal_init(&xc, &br_sha256_vtable, c->tas, c->ntas);
-	br_x509_minimal_set_hash(&xc, br_sha256_ID, &br_sha256_vtable);
-	br_x509_minimal_set_hash(&xc, br_sha384_ID, &br_sha384_vtable);
-	br_x509_minimal_set_hash(&xc, br_sha512_ID, &br_sha512_vtable);
-	br_x509_minimal_set_ecdsa(&xc, br_ec_get_default(), br_ecdsa_vrfy_asn1_get_default());
-	br_x509_minimal_set_rsa(&xc, br_rsa_pkcs1_vrfy_get_default());
+	x509_init(&xc, c);
 	(*v)->start_chain(v, NULL);
 	for (size_t i = 0; i < c->chain_len; i++) {
 		(*v)->start_cert(v, (uint32_t)c->chain[i].data_len);
