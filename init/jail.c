@@ -88,6 +88,7 @@ int jail_prepare(char *err, size_t errlen)
 	}
 	if (pid == 0) {
 		/* the helper: enters a new network namespace, says so, waits to be let go */
+		close(q[1]);
 		c = unshare(CLONE_NEWNET) < 0 ? 'E' : 'K';
 		if (write(p[1], &c, 1) != 1 || read(q[0], &c, 1) < 0)
 			_exit(1);

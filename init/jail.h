@@ -61,6 +61,8 @@ int jail_enter(const struct jail *j, char *err, size_t errlen);
 
 /* Adds the narrower filter f to the calling thread only (filters stack: both apply). */
 int jail_thread(enum jail_filter f);
+/* struct vmm_config's confine hook: thread 0 a vCPU, 1 the VMM's main thread (enum vmm_thread). */
+int jail_vmm_thread(int thread);
 
 /* The seccomp program for f in out (at most max instructions): its length, or -E2BIG. */
 struct sock_filter;

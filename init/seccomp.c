@@ -71,6 +71,7 @@ static const struct rule vmm_rules[] = {
 	ALLOW(fstat), ALLOW(newfstatat), ALLOW(lseek), ALLOW(fcntl), ALLOW(getdents64), ALLOW(poll),
 	ALLOW(ppoll), ALLOW(eventfd2), ALLOW(sched_getaffinity), ALLOW(set_robust_list),
 	ALLOW(set_tid_address), ALLOW(rt_sigaction), ALLOW(sigaltstack),
+	ALLOW(seccomp),   /* only ever narrows: each thread adds its own filter before the guest runs */
 	ARG_CLEAR(open, 1, RDONLY_MASK), ARG_CLEAR(openat, 2, RDONLY_MASK),
 	ARG_SET(clone, 0, CLONE_VM | CLONE_THREAD),   /* threads only: no fork */
 	ARG_IN(ioctl, 1, KVM_RUN, KVM_RUN_IOCTLS, KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_CREATE_VM,
@@ -200,3 +201,8 @@ int jail_thread(enum jail_filter f)
 	return 0;
 }
 
+
+int jail_vmm_thread(int thread)
+{
+	return jail_thread(thread == 0 ? JAIL_FILTER_VMM_VCPU : JAIL_FILTER_VMM_IO);
+}

@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "init/jail.h"
 #include "init/pid1_int.h"
 #include "net/net.h"
 #include "vmm/vmm.h"
@@ -128,6 +129,8 @@ static int signals_setup(void)
 
 /* ---- starting a sandbox ---- */
 
+_Static_assert(VMM_THREAD_VCPU == 0 && VMM_THREAD_IO == 1, "jail_vmm_thread numbers the threads so");
+
 /* The VMM's one-line reports about what a guest did wrong, as `keel vm` prints them. */
 static void vm_warn(void *ctx, const char *line)
 {
@@ -176,21 +179,51 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		/*
 		 * The runner is keel itself: run the VMM in this child through the library entry
 		 * `keel vm restore` also uses, instead of exec'ing a copy (an exec costs ~0.5 ms of
-		 * CPU here, per sandbox). Nothing of PID 1 is kept but the console and the ready
-		 * pipe: its other descriptors are closed, its unwritten stdio dropped.
+		 * CPU here, per sandbox). Nothing of PID 1 is kept but the console, the ready pipe
+		 * and what the VMM reads (the jail closes the rest); its unwritten stdio is dropped.
 		 */
-		struct vmm_config vc = { .out_fd = 1, .in_fd = 0, .ready_fd = READY_FD, .warn = vm_warn };
+		struct vmm_config vc = { .out_fd = 1, .in_fd = 0, .ready_fd = READY_FD, .warn = vm_warn,
+					 .confine = jail_vmm_thread };
+		struct jail j = { .what = s->conf.name, .uid = JAIL_UID_SANDBOX(s - in->sb),
+				  .gid = JAIL_UID_SANDBOX(s - in->sb), .filter = JAIL_FILTER_VMM };
+		struct snap_store *ds = NULL;
+		struct snap_source src;
+		int keep[2 + 8], nkeep = 0;
 		char err[256];
 		int r;
 
-		syscall(SYS_close_range, READY_FD + 1, ~0U, 0);
 		__fpurge(stdout);
 		__fpurge(stderr);
 		signal(SIGPIPE, SIG_IGN);
 		if (s->conf.has_health_marker)
 			vc.health_marker = s->conf.health_marker;
-		r = vmm_restore_run(c->in_image ? NULL : in->st.data_store, c->in_image ? in->st.image_path : NULL,
-				    hex, &vc, NULL, err, sizeof(err));
+		/* the jail: the image's descriptors kept, or the data store bound and opened inside */
+		keep[nkeep++] = READY_FD;
+		r = vmm_kvm_preopen();
+		if (r < 0) {
+			dprintf(READY_FD, "/dev/kvm: %s\n", strerror(-r));
+			_exit(1);
+		}
+		keep[nkeep++] = r;
+		if (c->in_image)
+			nkeep += snap_image_fds(in->st.image, keep + nkeep, 8);
+		else
+			j.bind = in->st.data_store;
+		j.keep = keep;
+		j.nkeep = nkeep;
+		if (jail_enter(&j, err, sizeof(err)) < 0) {
+			dprintf(READY_FD, "%s\n", err);
+			_exit(1);
+		}
+		if (c->in_image) {
+			snap_image_source(in->st.image, &src);
+		} else if ((r = snap_store_open(JAIL_BIND, &ds)) < 0) {
+			dprintf(READY_FD, "data store in the jail: %s\n", strerror(-r));
+			_exit(1);
+		} else {
+			snap_store_source(ds, &src);
+		}
+		r = vmm_restore_run(&src, hex, &vc, NULL, err, sizeof(err));
 		if (r < 0)
 			fprintf(stderr, "keel vm restore: %s\n", err);   /* as the runner `keel vm restore` says it */
 		_exit(r < 0 ? 1 : 0);
@@ -396,6 +429,8 @@ static void describe_status(int status, char *buf, size_t len)
 {
 	if (WIFEXITED(status))
 		snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		snprintf(buf, len, "killed by signal %d (a system call its jail forbids)", SIGSYS);
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
@@ -996,6 +1031,9 @@ int init_run(const char *board_path, int boot)
 	}
 	init_stores_open(&in.st, &in.board);
 	in.net_stop_fd = -1;
+	/* once, for every jail after it: entering a namespace is cheap, making one is not */
+	if (jail_prepare(err, sizeof(err)) < 0)
+		init_log("%s; each jail makes its own network namespace", err);
 	add_sandboxes(&in);
 	start_all(&in);
 	net_start(&in);

@@ -436,6 +436,15 @@ out_close:
 	return rc;
 }
 
+int snap_image_fds(const struct snap_image *img, int *fds, int max)
+{
+	int n = 0;
+
+	for (; img && n < max; img = img->parent)
+		fds[n++] = img->fd;
+	return n;
+}
+
 int snap_image_open(const char *path, struct snap_image **out, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -193,6 +193,16 @@ struct snap_activation {
 };
 int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
 			char *err, size_t errlen);
+struct snap_pubkey;
+/*
+ * snap_store_activate for a caller that trusts nothing else in the store: the manifest's
+ * signature is checked here against keys (nkeys 0: -ENOKEY, nothing activates) on the bytes
+ * that are then parsed (re-hashed on read, so a file swapped under it fails), and every object
+ * it names must be present. The privileged half of the listener (PID 1) uses it.
+ */
+int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
+			       const struct snap_pubkey *keys, size_t nkeys, struct snap_activation *a,
+			       char *err, size_t errlen);
 /* The floor itself: 0 and *created, -ENOENT none yet; raise never lowers it. */
 int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created);
 int snap_store_floor_raise(struct snap_store *s, const char *name, uint64_t created);
@@ -439,6 +449,8 @@ int snap_image_open(const char *path, struct snap_image **out, char *err, size_t
 /* Same on an fd the image then owns (closed by snap_image_close, also on failure). */
 int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen);
 void snap_image_close(struct snap_image *img);
+/* The descriptors img reads through (its own, then its parents'): at most max; how many. */
+int snap_image_fds(const struct snap_image *img, int *fds, int max);
 void snap_image_get_info(const struct snap_image *img, struct snap_image_info *info);
 /* 0 signed by one of keys; -ENOKEY unsigned or unknown KEYID; -EKEYREJECTED bad signature. */
 int snap_image_check_sig(const struct snap_image *img, const struct snap_pubkey *keys, size_t nkeys);

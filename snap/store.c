@@ -831,6 +831,50 @@ int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], s
 	return ret;
 }
 
+static int object_present(void *arg, const uint8_t id[SNAP_HASH_LEN])
+{
+	int r = snap_store_has(arg, SNAP_KIND_OBJECT, id);
+
+	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
+}
+
+int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
+			       const struct snap_pubkey *keys, size_t nkeys, struct snap_activation *a,
+			       char *err, size_t errlen)
+{
+	struct snap_manifest m;
+	uint8_t *buf;
+	size_t len;
+	int ret;
+
+	if (!nkeys) {
+		snprintf(err, errlen, "no trusted keys configured");
+		return -ENOKEY;
+	}
+	ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
+	if (ret < 0) {
+		snprintf(err, errlen, "manifest unreadable: %s", strerror(-ret));
+		return ret;
+	}
+	ret = snap_manifest_verify(buf, len, keys, nkeys);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s", snap_sig_strerror(ret));
+		free(buf);
+		return ret;
+	}
+	ret = snap_manifest_parse(buf, len, &m, err, errlen);
+	free(buf);
+	if (ret < 0)
+		return ret;
+	ret = snap_manifest_each_object(&m, object_present, s);
+	snap_manifest_free(&m);
+	if (ret < 0) {
+		snprintf(err, errlen, "an object of the manifest is %s", ret == -ENOENT ? "missing" : strerror(-ret));
+		return ret;
+	}
+	return snap_store_activate(s, id, a, err, errlen);
+}
+
 /* ---- the read side as a snap_source --------------------------------------- */
 
 static int dir_locate(void *ctx, int kind, const uint8_t id[SNAP_HASH_LEN], int *fd, uint64_t *off, uint64_t *len)

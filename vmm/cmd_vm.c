@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "init/cli.h"
+#include "init/jail.h"
 #include "vmm/vmm_int.h"
 #include "snap/snap.h"
 
@@ -16,7 +17,7 @@ static const char help_text[] =
 	"                   [--disk FILE[,ro]]... [--rng] [--timing]\n"
 	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]]\n"
 	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
-	"                   [--disk FILE[,ro]]... [--timing]\n"
+	"                   [--disk FILE[,ro]]... [--timing] [--jail-uid UID | --no-jail]\n"
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
@@ -39,7 +40,11 @@ static const char help_text[] =
 	"the guest gets a new VM generation ID (its kernel reseeds its RNG). --ready-fd N receives\n"
 	"\"restored\\n\" once the vCPUs run and \"healthy\\n\" once the health marker (--health, else\n"
 	"the manifest's) appears. Exit status as for run; a bad snapshot is one line on stderr, exit 1.\n"
-	"--timing prints the setup steps' durations on stderr.\n";
+	"--timing prints the setup steps' durations on stderr.\n"
+	"restore runs jailed (as PID 1 runs every sandbox): new namespaces, an empty read-only root\n"
+	"(a --store is bound read-only into it), uid --jail-uid (default 64900) with no capabilities,\n"
+	"no_new_privs and seccomp allow-lists per thread; anything else the VMM calls kills it with\n"
+	"SIGSYS. It needs root; --no-jail runs unconfined, for debugging.\n";
 
 static void print_timing(const struct vmm_timing *t)
 {
@@ -194,19 +199,72 @@ static int cmd_run(int argc, char **argv)
 	return r;
 }
 
+/* Opens the source by path; for a store inside the jail, at its bind. */
+static int open_source(const char *store, const char *image, struct snap_store **s, struct snap_image **img,
+		       struct snap_source *src)
+{
+	char ierr[200];
+	int r;
+
+	if (image) {
+		r = snap_image_open(image, img, ierr, sizeof(ierr));
+		if (r)   /* ierr names the path where the file itself is the problem */
+			return cli_error("vm restore", "%s%s%s", r == -ENOENT || r == -EACCES ? "" : image,
+					 r == -ENOENT || r == -EACCES ? "" : ": ", ierr);
+		snap_image_source(*img, src);
+		return 0;
+	}
+	r = snap_store_open(store, s);
+	if (r)
+		return cli_error("vm restore", "store %s: %s", store, strerror(-r));
+	snap_store_source(*s, src);
+	return 0;
+}
+
+/*
+ * The jail of a VMM started by hand: /dev/kvm, the image's descriptors and --ready-fd stay
+ * open; a store is bound read-only at JAIL_BIND and opened there (the caller re-opens it).
+ */
+static int enter_jail(struct vmm_config *cfg, const char *store, struct snap_image *img, unsigned uid)
+{
+	struct jail j = { .what = "vm restore", .uid = uid, .gid = uid, .filter = JAIL_FILTER_VMM, .bind = store };
+	int keep[2 + 8], nkeep = 0, r;
+	char err[256];
+
+	r = vmm_kvm_preopen();
+	if (r < 0)
+		return cli_error("vm restore", "/dev/kvm: %s", strerror(-r));
+	keep[nkeep++] = r;
+	if (cfg->ready_fd >= 0)
+		keep[nkeep++] = cfg->ready_fd;
+	nkeep += snap_image_fds(img, keep + nkeep, 8);
+	j.keep = keep;
+	j.nkeep = nkeep;
+	if (jail_enter(&j, err, sizeof(err)) < 0)
+		return cli_error("vm restore", "%s%s", err,
+				 geteuid() ? " (the jail needs root; --no-jail runs unconfined)" : "");
+	cfg->confine = jail_vmm_thread;
+	return 0;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "store", required_argument, NULL, 'S' }, { "image", required_argument, NULL, 'G' },
 		{ "ready-fd", required_argument, NULL, 'R' }, { "health", required_argument, NULL, 'H' },
 		{ "disk", required_argument, NULL, 'd' }, { "timing", no_argument, NULL, 't' },
+		{ "no-jail", no_argument, NULL, 'N' }, { "jail-uid", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1, .warn = warn_stderr };
 	const char *store = NULL, *image = NULL;
+	struct snap_store *s = NULL;
+	struct snap_image *img = NULL;
+	struct snap_source src;
+	unsigned uid = JAIL_UID_BY_HAND;
 	char err[256];
 	struct vmm_timing t;
-	int c, r, timing = 0;
+	int c, r, timing = 0, no_jail = 0;
 
 	optind = 1;
 	opterr = 0;
@@ -228,6 +286,15 @@ static int cmd_restore(int argc, char **argv)
 				return cli_usage("vm restore", "bad --disk %s", optarg);
 			break;
 		case 't': timing = 1; break;
+		case 'N': no_jail = 1; break;
+		case 'U': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || *optarg == '-' || v == 0 || v >= 65535)
+				return cli_usage("vm restore", "bad --jail-uid %s (1..65534)", optarg);
+			uid = (unsigned)v;
+			break;
+		}
 		default:
 			return cli_usage("vm restore", "unknown or incomplete option %s", argv[optind - 1]);
 		}
@@ -236,10 +303,30 @@ static int cmd_restore(int argc, char **argv)
 		return cli_usage("vm restore", "expected one NAME or manifest ID");
 	if (!store == !image)
 		return cli_usage("vm restore", "give exactly one of --store DIR or --image IMG");
+	if (cfg.ndisks && !no_jail)
+		return cli_usage("vm restore", "--disk needs --no-jail (the jail binds no disk yet)");
 
 	signal(SIGPIPE, SIG_IGN);
+	/* a store is opened once outside to report a bad path as such, then again inside the jail */
+	if ((r = open_source(store, image, &s, &img, &src)) != 0)
+		return r;
+	if (no_jail) {
+		fprintf(stderr, "keel vm restore: --no-jail: the VMM runs unconfined (for debugging only)\n");
+	} else {
+		snap_store_close(s);
+		s = NULL;
+		r = enter_jail(&cfg, store, img, uid);
+		if (!r && store)
+			r = open_source(JAIL_BIND, NULL, &s, &img, &src);
+		if (r) {
+			snap_image_close(img);
+			return r;
+		}
+	}
 	memset(&t, 0, sizeof(t));
-	r = vmm_restore_run(store, image, argv[optind], &cfg, &t, err, sizeof(err));
+	r = vmm_restore_run(&src, argv[optind], &cfg, &t, err, sizeof(err));
+	snap_store_close(s);
+	snap_image_close(img);
 	if (timing && t.total)
 		print_timing(&t);
 	return r < 0 ? cli_error("vm restore", "%s", err) : 0;

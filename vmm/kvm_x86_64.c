@@ -110,12 +110,24 @@ static int set_memory(struct vmm *vm, void *premapped)
  * size, MSR index list), so restore can do all of it on a thread of its own while the manifest
  * is read and guest memory mapped: the first KVM_CREATE_VM of a process costs ~0.3 ms here.
  */
+static int kvm_preopened = -1;
+
+int vmm_kvm_preopen(void)
+{
+	if (kvm_preopened < 0)
+		kvm_preopened = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	return kvm_preopened < 0 ? -errno : kvm_preopened;
+}
+
 int vmm_kvm_create_vm(struct vmm *vm)
 {
 	uint64_t t0 = vmm_now_ns(), idmap = 0xfffbc000ULL;
 	int n;
 
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_preopened >= 0)
+		vm->kvm_fd = fcntl(kvm_preopened, F_DUPFD_CLOEXEC, 3);
+	else
+		vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
 		return -errno;
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)

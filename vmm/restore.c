@@ -321,16 +321,12 @@ out:
 	return r;
 }
 
-int vmm_restore_open(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+int vmm_restore_open(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
 		     struct vmm **out, char *err, size_t errlen)
 {
 	uint64_t t_start = vmm_now_ns();
-	struct snap_store *s = NULL;
-	struct snap_image *img = NULL;
-	struct snap_source src;
 	struct blobs b;
 	struct vmm *vm;
-	char ierr[200];
 	int r;
 
 	*out = NULL;
@@ -343,30 +339,13 @@ int vmm_restore_open(const char *store_dir, const char *image, const char *name,
 	vm->pit_deferred = 1;
 	vm->gated = 1;
 	vm->t_start_ns = t_start;
+	vm->confine = cfg->confine;
 	r = vmm_spawn_vcpu_thread(vm, 0, setup_main, vm);
 	if (r) {
 		vmm_destroy(vm);
 		return fail(err, errlen, r, "starting the vCPU thread: %s", strerror(-r));
 	}
-	if (image) {
-		r = snap_image_open(image, &img, ierr, sizeof(ierr));
-		if (r)   /* ierr names the path where the file itself is the problem */
-			fail(err, errlen, r, "%s%s%s", r == -ENOENT || r == -EACCES ? "" : image,
-			     r == -ENOENT || r == -EACCES ? "" : ": ", ierr);
-		else
-			snap_image_source(img, &src);
-	} else {
-		r = snap_store_open(store_dir, &s);
-		if (r)
-			fail(err, errlen, r, "store %s: %s", store_dir, strerror(-r));
-		else
-			snap_store_source(s, &src);
-	}
-	if (!r)
-		r = restore_from(&src, name, cfg, vm, &b, err, errlen, t_start);
-	/* the chunk mappings hold their own references to the files */
-	snap_store_close(s);
-	snap_image_close(img);
+	r = restore_from(src, name, cfg, vm, &b, err, errlen, t_start);
 	if (r) {
 		setup_signal(vm, &vm->setup_abort, 1);
 		vmm_destroy(vm);   /* joins vCPU 0's thread: then nothing reads the blobs */
@@ -379,11 +358,11 @@ int vmm_restore_open(const char *store_dir, const char *image, const char *name,
 	return 0;
 }
 
-int vmm_restore_run(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+int vmm_restore_run(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
 		    struct vmm_timing *timing, char *err, size_t errlen)
 {
 	struct vmm *vm;
-	int r = vmm_restore_open(store_dir, image, name, cfg, &vm, err, errlen);
+	int r = vmm_restore_open(src, name, cfg, &vm, err, errlen);
 
 	if (r)
 		return r < 0 ? r : -EINVAL;

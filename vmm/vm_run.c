@@ -334,6 +334,11 @@ void vmm_vcpu_thread(struct vmm_vcpu *c)
 			pthread_cond_wait(&vm->cond, &vm->lock);
 		pthread_mutex_unlock(&vm->lock);
 	}
+	if (vm->confine && !vm->stop_req && vm->confine(VMM_THREAD_VCPU) != 0) {
+		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: confining the thread failed", c->index);
+		vmm_vcpu_thread_exit(vm);
+		return;
+	}
 	for (;;) {
 		if (vm->stop_req)
 			break;
@@ -530,6 +535,10 @@ int vmm_run_loop(struct vmm *vm)
 			write_all(vm->ready_fd, "restored\n", 9);
 	} else {
 		vmm_resume_all(vm);
+	}
+	if (vm->confine && vm->confine(VMM_THREAD_IO) != 0) {
+		stop_all(vm);
+		return -EPERM;
 	}
 	next_check = vmm_now_ns() + HALT_CHECK_NS;
 	for (;;) {

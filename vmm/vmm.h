@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct snap_source;
+
 /* KVM_GET_API_VERSION of /dev/kvm, or -errno when KVM is not usable. */
 int vmm_kvm_api_version(void);
 
@@ -52,7 +54,18 @@ struct vmm_config {
 	 * rate-limited per device. NULL: not reported. */
 	void (*warn)(void *ctx, const char *line);
 	void *warn_ctx;
+	/* Called by each thread right before the guest runs on it (enum vmm_thread): a jailed
+	 * VMM narrows that thread's seccomp filter here. Non-zero stops the VM. NULL: nothing. */
+	int (*confine)(int thread);
 };
+
+enum vmm_thread {
+	VMM_THREAD_VCPU,             /* a vCPU thread: KVM_RUN and the device work of its exits */
+	VMM_THREAD_IO,               /* the main thread: console input, interrupts, watching */
+};
+
+/* Opens /dev/kvm once for this process, for VMs created after a jail has hidden /dev. */
+int vmm_kvm_preopen(void);
 
 struct vmm;
 
@@ -76,12 +89,12 @@ const struct vmm_timing *vmm_timings(const struct vmm *vm);
 
 /*
  * A sandbox's whole life, for PID 1 and `keel vm restore` alike: restores NAME (a ref or a
- * manifest id) from the directory store store_dir or the partition image, runs it until it
- * stops, frees it. 0 when the guest powered off; otherwise -errno and err holds one line
+ * manifest id) from src (an open directory store or partition image, which the caller may
+ * close once this returns), runs it until it stops, frees it. 0 when the guest powered off; otherwise -errno and err holds one line
  * (a snapshot that does not restore, a reset, a crash). timing (may be NULL) gets the setup
  * steps' times. Prints nothing (cfg->warn and the console descriptors are the caller's).
  */
-int vmm_restore_run(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+int vmm_restore_run(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
 		    struct vmm_timing *timing, char *err, size_t errlen);
 
 /*

@@ -219,6 +219,7 @@ struct vmm {
 
 	void (*warn)(void *ctx, const char *line);   /* from vmm_config, NULL: silent */
 	void *warn_ctx;
+	int (*confine)(int thread);  /* see struct vmm_config */
 	int out_fd;                   /* console output */
 	int in_fd;                    /* console input, -1: none */
 	int announce_restored;        /* write "restored\n" to ready_fd on start */
@@ -367,7 +368,7 @@ struct vmm_snapshot_info {
 };
 int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_snapshot_info *info,
 		       char id_hex[65], char *err, size_t errlen);
-int vmm_restore_open(const char *store_dir, const char *image, const char *name, const struct vmm_config *cfg,
+int vmm_restore_open(const struct snap_source *src, const char *name, const struct vmm_config *cfg,
 		     struct vmm **out, char *err, size_t errlen);
 
 #endif

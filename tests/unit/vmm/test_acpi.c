@@ -268,6 +268,9 @@ TEST(other_sleep_states_are_ignored)
 	CHECK_EQ(run_sleep_write(5 << 2), VMM_EXIT_RESET);    /* SLP_EN clear */
 }
 
+int t_restore_dir(const char *dir, const char *name, const struct vmm_config *cfg, struct vmm **vm, char *err,
+		  size_t errlen);
+
 /* The generation ID of a restored VM, after a snapshot of the tiny guest in store dir. */
 static int restored_id(const char *dir, uint8_t id[16])
 {
@@ -277,7 +280,7 @@ static int restored_id(const char *dir, uint8_t id[16])
 	const uint8_t *p;
 	int r;
 
-	if (vmm_restore_open(dir, NULL, "t", &cfg, &vm, err, sizeof(err)) != 0)
+	if (t_restore_dir(dir, "t", &cfg, &vm, err, sizeof(err)) != 0)
 		return -1;
 	p = vmm_mem(vm, VMM_VMGENID_ADDR, 16);
 	if (p)

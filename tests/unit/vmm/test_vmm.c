@@ -254,6 +254,24 @@ static void make_bad_ref(const char *dir, int which)
 	snap_store_close(s);
 }
 
+/* vmm_restore_open from the directory store dir (test_acpi.c uses it too). */
+int t_restore_dir(const char *dir, const char *name, const struct vmm_config *cfg, struct vmm **vm, char *err,
+		  size_t errlen);
+int t_restore_dir(const char *dir, const char *name, const struct vmm_config *cfg, struct vmm **vm, char *err,
+		  size_t errlen)
+{
+	struct snap_store *s;
+	struct snap_source src;
+	int r = snap_store_open(dir, &s);
+
+	if (r)
+		return r;
+	snap_store_source(s, &src);
+	r = vmm_restore_open(&src, name, cfg, vm, err, errlen);
+	snap_store_close(s);
+	return r;
+}
+
 TEST(state_the_vcpu_threads_refuse_fails_the_restore_in_one_line_and_the_good_one_runs)
 {
 	struct vmm_config cfg = { .mem_bytes = 64ULL << 20, .vcpus = 1, .kernel = tiny(), .cmdline = "tiny=count n=3",
@@ -273,23 +291,23 @@ TEST(state_the_vcpu_threads_refuse_fails_the_restore_in_one_line_and_the_good_on
 	/* loaded by vCPU 0's own thread */
 	make_bad_ref(dir, 0);
 	err[0] = 0;
-	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(t_restore_dir(dir, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
 	CHECK(vm == NULL);
 	CHECK(strstr(err, "TSC frequency 0 kHz") != NULL && !strchr(err, '\n'));
 	/* loaded by the setup thread before it becomes vCPU 0 */
 	make_bad_ref(dir, 1);
 	err[0] = 0;
-	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(t_restore_dir(dir, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
 	CHECK(vm == NULL);
 	CHECK(strstr(err, "magic") != NULL && !strchr(err, '\n'));
 	/* a vCPU that was shown SVM: refused, not filtered (the guest may already use it) */
 	make_bad_ref(dir, 2);
 	err[0] = 0;
-	CHECK_EQ(vmm_restore_open(dir, NULL, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(t_restore_dir(dir, "bad", &rc, &vm, err, sizeof(err)), -EINVAL);
 	CHECK(vm == NULL);
 	CHECK(strstr(err, "CPUID exposes SVM") != NULL && !strchr(err, '\n'));
 	/* and nothing of that stays behind: the good snapshot restores and the guest finishes */
-	REQUIRE(vmm_restore_open(dir, NULL, "t", &rc, &vm, err, sizeof(err)) == 0);
+	REQUIRE(t_restore_dir(dir, "t", &rc, &vm, err, sizeof(err)) == 0);
 	CHECK_EQ(vmm_run(vm), VMM_EXIT_POWEROFF);
 	vmm_destroy(vm);
 }
