@@ -169,7 +169,7 @@ BEAR_OBJ := $(patsubst $(BEAR)/%.c,$(O)/bearssl/%.o,$(BEAR_SRC))
 TEST_MODS := $(foreach m,$(MODULES),$(if $(wildcard $(TOP)/tests/unit/$(m)/*.c),$(m)))
 TESTS := $(patsubst %,$(BIN)/tests/test_%,$(TEST_MODS))
 
-all: $(BIN)/keel $(TESTS)
+all: $(BIN)/keel $(BIN)/keel-attack $(TESTS)
 
 $(O)/%.o: $(TOP)/%.c
 	@mkdir -p $(dir $@)
@@ -195,6 +195,12 @@ LIBS := $(O)/libkeel.a $(O)/liblwip.a $(O)/libbearssl.a
 $(BIN)/keel: $(O)/init/main.o $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(VLDFLAGS) -o $@ $< $(LIBS) -lpthread
+
+# keel-attack: keel with init/jail.c's attack hooks (KEEL_ATTACK=...), for tests/integration/jail.sh.
+$(O)/init/jail_attack.o: $(TOP)/init/jail.c
+	$(CC) $(KCFLAGS) -DKEEL_ATTACK_HOOKS -MMD -MP -c $< -o $@
+$(BIN)/keel-attack: $(O)/init/main.o $(O)/init/jail_attack.o $(LIBS)
+	$(CC) $(VLDFLAGS) -o $@ $(O)/init/main.o $(O)/init/jail_attack.o $(LIBS) -lpthread
 
 define TEST_RULE
 $(BIN)/tests/test_$(1): $(O)/tests/harness.o $(patsubst $(TOP)/%.c,$(O)/%.o,$(wildcard $(TOP)/tests/unit/$(1)/*.c)) $(LIBS)

@@ -26,8 +26,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -115,6 +117,18 @@ close_p:
 	close(p[0]);
 	close(p[1]);
 	return r;
+}
+
+int jail_use_netns(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return fail(err, errlen, -errno, "jail: network namespace %s", path);
+	if (prepared_net >= 0)
+		close(prepared_net);
+	prepared_net = fd;
+	return 0;
 }
 
 /* Binds the cloned tree at ROOT_AT JAIL_BIND, then the read-only subdirectories over it. */
@@ -244,6 +258,55 @@ static int close_others(const struct jail *j, char *err, size_t errlen)
 	}
 }
 
+#ifdef KEEL_ATTACK_HOOKS
+/*
+ * Test builds only (build/keel-attack, never the product): KEEL_ATTACK=KIND:WHAT makes a jailed
+ * process of KIND try what an attacker who owns it would: the VMM once its guest runs (its main
+ * thread just confined), the listener right after its jail. A call that returns prints a line.
+ */
+static void attack(const char *kind)
+{
+	char *argv[] = { (char *)"sh", NULL };
+	const char *a = getenv("KEEL_ATTACK");
+	size_t n = strlen(kind);
+	long r = -1;
+
+	if (!a || strncmp(a, kind, n) || a[n] != ':')
+		return;
+	a += n + 1;
+	errno = 0;
+	if (!strcmp(a, "shadow"))
+		r = open("/etc/shadow", O_RDONLY | O_CLOEXEC);
+	else if (!strcmp(a, "exec"))
+		r = execve("/bin/sh", argv, argv + 1);
+	else if (!strcmp(a, "socket"))
+		r = socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(a, "ptrace"))
+		r = syscall(SYS_ptrace, 16 /* PTRACE_ATTACH */, 1, 0, 0);
+	else if (!strcmp(a, "mount"))
+		r = mount("none", "/", "tmpfs", 0, NULL);
+	else if (!strcmp(a, "kill1"))
+		r = kill(1, SIGTERM);
+	else if (!strcmp(a, "ref"))
+		r = open(JAIL_BIND "/refs/demo", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	dprintf(2, "keel: attack %s: %s\n", a, r < 0 ? strerror(errno) : "succeeded");
+}
+#else
+static void attack(const char *kind)
+{
+	(void)kind;
+}
+#endif
+
+int jail_vmm_thread(int thread)
+{
+	int r = jail_thread(thread == 0 ? JAIL_FILTER_VMM_VCPU : JAIL_FILTER_VMM_IO);
+
+	if (!r && thread != 0)
+		attack("vmm");
+	return r;
+}
+
 int jail_enter(const struct jail *j, char *err, size_t errlen)
 {
 	int r;
@@ -260,5 +323,49 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 		r = close_others(j, err, errlen);
 	if (!r && (r = jail_thread(j->filter)) < 0)
 		fail(err, errlen, r, "jail: installing the seccomp filter");
+	if (!r && j->filter == JAIL_FILTER_LISTENER)
+		attack("listener");
+	return r;
+}
+
+int jail_listener(void *arg, const int *fds, int nfds, const char **store_dir, char *err, size_t errlen)
+{
+	static const char *const ro[] = { "refs", "logs", "floors", NULL };
+	struct jail j = { .what = "listener", .uid = JAIL_UID_LISTENER, .gid = JAIL_UID_LISTENER,
+			  .filter = JAIL_FILTER_LISTENER, .bind = *store_dir, .bind_rw = 1, .bind_ro = ro,
+			  .keep = fds, .nkeep = nfds };
+	int r;
+
+	(void)arg;
+	r = jail_enter(&j, err, errlen);
+	if (!r)
+		*store_dir = JAIL_BIND;
+	return r;
+}
+
+int jail_listener_store(const char *store_dir, char *err, size_t errlen)
+{
+	static const char *const mine[] = { "objects", "manifests" }, *const roots[] = { "refs", "logs", "floors" };
+	int dfd = open(store_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd, r = 0;
+
+	if (dfd < 0)
+		return fail(err, errlen, -errno, "store %s", store_dir);
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]) && !r; i++)
+		if ((mkdirat(dfd, roots[i], 0755) < 0 && errno != EEXIST) ||
+		    fchownat(dfd, roots[i], 0, 0, AT_SYMLINK_NOFOLLOW) < 0)
+			r = fail(err, errlen, -errno, "store %s: %s/", store_dir, roots[i]);
+	for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]) && !r; i++)
+		if (fchownat(dfd, mine[i], JAIL_UID_LISTENER, JAIL_UID_LISTENER, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fchmodat(dfd, mine[i], 0755, 0) < 0)
+			r = fail(err, errlen, -errno, "store %s: giving %s/ to the listener", store_dir, mine[i]);
+	/* the store's lock: the listener takes it through a read-only descriptor */
+	if (!r) {
+		fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0)
+			r = fail(err, errlen, -errno, "store %s: lock", store_dir);
+		else
+			close(fd);
+	}
+	close(dfd);
 	return r;
 }

@@ -56,8 +56,23 @@ struct jail {
  */
 int jail_prepare(char *err, size_t errlen);
 
+/* Uses the network namespace at path (e.g. /run/netns/NAME) as the prepared one. */
+int jail_use_netns(const char *path, char *err, size_t errlen);
+
 /* Confines the calling process; 0 or -errno with err naming the step that failed. */
 int jail_enter(const struct jail *j, char *err, size_t errlen);
+
+/*
+ * The listener's jail: the store bound writable at JAIL_BIND but refs/, logs/ and floors/ in it
+ * read-only (and root's), uid JAIL_UID_LISTENER. struct net_config's confine hook; *store_dir
+ * becomes JAIL_BIND.
+ */
+int jail_listener(void *arg, const int *fds, int nfds, const char **store_dir, char *err, size_t errlen);
+/*
+ * Run as root before the listener starts: objects/ and manifests/ become the listener's (it
+ * files and sweeps there), refs/, logs/, floors/ and the lock file exist and stay root's.
+ */
+int jail_listener_store(const char *store_dir, char *err, size_t errlen);
 
 /* Adds the narrower filter f to the calling thread only (filters stack: both apply). */
 int jail_thread(enum jail_filter f);

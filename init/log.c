@@ -15,6 +15,16 @@ void init_log_setup(int fd, int kmsg)
 	kmsg_fd = kmsg;
 }
 
+int init_log_fds(int fds[2])
+{
+	int n = 0;
+
+	fds[n++] = log_fd;
+	if (kmsg_fd >= 0)
+		fds[n++] = kmsg_fd;
+	return n;
+}
+
 uint64_t init_now_ms(void)
 {
 	struct timespec ts;

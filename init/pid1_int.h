@@ -11,6 +11,8 @@
 /* ---- log.c: every line goes to the log fd and, when open, /dev/kmsg ---- */
 /* log_fd: where lines go (console or stderr); kmsg_fd: -1 or /dev/kmsg. */
 void init_log_setup(int log_fd, int kmsg_fd);
+/* The descriptors init_log writes to (a jailed child keeps them): how many. */
+int init_log_fds(int fds[2]);
 void init_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A boot timeline line: milliseconds since the kernel started (CLOCK_BOOTTIME). */
 void init_timeline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

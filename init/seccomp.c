@@ -100,13 +100,26 @@ static const struct rule io_rules[] = {
 	END,
 };
 
+/* The update listener: frames on its packet socket (no new socket), the store in its jail. */
+static const struct rule listener_rules[] = {
+	BASE_RULES,
+	ALLOW(poll), ALLOW(ppoll), ALLOW(recvmsg), ALLOW(recvfrom), ALLOW(sendmsg), ALLOW(sendto),
+	ALLOW(pread64), ALLOW(pwrite64), ALLOW(fsync), ALLOW(fdatasync), ALLOW(fstat), ALLOW(newfstatat),
+	ALLOW(lseek), ALLOW(fcntl), ALLOW(getdents64), ALLOW(statfs), ALLOW(fstatfs), ALLOW(faccessat),
+	ALLOW(flock), ALLOW(open), ALLOW(openat), ALLOW(renameat), ALLOW(unlinkat), ALLOW(mkdirat),
+	ALLOW(ftruncate), ALLOW(sched_getaffinity), ALLOW(set_robust_list), ALLOW(rt_sigaction),
+	ARG_SET(clone, 0, CLONE_VM | CLONE_THREAD),   /* BLAKE3 hashes big objects on threads */
+	ARG_IN(ioctl, 1, TIOCGWINSZ),
+	END,
+};
+
 static const struct rule none_rules[] = { BASE_RULES, END };
 
 static const struct rule *const tables[] = {
 	[JAIL_FILTER_VMM] = vmm_rules,
 	[JAIL_FILTER_VMM_VCPU] = vcpu_rules,
 	[JAIL_FILTER_VMM_IO] = io_rules,
-	[JAIL_FILTER_LISTENER] = none_rules,
+	[JAIL_FILTER_LISTENER] = listener_rules,
 	[JAIL_FILTER_NONE] = none_rules,
 };
 
@@ -201,8 +214,3 @@ int jail_thread(enum jail_filter f)
 	return 0;
 }
 
-
-int jail_vmm_thread(int thread)
-{
-	return jail_thread(thread == 0 ? JAIL_FILTER_VMM_VCPU : JAIL_FILTER_VMM_IO);
-}

@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,7 @@ struct init {
 	unsigned net_restarts;
 	uint64_t net_restart_ms;     /* 0: no restart pending */
 	uint64_t net_started_ms;     /* when the running listener was forked */
+	int net_ctl_fd;              /* its activation requests (net/activate.c), -1: none */
 };
 
 static const char *short_id(const uint8_t id[SNAP_HASH_LEN], char buf[SNAP_HEX_LEN + 1])
@@ -508,21 +510,19 @@ static void net_ready(void *arg, const char *ip, uint16_t port)
 	init_timeline("listener ready on %s port %u", ip, (unsigned)port);
 }
 
-/* A new snapshot is active: PID 1 re-scans the refs and moves sandboxes onto it (SIGUSR1). */
-static int net_activated(void *arg, const char *name, const uint8_t id[32], const uint8_t *prev)
+/* The jailed listener keeps PID 1's log descriptors besides what net_listen hands over. */
+static int net_confine(void *arg, const int *fds, int nfds, const char **store_dir, char *err, size_t errlen)
 {
-	char hex[SNAP_HEX_LEN + 1];
+	int keep[8], n = 0;
 
-	(void)arg;
-	(void)prev;
-	snap_hex(id, hex);
-	init_log("listener: %s now points at %.12s; telling init", name, hex);
-	kill(getppid(), SIGUSR1);
-	return 0;
+	for (int i = 0; i < nfds && n < 6; i++)
+		keep[n++] = fds[i];
+	n += init_log_fds(keep + n);
+	return jail_listener(arg, keep, n, store_dir, err, errlen);
 }
 
 /* In the listener's child. Never returns. */
-static void net_child(struct init *in, int stop_fd)
+static void net_child(struct init *in, int stop_fd, int ctl_fd)
 {
 	struct net_config c;
 	const struct init_board *b = &in->board;
@@ -542,7 +542,8 @@ static void net_child(struct init *in, int stop_fd)
 	c.stop_fd = stop_fd;
 	c.log = net_log_line;
 	c.on_ready = net_ready;
-	c.on_activate = net_activated;
+	c.confine = net_confine;
+	c.activate_fd = ctl_fd;   /* it moves no ref: PID 1 does (net_ctl) */
 	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
 		c.dhcp = 1;
 	} else if (net_parse_ipv4(b->address, 1, &c.ip, &c.prefix) < 0 ||
@@ -566,7 +567,8 @@ static void net_child(struct init *in, int stop_fd)
 static void net_start(struct init *in)
 {
 #if CONFIG_NET
-	int p[2];
+	char err[256];
+	int p[2], sv[2];
 	pid_t pid;
 
 	in->net_restart_ms = 0;
@@ -588,8 +590,19 @@ static void net_start(struct init *in)
 		init_log("listener: no data store to receive updates into; not started");
 		return;
 	}
+	if (jail_listener_store(in->st.data_store, err, sizeof(err)) < 0) {
+		init_log("listener: not started: %s", err);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		init_log("listener: socketpair: %s", strerror(errno));
+		in->net_restart_ms = init_now_ms() + 1000;
+		return;
+	}
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		init_log("listener: pipe: %s", strerror(errno));
+		close(sv[0]);
+		close(sv[1]);
 		in->net_restart_ms = init_now_ms() + 1000;
 		return;
 	}
@@ -598,16 +611,21 @@ static void net_start(struct init *in)
 		init_log("listener: fork: %s", strerror(errno));
 		close(p[0]);
 		close(p[1]);
+		close(sv[0]);
+		close(sv[1]);
 		in->net_restart_ms = init_now_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
 		close(p[1]);
-		net_child(in, p[0]);
+		close(sv[0]);
+		net_child(in, p[0], sv[1]);
 	}
 	close(p[0]);
+	close(sv[1]);
 	in->net_pid = pid;
 	in->net_stop_fd = p[1];
+	in->net_ctl_fd = sv[0];
 	in->net_started_ms = init_now_ms();
 	init_log("listener: started on %s port %u (pid %d)", in->board.nic, in->board.port, (int)pid);
 #else
@@ -626,6 +644,40 @@ static void net_stop(struct init *in)
 	kill(in->net_pid, SIGTERM);
 }
 
+static void rescan(struct init *in);
+
+static void net_ctl_close(struct init *in)
+{
+	if (in->net_ctl_fd >= 0)
+		close(in->net_ctl_fd);
+	in->net_ctl_fd = -1;
+}
+
+/* The jailed listener asks for an activation: checked again here, with PID 1's own keys. */
+static void net_ctl(struct init *in)
+{
+#if CONFIG_NET
+	struct snap_activation a;
+	char err[256], hex[SNAP_HEX_LEN + 1];
+	int r = net_activation_serve(in->net_ctl_fd, in->st.data, in->st.keys, (size_t)in->st.nkeys, &a, err,
+				     sizeof(err));
+
+	if (r < 0) {
+		net_ctl_close(in);   /* the listener is gone; net_exited restarts it */
+	} else if (r == 2) {
+		init_log("listener: activation refused: %s", err);
+	} else if (r == 1 && a.moved) {
+		snap_store_ref_get(in->st.data, a.name, a.prev);
+		snap_hex(a.prev, hex);
+		init_log("listener: %s now points at %.12s", a.name, hex);
+		if (!in->shutdown)
+			rescan(in);
+	}
+#else
+	(void)in;
+#endif
+}
+
 static void net_exited(struct init *in, int status)
 {
 	char st[80];
@@ -636,6 +688,7 @@ static void net_exited(struct init *in, int status)
 		close(in->net_stop_fd);
 		in->net_stop_fd = -1;
 	}
+	net_ctl_close(in);
 	if (in->shutdown)
 		return;
 	describe_status(status, st, sizeof(st));
@@ -993,8 +1046,8 @@ int init_run(const char *board_path, int boot)
 {
 	static struct init in;
 	char err[256];
-	struct pollfd pfd[1 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
-	struct sandbox *pmap[1 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
+	struct pollfd pfd[2 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
+	struct sandbox *pmap[2 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
 
 	memset(&in, 0, sizeof(in));
 	in.boot = boot;
@@ -1031,6 +1084,7 @@ int init_run(const char *board_path, int boot)
 	}
 	init_stores_open(&in.st, &in.board);
 	in.net_stop_fd = -1;
+	in.net_ctl_fd = -1;
 	/* once, for every jail after it: entering a namespace is cheap, making one is not */
 	if (jail_prepare(err, sizeof(err)) < 0)
 		init_log("%s; each jail makes its own network namespace", err);
@@ -1068,6 +1122,10 @@ int init_run(const char *board_path, int boot)
 			pfd[n].events = POLLIN;
 			pmap[n++] = &in.sb[i];
 		}
+		int ctl = n;
+		pfd[n].fd = in.net_ctl_fd;   /* poll skips -1 */
+		pfd[n].events = POLLIN;
+		pmap[n++] = NULL;
 		int r = poll(pfd, (nfds_t)n, poll_timeout(&in, now));
 		if (r < 0 && errno != EINTR) {
 			init_log("poll: %s", strerror(errno));
@@ -1088,7 +1146,9 @@ int init_run(const char *board_path, int boot)
 					begin_shutdown(&in, (int)RB_POWER_OFF, "power button");
 				continue;
 			}
-			if (pmap[i] && pmap[i]->rfd == pfd[i].fd)
+			if (i == ctl && in.net_ctl_fd >= 0)
+				net_ctl(&in);
+			else if (pmap[i] && pmap[i]->rfd == pfd[i].fd)
 				ready_read(pmap[i]);
 		}
 		if (in.sigfd >= 0)

@@ -1,14 +1,19 @@
 /* `keel net listen`: the update listener in the foreground, configured from the command line. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "init/cli.h"
+#include "init/jail.h"
 #include "keel_config.h"
 #include "net/net.h"
 #include "snap/snap.h"
@@ -21,6 +26,7 @@ static const char listen_help[] =
 	"usage: keel net listen --if IFACE (--ip ADDR/PREFIX [--gw GW] | --dhcp) --port PORT --store DIR\n"
 	"                       [--trust KEY.pem]... [--tls --cert CERT --key KEY --ca CA]\n"
 	"                       [--max-streams N] [--idle-timeout S] [--max-stream-bytes B] [--reserve B]\n"
+	"                       [--no-jail]\n"
 	"\n"
 	"Runs keel's own TCP/IP stack (lwIP) on IFACE, which it reads and writes raw\n"
 	"(AF_PACKET; \"tap:NAME\" creates a TAP device instead). The kernel needs no\n"
@@ -36,7 +42,13 @@ static const char listen_help[] =
 	"  --max-streams N      concurrent connections (default CONFIG_NET_MAX_STREAMS)\n"
 	"  --idle-timeout S     drop a connection silent for S seconds\n"
 	"  --max-stream-bytes B largest stream (K/M/G suffixes)\n"
-	"  --reserve B          free space to keep on the store's filesystem\n";
+	"  --reserve B          free space to keep on the store's filesystem\n"
+	"  --no-jail            run unconfined, as one process (debugging only)\n"
+	"\n"
+	"The listener runs jailed (as PID 1 runs it): a child with new namespaces, only the store in\n"
+	"its empty root, uid 64500 without capabilities, a seccomp allow-list. It files objects\n"
+	"and manifests (objects/ and manifests/ become its own) but moves no ref: this process stays\n"
+	"root, re-checks each manifest's signature and objects, and moves the ref itself.\n";
 
 static int stop_pipe[2] = { -1, -1 };
 
@@ -69,6 +81,62 @@ static int parse_u(const char *cmd, const char *opt, const char *v, unsigned lon
 	return 0;
 }
 
+/*
+ * The privilege split by hand: a jailed child listens; this process stays root, answers its
+ * activation requests with its own keys and store, and exits with the child's status.
+ */
+static int listen_jailed(struct net_config *c)
+{
+	const char *cmd = "net listen";
+	struct snap_store *s;
+	char err[256];
+	int sv[2], r, status;
+	pid_t pid;
+
+	if (jail_listener_store(c->store_dir, err, sizeof(err)) < 0)
+		return cli_error(cmd, "%s%s", err, geteuid() ? " (the jail needs root; --no-jail runs unconfined)" : "");
+	r = snap_store_open(c->store_dir, &s);
+	if (r < 0)
+		return cli_error(cmd, "store %s: %s", c->store_dir, strerror(-r));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return cli_error(cmd, "socketpair: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		return cli_error(cmd, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(sv[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		c->activate_fd = sv[1];
+		c->confine = jail_listener;
+		r = net_listen(c);
+		if (r < 0)
+			fprintf(stderr, "keel net listen: %s\n", strerror(-r));
+		fflush(stdout);
+		_exit(r < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	for (;;) {
+		struct pollfd p = { .fd = sv[0], .events = POLLIN };
+		struct snap_activation a;
+
+		if (poll(&p, 1, -1) < 0 && errno == EINTR)
+			continue;
+		r = net_activation_serve(sv[0], s, c->keys, c->nkeys, &a, err, sizeof(err));
+		if (r < 0)
+			break;   /* the child is gone */
+		if (r == 2)
+			on_log(NULL, err);
+	}
+	close(sv[0]);
+	snap_store_close(s);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFSIGNALED(status))
+		return cli_error(cmd, "the jailed listener was killed by signal %d%s", WTERMSIG(status),
+				 WTERMSIG(status) == SIGSYS ? " (a system call its jail forbids)" : "");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 static int cmd_listen(int argc, char **argv)
 {
 	static struct snap_pubkey keys[MAX_TRUST];
@@ -76,7 +144,7 @@ static int cmd_listen(int argc, char **argv)
 	struct net_config c;
 	struct sigaction sa;
 	unsigned long long v;
-	int r, have_addr = 0;
+	int r, have_addr = 0, no_jail = 0;
 
 	net_config_defaults(&c);
 	c.tls = 0;
@@ -114,6 +182,9 @@ static int cmd_listen(int argc, char **argv)
 			c.keys = keys;
 		} else if (!strcmp(a, "--tls")) {
 			c.tls = 1;
+			continue;
+		} else if (!strcmp(a, "--no-jail")) {
+			no_jail = 1;
 			continue;
 		} else if (!strcmp(a, "--cert") && val) {
 			c.tls_cert = val;
@@ -163,12 +234,13 @@ static int cmd_listen(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	c.stop_fd = stop_pipe[0];
 
-	r = net_listen(&c);
-	if (r < 0)
-		return cli_error(cmd, "%s", strerror(-r));
-	return 0;
+	if (no_jail) {
+		fprintf(stderr, "keel net listen: --no-jail: the listener runs unconfined (for debugging only)\n");
+		r = net_listen(&c);
+		return r < 0 ? cli_error(cmd, "%s", strerror(-r)) : 0;
+	}
+	return listen_jailed(&c);
 }
-
 int net_cmd_net(int argc, char **argv)
 {
 	if (argc < 2 || (argc == 2 && cli_wants_help(argc, argv)))

@@ -294,7 +294,9 @@ static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
 		conn_reply(c, "error manifest %s not activated: no trusted keys configured", hex);
 		return;
 	}
-	if (snap_store_activate(srv->store, id, &a, err, sizeof(err)) < 0) {
+	/* jailed, the ref is not ours to move: the privileged side checks it all again and moves it */
+	if (cfg->activate_fd >= 0 ? net_activation_request(cfg->activate_fd, id, &a, err, sizeof(err)) < 0
+				  : snap_store_activate(srv->store, id, &a, err, sizeof(err)) < 0) {
 		conn_reply(c, "error manifest %s not activated: %s", hex, err);
 		return;
 	}
@@ -302,7 +304,8 @@ static void conn_activate(struct net_conn *c, const uint8_t id[SNAP_HASH_LEN])
 		conn_reply(c, "ok %s", hex);
 		return;
 	}
-	if (cfg->on_activate && cfg->on_activate(cfg->arg, a.name, id, a.had_prev ? a.prev : NULL) < 0) {
+	if (cfg->activate_fd < 0 && cfg->on_activate &&
+	    cfg->on_activate(cfg->arg, a.name, id, a.had_prev ? a.prev : NULL) < 0) {
 		if (a.had_prev)
 			snap_store_ref_set(srv->store, a.name, a.prev);
 		else

@@ -83,6 +83,7 @@ void net_config_defaults(struct net_config *c)
 	c->reserve_set = 1;
 	c->tls = CONFIG_NET_TLS;
 	c->stop_fd = -1;
+	c->activate_fd = -1;
 }
 
 
@@ -197,6 +198,7 @@ static int serve(struct net_server *srv, struct net_link *link)
 
 int net_listen(const struct net_config *cfg)
 {
+	const char *store_dir = cfg->store_dir;
 	struct net_server srv;
 	struct net_link link;
 	char err[200];
@@ -213,16 +215,11 @@ int net_listen(const struct net_config *cfg)
 	srv.reserve_bytes = cfg->reserve_set ? cfg->reserve_bytes : (uint64_t)CONFIG_NET_DISK_RESERVE_MIB << 20;
 	net_stack_version(); /* lwip_init() once */
 
-	r = snap_store_open(cfg->store_dir, &srv.store);
-	if (r < 0) {
-		net_log(&srv, "store %s: %s", cfg->store_dir, strerror(-r));
-		return r;
-	}
 	if (cfg->tls) {
 		r = net_tls_creds_load(&srv.creds, cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, sizeof(err));
 		if (r < 0) {
 			net_log(&srv, "TLS: %s", err);
-			goto out_store;
+			return r;
 		}
 		if (net_tls_creds_self_trusted(srv.creds)) {
 			net_log(&srv, "TLS: %s also issued this listener's own certificate, so a copy of any "
@@ -237,10 +234,29 @@ int net_listen(const struct net_config *cfg)
 		net_log(&srv, "interface %s: %s", cfg->ifname, strerror(-r));
 		goto out_creds;
 	}
+	if (cfg->confine) {
+		int fds[3], nfds = 0;
+
+		fds[nfds++] = link.fd;
+		if (cfg->stop_fd >= 0)
+			fds[nfds++] = cfg->stop_fd;
+		if (cfg->activate_fd >= 0)
+			fds[nfds++] = cfg->activate_fd;
+		r = cfg->confine(cfg->arg, fds, nfds, &store_dir, err, sizeof(err));
+		if (r) {
+			net_log(&srv, "%s", err);
+			goto out_link;
+		}
+	}
+	r = snap_store_open(store_dir, &srv.store);
+	if (r < 0) {
+		net_log(&srv, "store %s: %s", cfg->store_dir, strerror(-r));
+		goto out_link;
+	}
 	r = net_link_add(&link, cfg->dhcp ? 0 : cfg->ip, cfg->dhcp ? 0 : prefix_mask(cfg->prefix),
 			 cfg->dhcp ? 0 : cfg->gw);
 	if (r < 0)
-		goto out_link;
+		goto out_store;
 	if (cfg->dhcp && dhcp_start(&link.netif) != ERR_OK) {
 		r = -ENOMEM;
 		goto out_netif;
@@ -286,13 +302,13 @@ out_dhcp:
 		dhcp_stop(&link.netif);
 out_netif:
 	netif_set_down(&link.netif);
+out_store:
+	snap_store_close(srv.store);
 out_link:
 	net_link_close(&link);
 out_creds:
 	if (srv.creds)
 		net_tls_creds_free(srv.creds);
-out_store:
-	snap_store_close(srv.store);
 	return r;
 }
 

@@ -60,6 +60,19 @@ struct net_config {
 	/* One line per notable event (connection refused, stream filed, ...); may be NULL. */
 	void (*log)(void *arg, const char *line);
 	void *arg;
+	/*
+	 * Called once the listener holds its link, credentials and stop descriptor and before it
+	 * opens the store or reads a frame: a jail (init/jail.c jail_listener) confines the process
+	 * here, keeping fds[0..nfds) open, and says where the store is now (*store_dir). Non-zero
+	 * (with err) fails net_listen. NULL: nothing.
+	 */
+	int (*confine)(void *arg, const int *fds, int nfds, const char **store_dir, char *err, size_t errlen);
+	/*
+	 * >= 0: this listener moves no ref; it asks the privileged side over this SOCK_SEQPACKET
+	 * descriptor (net_activation_request) and on_activate is not called. -1 (the default):
+	 * it activates in its own process.
+	 */
+	int activate_fd;
 };
 
 /* Fills c with the Kconfig defaults (no interface, no store, port CONFIG_NET_PORT). */
@@ -70,6 +83,19 @@ void net_config_defaults(struct net_config *c);
  * PID 1 calls it in a child of its own. Never prints; c->log gets events.
  */
 int net_listen(const struct net_config *c);
+
+/*
+ * The privileged half of the listener's privilege split (net/activate.c), one request each:
+ * request (the listener): 0 and a filled in, or -errno and err (the other side's reason).
+ * serve (PID 1): reads one pending request from fd and answers it after
+ * snap_store_activate_signed with the caller's own keys: 1 answered (a says what moved), 2
+ * refused (err says why; the listener was told), 0 nothing pending, -errno the channel is gone.
+ */
+struct snap_activation;
+struct snap_store;
+int net_activation_request(int fd, const uint8_t id[32], struct snap_activation *a, char *err, size_t errlen);
+int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
+			 struct snap_activation *a, char *err, size_t errlen);
 
 /* Initialises lwIP once (idempotent) and returns its version string. */
 const char *net_stack_version(void);
