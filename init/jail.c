@@ -3,19 +3,21 @@
  * no_new_privs, only the descriptors it needs, then the seccomp filter (init/seccomp.c).
  *
  * IMPLEMENTATION NOTES
- * The root: a 16 KiB tmpfs mounted over /dev in the new mount namespace (any directory would do;
- * /dev exists everywhere keel runs, and nothing under it is needed once the child's descriptors
- * are open), the bound host path moved into it, then made the root. pivot_root cannot leave the
- * initramfs (rootfs has no parent mount), which is where PID 1 runs on the appliance; there the
- * tmpfs is moved over / and chroot'ed into, as switch_root does. Either way, without
- * CAP_SYS_CHROOT and CAP_SYS_ADMIN there is no way back.
- * The bind is cloned with open_tree() before the tmpfs is mounted, so a host path under /dev
- * (a partition image on /dev/vda) is still reachable when it is taken. Paths resolved through a
- * descriptor opened before the jail would not be confined by the new root ("../.." climbs the
- * host's tree), which is why the store is bound into the jail and opened there, not kept open.
- * The network namespace: creating one costs ~0.3 ms here, so PID 1 makes one empty namespace
- * at boot (jail_prepare) and every child enters it; it has no interface but lo, and no jailed
- * process may create a socket, so sharing it shares nothing.
+ * The root: a 16 KiB tmpfs mounted over /dev in a new mount namespace (any directory would do;
+ * /dev exists everywhere keel runs), holding one empty directory, JAIL_BIND, then made the root.
+ * pivot_root cannot leave the initramfs (rootfs has no parent mount), which is where PID 1 runs
+ * on the appliance; there the tmpfs is moved over / and chroot'ed into, as switch_root does.
+ * Without CAP_SYS_CHROOT and CAP_SYS_ADMIN there is no way back either way.
+ * Made per child this costs ~0.3-1 ms here: copying the host's mount table, and unmounting the
+ * old root waits for an RCU grace period. So PID 1 makes it once (jail_prepare: a helper makes
+ * the mount, IPC and network namespaces with the empty root and exits; the namespaces live on
+ * through PID 1's descriptors) and each child enters a private copy of that template (a mount
+ * or two), then a fresh UTS namespace. Creating a network namespace alone costs ~0.3 ms, and a
+ * jailed process can create no socket, so the children share that one (it has only lo).
+ * The bind (a directory) is cloned with open_tree() while the host's tree is still visible and
+ * moved onto JAIL_BIND inside. Paths resolved through a descriptor opened before the jail would
+ * not be confined by the new root ("../.." climbs the host's tree), which is why the store is
+ * bound into the jail and opened there, not kept open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +54,8 @@
 
 #define ROOT_AT "/dev"
 
-static int prepared_net = -1;
+static int prepared_mnt = -1, prepared_ipc = -1, prepared_net = -1;
+
 
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -69,13 +72,41 @@ static int fail(char *err, size_t errlen, int r, const char *fmt, ...)
 	return r;
 }
 
+/* Makes an empty read-only tmpfs with an empty JAIL_BIND directory the root of the current
+ * (new, private) mount namespace; tree >= 0 is bound at JAIL_BIND first (place). */
+static int empty_root(const struct jail *j, int tree, char *err, size_t errlen);
+
+/*
+ * The helper of jail_prepare: new mount, IPC and (unless one was given) network namespaces,
+ * the empty root made once, then held until the parent has opened its namespaces.
+ */
+static void prepare_helper(int say, int wait_fd)
+{
+	char c, err[200];
+
+	c = unshare(CLONE_NEWNS | CLONE_NEWIPC | (prepared_net < 0 ? CLONE_NEWNET : 0)) < 0 ||
+	    empty_root(NULL, -1, err, sizeof(err)) < 0 ? 'E' : 'K';
+	if (write(say, &c, 1) != 1 || read(wait_fd, &c, 1) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+static int open_ns(pid_t pid, const char *ns, int *fd, char *err, size_t errlen)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, ns);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	return *fd < 0 ? fail(err, errlen, -errno, "jail: opening %s", path) : 0;
+}
+
 int jail_prepare(char *err, size_t errlen)
 {
-	char path[64], c = 0;
-	int p[2], q[2], fd = -1, r = 0, status;
+	int p[2], q[2], r = 0, status;
+	char c = 0;
 	pid_t pid;
 
-	if (prepared_net >= 0)
+	if (prepared_mnt >= 0)
 		return 0;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return fail(err, errlen, -errno, "jail: pipe");
@@ -89,26 +120,25 @@ int jail_prepare(char *err, size_t errlen)
 		goto close_q;
 	}
 	if (pid == 0) {
-		/* the helper: enters a new network namespace, says so, waits to be let go */
 		close(q[1]);
-		c = unshare(CLONE_NEWNET) < 0 ? 'E' : 'K';
-		if (write(p[1], &c, 1) != 1 || read(q[0], &c, 1) < 0)
-			_exit(1);
-		_exit(0);
+		prepare_helper(p[1], q[0]);
 	}
-	if (read(p[0], &c, 1) != 1 || c != 'K') {
-		r = fail(err, errlen, -EPERM, "jail: a new network namespace");
-	} else {
-		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			r = fail(err, errlen, -errno, "jail: opening %s", path);
+	if (read(p[0], &c, 1) != 1 || c != 'K')
+		r = fail(err, errlen, -EPERM, "jail: preparing the namespaces");
+	if (!r && prepared_net < 0)
+		r = open_ns(pid, "net", &prepared_net, err, errlen);
+	if (!r)
+		r = open_ns(pid, "ipc", &prepared_ipc, err, errlen);
+	if (!r)
+		r = open_ns(pid, "mnt", &prepared_mnt, err, errlen);
+	if (r && prepared_mnt >= 0) {
+		close(prepared_mnt);
+		prepared_mnt = -1;
 	}
 	close(q[1]);
 	q[1] = -1;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	prepared_net = fd;
 close_q:
 	close(q[0]);
 	if (q[1] >= 0)
@@ -131,28 +161,13 @@ int jail_use_netns(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-/* Binds the cloned tree at ROOT_AT JAIL_BIND, then the read-only subdirectories over it. */
-static int place_bind(const struct jail *j, int tree, char *err, size_t errlen)
+/* Binds the cloned directory tree at dst, then the read-only subdirectories over it. */
+static int place_bind(const struct jail *j, int tree, const char *dst, char *err, size_t errlen)
 {
-	unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC;
-	const char *dst = ROOT_AT JAIL_BIND;
+	unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC;
 	struct stat st;
 	char sub[256];
-	int fd;
 
-	if (fstat(tree, &st) < 0)
-		return fail(err, errlen, -errno, "jail: %s", j->bind);
-	if (S_ISDIR(st.st_mode)) {
-		if (mkdir(dst, 0755) < 0)
-			return fail(err, errlen, -errno, "jail: mkdir %s", dst);
-		flags |= MS_NODEV;
-	} else {
-		/* a file or a partition's device node: the bind is the only node in the jail */
-		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0)
-			return fail(err, errlen, -errno, "jail: creating %s", dst);
-		close(fd);
-	}
 	if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
 		return fail(err, errlen, -errno, "jail: binding %s", j->bind);
 	if (mount(NULL, dst, NULL, flags | (j->bind_rw ? 0 : MS_RDONLY), NULL) < 0)
@@ -168,49 +183,69 @@ static int place_bind(const struct jail *j, int tree, char *err, size_t errlen)
 	return 0;
 }
 
-/* New namespaces and the empty root with the bind in it. */
-static int enter_root(const struct jail *j, char *err, size_t errlen)
+static int empty_root(const struct jail *j, int tree, char *err, size_t errlen)
 {
-	int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS, tree = -1, r;
-
-	if (!j->keep_net && prepared_net < 0)
-		flags |= CLONE_NEWNET;
-	if (unshare(flags) < 0)
-		return fail(err, errlen, -errno, "jail: new namespaces");
-	if (!j->keep_net && prepared_net >= 0 && setns(prepared_net, CLONE_NEWNET) < 0)
-		return fail(err, errlen, -errno, "jail: entering the prepared network namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail(err, errlen, -errno, "jail: making mounts private");
-	if (j->bind) {
+	if (mount("keel-jail", ROOT_AT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,nr_inodes=16,mode=0755") < 0)
+		return fail(err, errlen, -errno, "jail: mounting the empty root");
+	if (mkdir(ROOT_AT JAIL_BIND, 0755) < 0)
+		return fail(err, errlen, -errno, "jail: mkdir %s", JAIL_BIND);
+	if (tree >= 0) {
+		int r = place_bind(j, tree, ROOT_AT JAIL_BIND, err, errlen);
+
+		if (r < 0)
+			return r;
+	}
+	if (mount(NULL, ROOT_AT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return fail(err, errlen, -errno, "jail: making the root read-only");
+	if (chdir(ROOT_AT) < 0)
+		return fail(err, errlen, -errno, "jail: chdir");
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			return fail(err, errlen, -errno, "jail: detaching the old root");
+	} else if (errno != EINVAL || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0) {
+		return fail(err, errlen, -errno, "jail: entering the empty root");
+	}
+	return chdir("/") < 0 ? fail(err, errlen, -errno, "jail: chdir /") : 0;
+}
+
+/*
+ * New namespaces and the empty root with the bind in it: a private copy of the prepared
+ * template (a mount or two: cheap, no unmount of the host's tree on the way), or all of it
+ * made here when nothing was prepared (tools run by hand).
+ */
+static int enter_root(const struct jail *j, char *err, size_t errlen)
+{
+	int tree = -1, r = 0;
+
+	if (j->bind) {   /* taken while the host's tree is still ours to see */
 		tree = (int)syscall(SYS_open_tree, AT_FDCWD, j->bind, OPEN_TREE_CLONE | O_CLOEXEC);
 		if (tree < 0)
 			return fail(err, errlen, -errno, "jail: %s", j->bind);
 	}
-	if (mount("keel-jail", ROOT_AT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,nr_inodes=16,mode=0755") < 0) {
-		r = fail(err, errlen, -errno, "jail: mounting the empty root");
-		goto out;
+	if (prepared_mnt >= 0) {
+		if (setns(prepared_mnt, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0 ||
+		    setns(prepared_ipc, CLONE_NEWIPC) < 0)
+			r = fail(err, errlen, -errno, "jail: entering the prepared namespaces");
+		else if (!j->keep_net && setns(prepared_net, CLONE_NEWNET) < 0)
+			r = fail(err, errlen, -errno, "jail: entering the prepared network namespace");
+		else if (tree >= 0)
+			r = place_bind(j, tree, JAIL_BIND, err, errlen);
+		if (!r && chdir("/") < 0)
+			r = fail(err, errlen, -errno, "jail: chdir /");
+	} else {
+		int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+
+		if (!j->keep_net && prepared_net < 0)
+			flags |= CLONE_NEWNET;
+		if (unshare(flags) < 0)
+			r = fail(err, errlen, -errno, "jail: new namespaces");
+		else if (!j->keep_net && prepared_net >= 0 && setns(prepared_net, CLONE_NEWNET) < 0)
+			r = fail(err, errlen, -errno, "jail: entering the prepared network namespace");
+		else
+			r = empty_root(j, tree, err, errlen);
 	}
-	if (tree >= 0 && (r = place_bind(j, tree, err, errlen)) < 0)
-		goto out;
-	if (mount(NULL, ROOT_AT, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
-		r = fail(err, errlen, -errno, "jail: making the root read-only");
-		goto out;
-	}
-	if (chdir(ROOT_AT) < 0) {
-		r = fail(err, errlen, -errno, "jail: chdir");
-		goto out;
-	}
-	if (syscall(SYS_pivot_root, ".", ".") == 0) {
-		if (umount2(".", MNT_DETACH) < 0) {
-			r = fail(err, errlen, -errno, "jail: detaching the old root");
-			goto out;
-		}
-	} else if (errno != EINVAL || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0) {
-		r = fail(err, errlen, -errno, "jail: entering the empty root");
-		goto out;
-	}
-	r = chdir("/") < 0 ? fail(err, errlen, -errno, "jail: chdir /") : 0;
-out:
 	if (tree >= 0)
 		close(tree);
 	return r;
@@ -222,9 +257,12 @@ static int drop_privileges(const struct jail *j, char *err, size_t errlen)
 	struct __user_cap_data_struct d[2];
 
 	/* the bounding set first: dropping from it needs CAP_SETPCAP, gone with the uid */
-	for (int cap = 0; cap < 64; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+	for (int cap = 0; cap < 64; cap++)   /* EINVAL: past the kernel's last capability */
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL && cap > 0)
+				break;
 			return fail(err, errlen, -errno, "jail: dropping capability %d from the bounding set", cap);
+		}
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return fail(err, errlen, -errno, "jail: clearing ambient capabilities");
 	if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0)

@@ -4,9 +4,9 @@
  * them. A leaf header (nothing of keel's included), so the tool commands `keel vm restore` and
  * `keel net listen` confine themselves the same way PID 1 confines its children.
  *
- * jail_enter, in this order: new mount, IPC and UTS namespaces and a network namespace (the one
- * jail_prepare made ahead of time, else a fresh one); an empty read-only tmpfs as the root, with
- * at most one host path bound into it at JAIL_BIND; every capability dropped (bounding and
+ * jail_enter, in this order: new mount, IPC, UTS and network namespaces (copies of those
+ * jail_prepare made ahead of time, else fresh ones); an empty read-only tmpfs as the root, with
+ * at most one host directory bound into it at JAIL_BIND; every capability dropped (bounding and
  * ambient sets too), groups dropped, uid and gid set to the jail's own; no_new_privs; every
  * descriptor not in keep[] closed; then the process's seccomp filter (kill on anything else).
  * It MUST run while the process has one thread: namespaces, credentials and capabilities are
@@ -41,7 +41,7 @@ struct jail {
 	uid_t uid;                    /* the jail's own uid and gid; never 0 */
 	gid_t gid;
 	enum jail_filter filter;
-	const char *bind;             /* a host file or directory seen at JAIL_BIND, or NULL */
+	const char *bind;             /* a host directory seen at JAIL_BIND, or NULL */
 	int bind_rw;                  /* the bind is writable (else read-only) */
 	const char *const *bind_ro;   /* NULL-terminated subdirectories of bind kept read-only */
 	const int *keep;              /* descriptors kept open besides 0, 1 and 2 */
@@ -50,9 +50,10 @@ struct jail {
 };
 
 /*
- * Prepares, in the calling process, what every later jail_enter of its children can share: an
- * empty network namespace (creating one costs ~0.3 ms here, entering one a few µs). Children
- * forked after it inherit the prepared descriptor. 0 or -errno (err says what).
+ * Prepares, in the calling process, what every later jail_enter of its children starts from:
+ * a mount namespace whose root is the empty tmpfs, an IPC namespace and an empty network
+ * namespace (making these per child costs ~0.5-1.5 ms here, entering them tens of µs).
+ * Children forked after it inherit the descriptors. 0 or -errno (err says what).
  */
 int jail_prepare(char *err, size_t errlen);
 

@@ -8,8 +8,9 @@
  * Why keel compiles its own: a table is ~30 lines, the compiler ~80; Debian's libseccomp would be
  * one more source package to fetch, hash and build with musl for the same few instructions.
  * Program shape: check the architecture (x86-64 only; the x32 numbers, bit 30, are refused), then
- * one block per rule: "nr == N ? body : next". A body ends in RET on every path, so a rule never
- * falls into the next and the accumulator may be reused. Argument checks look at the low 32 bits
+ * a binary search on the number (emit_range) down to short chains of "nr == N ? body : next".
+ * A body ends in RET on every path, so a rule never falls into the next and the accumulator
+ * may be reused. Argument checks look at the low 32 bits
  * only: every argument checked is an int, a flag word or an ioctl request (unsigned int), which
  * the kernel truncates the same way. mmap and mprotect never get PROT_EXEC: keel is static and
  * maps nothing executable after start, so shellcode cannot be made runnable.
@@ -24,6 +25,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -148,51 +150,96 @@ static size_t body_len(const struct rule *r)
 	}
 }
 
+static void emit_rule(struct prog *g, const struct rule *r)
+{
+	emit(g, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)r->nr, 0, (uint8_t)body_len(r));
+	switch (r->op) {
+	case R_ALLOW:
+		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
+		break;
+	case R_ERRNO:
+		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (r->v[0] & SECCOMP_RET_DATA), 0, 0);
+		break;
+	case R_IN:
+		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
+		for (int i = 0; i < r->n; i++)   /* to the allow after the kill */
+			emit(g, BPF_JMP | BPF_JEQ | BPF_K, r->v[i], (uint8_t)(r->n - i), 0);
+		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
+		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
+		break;
+	case R_CLEAR:
+		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
+		emit(g, BPF_JMP | BPF_JSET | BPF_K, r->v[0], 0, 1);
+		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
+		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
+		break;
+	case R_SET:
+		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
+		emit(g, BPF_ALU | BPF_AND | BPF_K, r->v[0], 0, 0);
+		emit(g, BPF_JMP | BPF_JEQ | BPF_K, r->v[0], 1, 0);
+		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
+		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
+		break;
+	}
+}
+
+/*
+ * Rules r[0..n) sorted by number: a binary search on the number down to runs of a few, each a
+ * chain of "nr == N ? body : next" ending in kill. The kernel runs a new filter once per
+ * syscall number when it is installed (to cache the always-allowed ones), so the search keeps
+ * installing cheap as well as every call.
+ */
+static void emit_range(struct prog *g, const struct rule *const *r, size_t n)
+{
+	size_t mid, hop;
+
+	if (n <= 4) {
+		for (size_t i = 0; i < n; i++)
+			emit_rule(g, r[i]);
+		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
+		return;
+	}
+	mid = n / 2;
+	/* nr >= r[mid] ? (jump over the lower half: a long jump, halves can pass 255) : lower half */
+	emit(g, BPF_JMP | BPF_JGE | BPF_K, (uint32_t)r[mid]->nr, 0, 1);
+	hop = g->n;
+	emit(g, BPF_JMP | BPF_JA, 0, 0, 0);
+	emit_range(g, r, mid);
+	if (hop < g->max)
+		g->p[hop].k = (uint32_t)(g->n - hop - 1);
+	emit_range(g, r + mid, n - mid);
+}
+
+static int by_nr(const void *a, const void *b)
+{
+	const struct rule *x = *(const struct rule *const *)a, *y = *(const struct rule *const *)b;
+
+	return (x->nr > y->nr) - (x->nr < y->nr);
+}
+
+#define RULES_MAX 128
+
 int jail_filter_build(enum jail_filter f, struct sock_filter *out, size_t max)
 {
+	const struct rule *sorted[RULES_MAX];
 	struct prog g = { out, 0, max };
-	const struct rule *r;
+	size_t n = 0;
 
 	if ((unsigned)f >= sizeof(tables) / sizeof(tables[0]))
 		return -EINVAL;
+	for (const struct rule *r = tables[f]; r->nr >= 0; r++) {
+		if (n == RULES_MAX)
+			return -E2BIG;
+		sorted[n++] = r;
+	}
+	qsort(sorted, n, sizeof(sorted[0]), by_nr);
 	emit(&g, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch), 0, 0);
 	emit(&g, BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
 	emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
 	emit(&g, BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr), 0, 0);
 	emit(&g, BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);   /* the x32 ABI */
 	emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
-	for (r = tables[f]; r->nr >= 0; r++) {
-		emit(&g, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)r->nr, 0, (uint8_t)body_len(r));
-		switch (r->op) {
-		case R_ALLOW:
-			emit(&g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
-			break;
-		case R_ERRNO:
-			emit(&g, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (r->v[0] & SECCOMP_RET_DATA), 0, 0);
-			break;
-		case R_IN:
-			emit(&g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
-			for (int i = 0; i < r->n; i++)   /* to the allow after the kill */
-				emit(&g, BPF_JMP | BPF_JEQ | BPF_K, r->v[i], (uint8_t)(r->n - i), 0);
-			emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
-			emit(&g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
-			break;
-		case R_CLEAR:
-			emit(&g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
-			emit(&g, BPF_JMP | BPF_JSET | BPF_K, r->v[0], 0, 1);
-			emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
-			emit(&g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
-			break;
-		case R_SET:
-			emit(&g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
-			emit(&g, BPF_ALU | BPF_AND | BPF_K, r->v[0], 0, 0);
-			emit(&g, BPF_JMP | BPF_JEQ | BPF_K, r->v[0], 1, 0);
-			emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
-			emit(&g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
-			break;
-		}
-	}
-	emit(&g, BPF_RET | BPF_K, KILL, 0, 0);
+	emit_range(&g, sorted, n);
 	return g.n <= max ? (int)g.n : -E2BIG;
 }
 

@@ -45,8 +45,8 @@ static const char help_text[] =
 	"restore runs jailed (as PID 1 runs every sandbox): new namespaces, an empty read-only root\n"
 	"(a --store is bound read-only into it), uid --jail-uid (default 64900) with no capabilities,\n"
 	"no_new_privs and seccomp allow-lists per thread; anything else the VMM calls kills it with\n"
-	"SIGSYS. --netns enters that network namespace (e.g. /run/netns/NAME) instead of making one\n"
-	"(~0.3 ms). It needs root; --no-jail runs unconfined, for debugging.\n";
+	"SIGSYS. --netns puts it in that network namespace (e.g. /run/netns/NAME) instead of an empty\n"
+	"one of its own. It needs root; --no-jail runs unconfined, for debugging.\n";
 
 static void print_timing(const struct vmm_timing *t)
 {
@@ -319,7 +319,8 @@ static int cmd_restore(int argc, char **argv)
 	} else {
 		struct timespec t0, t1;
 
-		if (netns && jail_use_netns(netns, err, sizeof(err)) < 0) {
+		/* what PID 1 prepares once at boot, made here before the jail is timed */
+		if ((netns && jail_use_netns(netns, err, sizeof(err)) < 0) || jail_prepare(err, sizeof(err)) < 0) {
 			snap_image_close(img);
 			snap_store_close(s);
 			return cli_error("vm restore", "%s", err);

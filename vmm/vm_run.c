@@ -313,6 +313,7 @@ void vmm_vcpu_thread(struct vmm_vcpu *c)
 {
 	struct vmm *vm = c->vm;
 	unsigned long spins = 0;
+	int confined = 0;
 	sigset_t s;
 
 	tls_vcpu = c;
@@ -327,6 +328,16 @@ void vmm_vcpu_thread(struct vmm_vcpu *c)
 					   sizeof(c->load_err));
 		if (c->index == 0)
 			vm->timing.vcpu_state = vmm_now_ns() - t0;
+		/* narrowed now, while the main thread still loads devices: not on the resume path */
+		if (!c->load_rc && vm->confine) {
+			if (vm->confine(VMM_THREAD_VCPU) == 0) {
+				confined = 1;
+			} else {
+				c->load_rc = -EPERM;
+				snprintf(c->load_err, sizeof(c->load_err), "vCPU %d: confining the thread failed",
+					 c->index);
+			}
+		}
 		pthread_mutex_lock(&vm->lock);
 		vm->loaded++;
 		pthread_cond_broadcast(&vm->cond);
@@ -334,7 +345,7 @@ void vmm_vcpu_thread(struct vmm_vcpu *c)
 			pthread_cond_wait(&vm->cond, &vm->lock);
 		pthread_mutex_unlock(&vm->lock);
 	}
-	if (vm->confine && !vm->stop_req && vm->confine(VMM_THREAD_VCPU) != 0) {
+	if (vm->confine && !confined && !vm->stop_req && vm->confine(VMM_THREAD_VCPU) != 0) {
 		vmm_raise_event(vm, VMM_EV_ERROR, "vCPU %d: confining the thread failed", c->index);
 		vmm_vcpu_thread_exit(vm);
 		return;

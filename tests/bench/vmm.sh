@@ -64,6 +64,35 @@ for m in 128 1024; do
 		echo "$(median "$f" "$tmp/r$m") $f"
 	done | sort -rn | awk '{ printf " %s %s", $2, $1 } END { print "" }'
 done
+# The jail (init/jail.c) beside no jail, as PID 1 restores: into a network namespace made
+# beforehand (PID 1 makes one at boot; here `ip netns add`), from the partition image and from
+# the store (bound into the jail). Jailed cost = the jail step + the restore after it.
+NS=keel-bench-$$
+if ip netns add "$NS" 2>/dev/null; then
+	: > "$tmp/jn"; : > "$tmp/ji"; : > "$tmp/js"
+	for i in $(seq "$N"); do
+		sleep "$SETTLE"
+		$RT "$KEEL" vm restore --no-jail --image "$tmp/snap.img" t128 --timing </dev/null 2>>"$tmp/jn" >/dev/null
+		sleep "$SETTLE"
+		$RT "$KEEL" vm restore --netns "/run/netns/$NS" --image "$tmp/snap.img" t128 --timing </dev/null \
+			2>>"$tmp/ji" >/dev/null
+		sleep "$SETTLE"
+		$RT "$KEEL" vm restore --netns "/run/netns/$NS" --store "$S" t128 --timing </dev/null \
+			2>>"$tmp/js" >/dev/null
+	done
+	ip netns del "$NS"
+	jn=$(median total "$tmp/jn")
+	for k in ji js; do
+		grep -o "jail [0-9.]* us" "$tmp/$k" | awk '{print $2}' > "$tmp/$k.jail"
+		grep -o "total [0-9.]* us" "$tmp/$k" | awk '{print $2}' > "$tmp/$k.total"
+		eval "${k}_sum=\$(paste \"\$tmp/$k.jail\" \"\$tmp/$k.total\" | awk '{print \$1 + \$2}' | sort -n | awk '{a[NR]=\$1} END {print a[int((NR+1)/2)]}')"
+		eval "${k}_jail=\$(sort -n \"\$tmp/$k.jail\" | awk '{a[NR]=\$1} END {print a[int((NR+1)/2)]}')"
+	done
+	echo "vmm restore with the jail, 128 MiB from the image (jail step + restore, median of $N): keel jailed ${ji_sum} us (jail ${ji_jail} us) vs keel unjailed ${jn} us = $(ratio "$ji_sum" "$jn") (goal: the jail adds < 300 us)"
+	echo "vmm restore with the jail, 128 MiB from the store (bound into the jail, median of $N): keel jailed ${js_sum} us (jail ${js_jail} us) vs keel unjailed image ${jn} us = $(ratio "$js_sum" "$jn")"
+else
+	echo "vmm restore with the jail: skipped (cannot make a network namespace here)"
+fi
 if command -v /usr/bin/time >/dev/null; then
 	rss=$(/usr/bin/time -f %M "$KEEL" vm restore --store "$S" t1024 </dev/null 2>&1 >/dev/null | tail -n 1)
 	echo "vmm RSS of a restored 1 GiB tiny guest (max, guest pages touched included): keel ${rss} KiB vs goal 2048 KiB = $(ratio "$rss" 2048)"

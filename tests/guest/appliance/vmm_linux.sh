@@ -43,6 +43,13 @@ t uptime_positive_after_restore [ "${up:-0}" -gt 0 ]
 t date_right_after_restore_within_1s sh -c "[ ${d:-0} -ge $((t0 - 1)) ] && [ ${d:-0} -le $((t1 + 1)) ]"
 phase counter
 for i in 1 2 3 4 5 6 7 8; do $TO keel vm restore --store $S counter > $T/c$i.log 2>&1 & done
+# keel runs from the initramfs here: the jail's root is made by MS_MOVE + chroot, not pivot_root
+sleep 1
+jp=; for p in /proc/[0-9]*; do
+	[ "$(cat $p/comm 2>/dev/null)" = keel ] && grep -q "^Seccomp:[[:space:]]*2" $p/status 2>/dev/null && jp=${p#/proc/} && break
+done
+t restore_jailed_with_an_empty_root sh -c "[ -n '$jp' ] && [ \"\$(ls /proc/$jp/root 2>&1)\" = src ] &&
+	grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$jp/status && grep -q '^CapBnd:[[:space:]]*0000000000000000' /proc/$jp/status"
 wait
 n=0; for i in 1 2 3 4 5 6 7 8; do grep -q "keel-test: count 12 " $T/c$i.log && n=$((n + 1)); done
 t eight_concurrent_restores [ $n = 8 ]
