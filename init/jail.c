@@ -301,6 +301,7 @@ static int close_others(const struct jail *j, char *err, size_t errlen)
  * Test builds only (build/keel-attack, never the product): KEEL_ATTACK=KIND:WHAT makes a jailed
  * process of KIND try what an attacker who owns it would: the VMM once its guest runs (its main
  * thread just confined), the listener right after its jail. A call that returns prints a line.
+ * KEEL_ATTACK=jail:refuse makes jail_enter itself fail, as a host without namespaces would.
  */
 static void attack(const char *kind)
 {
@@ -351,6 +352,10 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 
 	if (!j->uid || !j->gid)
 		return fail(err, errlen, -EINVAL, "jail: %s: uid and gid must not be 0", j->what);
+#ifdef KEEL_ATTACK_HOOKS
+	if (getenv("KEEL_ATTACK") && !strcmp(getenv("KEEL_ATTACK"), "jail:refuse"))
+		return fail(err, errlen, -EPERM, "jail: %s: refused by the test hook", j->what);
+#endif
 	/* not dumpable: no core with guest memory in it, /proc/PID stays root's */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return fail(err, errlen, -errno, "jail: not dumpable");

@@ -153,34 +153,28 @@ static size_t body_len(const struct rule *r)
 static void emit_rule(struct prog *g, const struct rule *r)
 {
 	emit(g, BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)r->nr, 0, (uint8_t)body_len(r));
+	if (r->op == R_ALLOW || r->op == R_ERRNO) {
+		emit(g, BPF_RET | BPF_K, r->op == R_ALLOW ? SECCOMP_RET_ALLOW
+							  : SECCOMP_RET_ERRNO | (r->v[0] & SECCOMP_RET_DATA), 0, 0);
+		return;
+	}
+	/* an argument test: it jumps over the kill to the allow, or falls into the kill */
+	emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
 	switch (r->op) {
-	case R_ALLOW:
-		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
-		break;
-	case R_ERRNO:
-		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (r->v[0] & SECCOMP_RET_DATA), 0, 0);
-		break;
 	case R_IN:
-		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
-		for (int i = 0; i < r->n; i++)   /* to the allow after the kill */
+		for (int i = 0; i < r->n; i++)
 			emit(g, BPF_JMP | BPF_JEQ | BPF_K, r->v[i], (uint8_t)(r->n - i), 0);
-		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
-		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
 		break;
 	case R_CLEAR:
-		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
 		emit(g, BPF_JMP | BPF_JSET | BPF_K, r->v[0], 0, 1);
-		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
-		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
 		break;
 	case R_SET:
-		emit(g, BPF_LD | BPF_W | BPF_ABS, ARG_LO(r->arg), 0, 0);
 		emit(g, BPF_ALU | BPF_AND | BPF_K, r->v[0], 0, 0);
 		emit(g, BPF_JMP | BPF_JEQ | BPF_K, r->v[0], 1, 0);
-		emit(g, BPF_RET | BPF_K, KILL, 0, 0);
-		emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
 		break;
 	}
+	emit(g, BPF_RET | BPF_K, KILL, 0, 0);
+	emit(g, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
 }
 
 /*

@@ -462,6 +462,15 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 		}
 		return;
 	case SB_STARTING:
+		if (!strncmp(s->why, "jail: ", 6)) {
+			/* the host refused the confinement: no snapshot is to blame, none is recorded */
+			init_log("sandbox %s: not started: %s; retrying in %u ms", s->conf.name, s->why,
+				 in->board.restart_backoff_ms * 10);
+			s->st = SB_BACKOFF;
+			s->deadline_ms = init_now_ms() + 10ULL * in->board.restart_backoff_ms;
+			return;
+		}
+		/* fall through */
 	case SB_RESTORED:
 		snprintf(why, sizeof(why), "%s before it was healthy%s%s", st, s->why[0] ? ": " : "", s->why);
 		snapshot_failed(in, s, why);

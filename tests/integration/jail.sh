@@ -96,6 +96,14 @@ else
 fi
 stop_pid1
 
+start_pid1 "$ATK" KEEL_ATTACK=jail:refuse
+check "PID 1: a jail the host refuses is logged" wait_log "not started: jail: slow: refused by the test hook" 15
+sleep 2.5
+check "PID 1: and retried later" test "$(grep -c "not started: jail: slow" "$LOG")" -ge 2
+check "PID 1: and blames no snapshot (no failure record, no rollback)" \
+	sh -c "! grep -Eq 'snapshot .* failed|rolling back|giving up' '$LOG' && [ ! -s '$T_TMP/data/keel-init-failed' ]"
+stop_pid1
+
 start_pid1 "$ATK" KEEL_ATTACK=vmm:kill1
 check "PID 1: a VMM killed by its filter is logged as such" wait_log "a system call its jail forbids" 15
 check "PID 1: and restarted with backoff" wait_log "restart 1/" 5
