@@ -40,16 +40,16 @@ enum { R_ALLOW, R_IN, R_CLEAR, R_SET, R_ERRNO };
 struct rule {
 	int nr;
 	uint8_t op, arg, n;
-	uint32_t v[48];
+	const uint32_t *v;
 };
 
 #define NV(...) (uint8_t)(sizeof((uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
-#define ALLOW(name) { SYS_##name, R_ALLOW, 0, 0, { 0 } }
-#define ARG_IN(name, a, ...) { SYS_##name, R_IN, a, NV(__VA_ARGS__), { __VA_ARGS__ } }
-#define ARG_CLEAR(name, a, mask) { SYS_##name, R_CLEAR, a, 1, { mask } }
-#define ARG_SET(name, a, mask) { SYS_##name, R_SET, a, 1, { mask } }
-#define FAIL(name, e) { SYS_##name, R_ERRNO, 0, 1, { e } }
-#define END { -1, 0, 0, 0, { 0 } }
+#define ALLOW(name) { SYS_##name, R_ALLOW, 0, 0, NULL }
+#define ARG_IN(name, a, ...) { SYS_##name, R_IN, a, NV(__VA_ARGS__), (const uint32_t[]){ __VA_ARGS__ } }
+#define ARG_CLEAR(name, a, mask) { SYS_##name, R_CLEAR, a, 1, (const uint32_t[]){ mask } }
+#define ARG_SET(name, a, mask) { SYS_##name, R_SET, a, 1, (const uint32_t[]){ mask } }
+#define FAIL(name, e) { SYS_##name, R_ERRNO, 0, 1, (const uint32_t[]){ e } }
+#define END { -1, 0, 0, 0, NULL }
 
 /* Calls every kind makes: memory, threads' locks, signals it handles, time, leaving. */
 #define BASE_RULES                                                                           \

@@ -26,7 +26,7 @@
 int net_activation_request(int fd, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a, char *err,
 			   size_t errlen)
 {
-	char msg[MSG_MAX + 1], hex[SNAP_HEX_LEN + 1], prev[SNAP_HEX_LEN + 1];
+	char msg[MSG_MAX + 1], hex[SNAP_HEX_LEN + 1], *sp;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int moved, had, n;
 	ssize_t len;
@@ -55,11 +55,20 @@ int net_activation_request(int fd, const uint8_t id[SNAP_HASH_LEN], struct snap_
 		snprintf(err, errlen, "%s", msg + 6);
 		return -EPERM;
 	}
-	if (sscanf(msg, "ok %d %d %64s %64s", &moved, &had, prev, a->name) != 4 || (moved | had) & ~1 ||
-	    (had && snap_unhex(prev, strlen(prev), a->prev) < 0)) {
+	/* "ok M H PREV NAME", M and H each 0 or 1, PREV 64 hex digits or "-" */
+	sp = len > 7 ? strchr(msg + 7, ' ') : NULL;
+	if (strncmp(msg, "ok ", 3) || (msg[3] != '0' && msg[3] != '1') || msg[4] != ' ' ||
+	    (msg[5] != '0' && msg[5] != '1') || msg[6] != ' ' || !sp || !sp[1] || strlen(sp + 1) > SNAP_NAME_MAX) {
 		snprintf(err, errlen, "a malformed activation answer");
 		return -EPROTO;
 	}
+	moved = msg[3] - '0';
+	had = msg[5] - '0';
+	if (had ? snap_unhex(msg + 7, (size_t)(sp - msg - 7), a->prev) < 0 : sp != msg + 8 || msg[7] != '-') {
+		snprintf(err, errlen, "a malformed activation answer");
+		return -EPROTO;
+	}
+	memcpy(a->name, sp + 1, strlen(sp + 1) + 1);
 	a->moved = moved;
 	a->had_prev = had;
 	return 0;
