@@ -228,7 +228,7 @@ static int enter_root(const struct jail *j, char *err, size_t errlen)
 		if (setns(prepared_mnt, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS | CLONE_NEWUTS) < 0 ||
 		    setns(prepared_ipc, CLONE_NEWIPC) < 0)
 			r = fail(err, errlen, -errno, "jail: entering the prepared namespaces");
-		else if (!j->keep_net && setns(prepared_net, CLONE_NEWNET) < 0)
+		else if (setns(prepared_net, CLONE_NEWNET) < 0)
 			r = fail(err, errlen, -errno, "jail: entering the prepared network namespace");
 		else if (tree >= 0)
 			r = place_bind(j, tree, JAIL_BIND, err, errlen);
@@ -237,11 +237,11 @@ static int enter_root(const struct jail *j, char *err, size_t errlen)
 	} else {
 		int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 
-		if (!j->keep_net && prepared_net < 0)
+		if (prepared_net < 0)
 			flags |= CLONE_NEWNET;
 		if (unshare(flags) < 0)
 			r = fail(err, errlen, -errno, "jail: new namespaces");
-		else if (!j->keep_net && prepared_net >= 0 && setns(prepared_net, CLONE_NEWNET) < 0)
+		else if (prepared_net >= 0 && setns(prepared_net, CLONE_NEWNET) < 0)
 			r = fail(err, errlen, -errno, "jail: entering the prepared network namespace");
 		else
 			r = empty_root(j, tree, err, errlen);

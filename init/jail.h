@@ -46,7 +46,6 @@ struct jail {
 	const char *const *bind_ro;   /* NULL-terminated subdirectories of bind kept read-only */
 	const int *keep;              /* descriptors kept open besides 0, 1 and 2 */
 	int nkeep;
-	int keep_net;                 /* stay in the current network namespace */
 };
 
 /*

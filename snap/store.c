@@ -790,43 +790,66 @@ int snap_store_floor_accept(struct snap_store *s, const char *name, uint64_t cre
 	return snap_store_floor_raise(s, name, created);
 }
 
-int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
-			char *err, size_t errlen)
+/* The activation proper, on manifest id already read and parsed as m. */
+static int activate_parsed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], const struct snap_manifest *m,
+			   struct snap_activation *a, char *err, size_t errlen)
 {
 	struct snap_activation local;
-	struct snap_manifest m;
-	uint8_t *buf;
-	size_t len;
 	int ret;
 
 	if (!a)
 		a = &local;
 	memset(a, 0, sizeof(*a));
-	ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
+	snprintf(a->name, sizeof(a->name), "%s", m->name);
+	a->had_prev = snap_store_ref_get(s, m->name, a->prev) == 0;
+	/* the ref already there: nothing moves, nothing is raised */
+	if (a->had_prev && !memcmp(a->prev, id, SNAP_HASH_LEN))
+		return 0;
+	/* the floor is raised before the ref moves, so a crash between them cannot leave a window
+	 * in which an older signed manifest is accepted again */
+	ret = snap_store_floor_accept(s, m->name, m->created, err, errlen);
+	if (ret == 0) {
+		ret = snap_store_ref_set(s, m->name, id);
+		if (ret < 0)
+			snprintf(err, errlen, "ref %s not moved: %s", m->name, strerror(-ret));
+		a->moved = ret == 0;
+	}
+	return ret;
+}
+
+/* Reads and parses manifest id; with keys, checks its signature first on the same bytes. */
+static int read_manifest(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], const struct snap_pubkey *keys,
+			 size_t nkeys, struct snap_manifest *m, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
+
 	if (ret < 0) {
 		snprintf(err, errlen, "manifest unreadable: %s", strerror(-ret));
 		return ret;
 	}
-	ret = snap_manifest_parse(buf, len, &m, err, errlen);
+	ret = keys ? snap_manifest_verify(buf, len, keys, nkeys) : 0;
+	if (ret < 0)
+		snprintf(err, errlen, "%s", snap_sig_strerror(ret));
+	else
+		ret = snap_manifest_parse(buf, len, m, err, errlen);
 	free(buf);
+	return ret;
+}
+
+int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
+			char *err, size_t errlen)
+{
+	struct snap_manifest m;
+	int ret;
+
+	if (a)
+		memset(a, 0, sizeof(*a));
+	ret = read_manifest(s, id, NULL, 0, &m, err, errlen);
 	if (ret < 0)
 		return ret;
-	snprintf(a->name, sizeof(a->name), "%s", m.name);
-	a->had_prev = snap_store_ref_get(s, m.name, a->prev) == 0;
-	/* the ref already there: nothing moves, nothing is raised */
-	if (a->had_prev && !memcmp(a->prev, id, SNAP_HASH_LEN)) {
-		snap_manifest_free(&m);
-		return 0;
-	}
-	/* the floor is raised before the ref moves, so a crash between them cannot leave a window
-	 * in which an older signed manifest is accepted again */
-	ret = snap_store_floor_accept(s, m.name, m.created, err, errlen);
-	if (ret == 0) {
-		ret = snap_store_ref_set(s, m.name, id);
-		if (ret < 0)
-			snprintf(err, errlen, "ref %s not moved: %s", m.name, strerror(-ret));
-		a->moved = ret == 0;
-	}
+	ret = activate_parsed(s, id, &m, a, err, errlen);
 	snap_manifest_free(&m);
 	return ret;
 }
@@ -843,36 +866,24 @@ int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_
 			       char *err, size_t errlen)
 {
 	struct snap_manifest m;
-	uint8_t *buf;
-	size_t len;
 	int ret;
 
+	if (a)
+		memset(a, 0, sizeof(*a));
 	if (!nkeys) {
 		snprintf(err, errlen, "no trusted keys configured");
 		return -ENOKEY;
 	}
-	ret = snap_store_get(s, SNAP_KIND_MANIFEST, id, &buf, &len);
-	if (ret < 0) {
-		snprintf(err, errlen, "manifest unreadable: %s", strerror(-ret));
-		return ret;
-	}
-	ret = snap_manifest_verify(buf, len, keys, nkeys);
-	if (ret < 0) {
-		snprintf(err, errlen, "%s", snap_sig_strerror(ret));
-		free(buf);
-		return ret;
-	}
-	ret = snap_manifest_parse(buf, len, &m, err, errlen);
-	free(buf);
+	ret = read_manifest(s, id, keys, nkeys, &m, err, errlen);
 	if (ret < 0)
 		return ret;
 	ret = snap_manifest_each_object(&m, object_present, s);
-	snap_manifest_free(&m);
-	if (ret < 0) {
+	if (ret < 0)
 		snprintf(err, errlen, "an object of the manifest is %s", ret == -ENOENT ? "missing" : strerror(-ret));
-		return ret;
-	}
-	return snap_store_activate(s, id, a, err, errlen);
+	else
+		ret = activate_parsed(s, id, &m, a, err, errlen);
+	snap_manifest_free(&m);
+	return ret;
 }
 
 /* ---- the read side as a snap_source --------------------------------------- */
