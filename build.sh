@@ -111,6 +111,8 @@ defconfig() {
 # .config -> build/gen/keel_config.h: every symbol defined (n -> 0) so -Wundef catches typos.
 genconfig() {
 	[ -f .config ] || defconfig pc-x86_64
+	# symbols added to Kconfig since .config was written get their defaults
+	[ Kconfig -nt .config ] && kconfig-conf --olddefconfig Kconfig >/dev/null
 	mkdir -p "$B/gen"
 	local h=$B/gen/keel_config.h tmp
 	local musl_ver

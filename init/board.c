@@ -149,6 +149,12 @@ static int sandbox_key(struct init_board *b, const char *key, const char *v, int
 	} else if (!strcmp(key, "restart-limit")) {
 		if (parse_uint(v, 0, 1000, &s->restart_limit))
 			return bad(err, errlen, line, "restart-limit: 0..1000");
+	} else if (!strcmp(key, "cpu-quota")) {
+		if (parse_uint(v, 1, 100 * CONFIG_VMM_MAX_VCPUS, &s->cpu_quota))
+			return bad(err, errlen, line, "cpu-quota: percent of one CPU, 1..%d", 100 * CONFIG_VMM_MAX_VCPUS);
+	} else if (!strcmp(key, "memory-max")) {
+		if (cli_parse_size(v, &s->memory_max) || s->memory_max < (8ULL << 20) || s->memory_max > (1ULL << 50))
+			return bad(err, errlen, line, "memory-max: a size such as 256M, at least 8M");
 	} else {
 		return bad(err, errlen, line, "unknown sandbox key '%s'", key);
 	}
@@ -181,6 +187,12 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 
 	if (!strncmp(key, "sandbox.", 8))
 		return sandbox_key(b, key, v, line, err, errlen);
+	if (!strcmp(key, "cgroup")) {
+		if (strcmp(v, "none") && !path_ok(v))
+			return bad(err, errlen, line, "cgroup: expected an absolute path or none");
+		memcpy(b->cgroup, v, strlen(v) + 1);
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (strcmp(key, paths[i].key))
 			continue;
@@ -276,7 +288,7 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
 					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
 					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned", "listener-plaintext",
-					    "restart-backoff-ms", "restart-reset", "watchdog-timeout" };
+					    "restart-backoff-ms", "restart-reset", "watchdog-timeout", "cgroup" };
 	unsigned seen = 0;
 	char line[1024];
 	size_t pos = 0;

@@ -45,6 +45,8 @@ struct init_sandbox_conf {
 	char health_marker[INIT_MARKER_MAX + 1];
 	unsigned health_timeout_s;           /* 0: healthy once restored */
 	unsigned restart_limit;
+	unsigned cpu_quota;                  /* 0: the manifest's policy-cpu-quota; else narrower */
+	unsigned long long memory_max;       /* bytes; 0: the manifest's memory + VMM allowance */
 };
 
 struct init_board {
@@ -66,6 +68,7 @@ struct init_board {
 	char watchdog[INIT_PATH_MAX];        /* "" none */
 	unsigned watchdog_timeout_s;         /* set with WDIOC_SETTIMEOUT; 0 = the driver's own */
 	char runner[INIT_PATH_MAX];          /* program run per sandbox; default /proc/self/exe */
+	char cgroup[INIT_PATH_MAX];          /* where sandbox cgroups go; "" default, "none" off */
 	int verify;                          /* enum init_verify */
 	unsigned shutdown_timeout_s;
 	unsigned restart_backoff_ms;         /* first restart delay; doubles, capped at 30 s */

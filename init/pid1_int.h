@@ -8,6 +8,8 @@
 #include "init/init.h"
 #include "snap/snap.h"
 
+struct init_policy;
+
 /* ---- log.c: every line goes to the log fd and, when open, /dev/kmsg ---- */
 /* log_fd: where lines go (console or stderr); kmsg_fd: -1 or /dev/kmsg. */
 void init_log_setup(int log_fd, int kmsg_fd);
@@ -69,10 +71,50 @@ int init_failed_has(const struct init_stores *st, const uint8_t id[SNAP_HASH_LEN
 void init_failed_record(struct init_stores *st, const uint8_t id[SNAP_HASH_LEN], const char *why);
 /*
  * Re-hashes the manifest and (full) every object it names; on failure what
- * names the bad item ("object HEX64" / "manifest HEX64"). 0 or -errno.
+ * names the bad item ("object HEX64" / "manifest HEX64"). 0 or -errno; pol
+ * (when not NULL) gets what the verified manifest asks for.
  */
 int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what,
-			 size_t whatlen);
+			 size_t whatlen, struct init_policy *pol);
+
+/* ---- cgroup.c: cgroup v2 limits per sandbox and for the listener ---- */
+enum { INIT_CG_CPU, INIT_CG_MEMORY, INIT_CG_PIDS, INIT_CG_IO };
+
+struct init_cg {
+	char root[INIT_PATH_MAX];            /* "" : nothing is enforced */
+	unsigned ctl;                        /* 1 << INIT_CG_*: controllers enabled below root */
+};
+
+/* What a verified manifest asks for. */
+struct init_policy {
+	uint32_t vcpus, cpu_quota;           /* cpu_quota: percent of one CPU, over all vCPUs */
+	uint64_t memory_bytes;
+};
+
+struct init_limits {
+	uint32_t cpu_pct;                    /* cpu.max: percent of one CPU */
+	uint64_t mem_bytes;                  /* memory.max */
+	uint32_t pids;
+	uint32_t io_weight;
+};
+
+/*
+ * Enables the controllers down to root (created) and fills cg. 0 with why =
+ * what is enforced; -errno with why = one line saying why nothing is.
+ */
+int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen);
+/* A sandbox's limits: the manifest's, narrowed by board.conf; -EPERM (err says) when the board widens. */
+int init_limits_for(const struct init_sandbox_conf *c, const struct init_policy *p, struct init_limits *l,
+		    char *err, size_t errlen);
+void init_limits_listener(struct init_limits *l);
+void init_limits_describe(const struct init_limits *l, char *buf, size_t len);
+/* In the child, before it reads a guest byte: makes root/leaf, writes every limit, moves itself in. */
+int init_cg_enter(const struct init_cg *cg, const char *leaf, const struct init_limits *l, char *err,
+		  size_t errlen);
+/* memory.events' oom_kill count of root/leaf (0 when there is none). */
+unsigned long long init_cg_oom_kills(const struct init_cg *cg, const char *leaf);
+/* Removes root/leaf (leaf NULL: root itself); only an empty cgroup goes. */
+void init_cg_remove(const struct init_cg *cg, const char *leaf);
 
 /* ---- supervise.c: the PID-1 loop ---- */
 /* boot: the real init (reboot(2) at the end); otherwise returns the exit status. */

@@ -343,7 +343,8 @@ static int check_signed(const struct init_stores *st, const struct init_cand *c,
 	return snap_manifest_verify(buf, len, st->keys, (size_t)st->nkeys);
 }
 
-int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what, size_t whatlen)
+int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what, size_t whatlen,
+			 struct init_policy *pol)
 {
 	struct snap_source src;
 	struct snap_manifest m;
@@ -381,6 +382,11 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 	if (rc < 0) {
 		snprintf(what, whatlen, "manifest %s: %s", hex, err);
 		return rc;
+	}
+	if (pol) {
+		pol->vcpus = m.vcpus;
+		pol->cpu_quota = m.cpu_quota;
+		pol->memory_bytes = m.memory_bytes;
 	}
 	rc = full ? snap_manifest_each_object(&m, verify_object, &v) : 0;
 	snap_manifest_free(&m);

@@ -14,7 +14,10 @@
  *   every process it started: kill(-pid, ...).
  * - Child -> PID 1 protocol on the ready pipe (fd 3 in the child): lines
  *   "restored", "healthy", and, from our own pre-exec verification,
- *   "corrupt WHAT" or "refused WHAT" (a signature nobody trusted vouches for).
+ *   "corrupt WHAT" or "refused WHAT" (a signature nobody trusted vouches for),
+ *   "limits WHAT" (the cgroup it entered), "board: WHAT" (board.conf asks
+ *   for more than the manifest: no snapshot is to blame) and "jail: WHAT" /
+ *   "cgroup: WHAT" (the host refused the confinement).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,6 +68,8 @@ struct sandbox {
 	unsigned restarts;
 	uint64_t spawned_ms, healthy_ms, deadline_ms;
 	char why[256];               /* what the child reported before failing */
+	char limits[160];            /* the last "limits" line logged */
+	unsigned long long ooms;     /* its cgroup's oom_kill count, as last seen */
 	int start_after_stop;        /* reload: start again (newest snapshot) once stopped */
 };
 
@@ -91,7 +96,14 @@ struct init {
 	uint64_t net_restart_ms;     /* 0: no restart pending */
 	uint64_t net_started_ms;     /* when the running listener was forked */
 	int net_ctl_fd;              /* its activation requests (net/activate.c), -1: none */
+	struct init_cg cg;           /* cg.root "": no limits enforced */
 };
+
+/* A sandbox's cgroup below in->cg.root. */
+static void cg_leaf(const struct sandbox *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "sandbox-%s", s->conf.name);
+}
 
 static const char *short_id(const uint8_t id[SNAP_HASH_LEN], char buf[SNAP_HEX_LEN + 1])
 {
@@ -165,8 +177,11 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		fcntl(READY_FD, F_SETFD, 0);
 	}
 	{
+		struct init_policy pol;
+		struct init_limits lim;
+		char leaf[80], lines[200];
 		int rc = init_verify_snapshot(&in->st, c, in->board.verify == INIT_VERIFY_FULL, what,
-					      sizeof(what));
+					      sizeof(what), &pol);
 		if (rc == -ENOKEY || rc == -EKEYREJECTED || rc == -EDOM || rc == -EPERM) {
 			dprintf(READY_FD, "refused %s\n", what);
 			_exit(1);
@@ -174,6 +189,20 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		if (rc < 0) {
 			dprintf(READY_FD, "corrupt %s (%s)\n", what, strerror(-rc));
 			_exit(1);
+		}
+		/* limits before any guest byte is read: the whole run is inside them */
+		if (init_limits_for(&s->conf, &pol, &lim, lines, sizeof(lines)) < 0) {
+			dprintf(READY_FD, "board: %s\n", lines);
+			_exit(1);
+		}
+		if (in->cg.root[0]) {
+			cg_leaf(s, leaf, sizeof(leaf));
+			if (init_cg_enter(&in->cg, leaf, &lim, lines, sizeof(lines)) < 0) {
+				dprintf(READY_FD, "%s\n", lines);
+				_exit(1);
+			}
+			init_limits_describe(&lim, lines, sizeof(lines));
+			dprintf(READY_FD, "limits %s\n", lines);
 		}
 	}
 	snap_hex(c->id, hex);
@@ -381,7 +410,13 @@ static void ready_line(struct sandbox *s, const char *line)
 {
 	char idb[SNAP_HEX_LEN + 1];
 
-	if (!strcmp(line, "restored")) {
+	if (!strncmp(line, "limits ", 7)) {
+		/* once per change, not on every restart */
+		if (strcmp(s->limits, line + 7)) {
+			snprintf(s->limits, sizeof(s->limits), "%s", line + 7);
+			init_log("sandbox %s: limits %s", s->conf.name, s->limits);
+		}
+	} else if (!strcmp(line, "restored")) {
 		if (s->st != SB_STARTING)
 			return;
 		s->st = SB_RESTORED;
@@ -395,7 +430,8 @@ static void ready_line(struct sandbox *s, const char *line)
 			became_healthy(s);
 	} else {
 		snprintf(s->why, sizeof(s->why), "%.200s", line);
-		init_log("sandbox %s: %s", s->conf.name, line);
+		if (strncmp(line, "board: ", 7))   /* said once, when it exits */
+			init_log("sandbox %s: %s", s->conf.name, line);
 	}
 }
 
@@ -439,9 +475,16 @@ static void describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "status 0x%x", status);
 }
 
+/* A refusal by the host or by board.conf, not by the snapshot (child's "jail:", "cgroup:", "board:"). */
+static int not_the_snapshot(const char *why)
+{
+	return !strncmp(why, "jail: ", 6) || !strncmp(why, "cgroup: ", 8) || !strncmp(why, "board: ", 7);
+}
+
 static void child_exited(struct init *in, struct sandbox *s, int status)
 {
-	char st[80], why[300];
+	char st[160], why[400], leaf[80];
+	unsigned long long ooms;
 
 	if (s->rfd >= 0) {
 		ready_read(s);
@@ -452,6 +495,12 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 	}
 	s->pid = 0;
 	describe_status(status, st, sizeof(st));
+	cg_leaf(s, leaf, sizeof(leaf));
+	ooms = init_cg_oom_kills(&in->cg, leaf);
+	if (ooms > s->ooms && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		snprintf(st + strlen(st), sizeof(st) - strlen(st), ": out of memory, its cgroup killed as a unit (%s)",
+			 s->limits[0] ? s->limits : "limits unknown");
+	s->ooms = ooms;
 	switch (s->st) {
 	case SB_STOPPING:
 		init_log("sandbox %s: stopped (%s)", s->conf.name, st);
@@ -462,7 +511,13 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 		}
 		return;
 	case SB_STARTING:
-		if (!strncmp(s->why, "jail: ", 6)) {
+		if (!strncmp(s->why, "board: ", 7)) {
+			/* board.conf widens the manifest's policy: fixed by editing it and SIGHUP */
+			init_log("sandbox %s: not started: %s", s->conf.name, s->why + 7);
+			s->st = SB_FAILED;
+			return;
+		}
+		if (not_the_snapshot(s->why)) {
 			/* the host refused the confinement: no snapshot is to blame, none is recorded */
 			init_log("sandbox %s: not started: %s; retrying in %u ms", s->conf.name, s->why,
 				 in->board.restart_backoff_ms * 10);
@@ -544,6 +599,15 @@ static void net_child(struct init *in, int stop_fd, int ctl_fd)
 	signal(SIGPIPE, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (in->cg.root[0]) {
+		struct init_limits lim;
+		char err[200];
+
+		init_limits_listener(&lim);
+		/* an update must still get through: an unconfined listener beats none */
+		if (init_cg_enter(&in->cg, "listener", &lim, err, sizeof(err)) < 0)
+			init_log("listener: %s; running without its limits", err);
+	}
 	net_config_defaults(&c);
 	c.ifname = b->nic;
 	c.port = (uint16_t)b->port;
@@ -814,6 +878,27 @@ static void dev_adjust(const struct init *in, struct init_board *b)
 		b->data_dir[0] = 0;
 }
 
+/* The cgroup every sandbox and the listener go below, or one line saying nothing is limited. */
+static void cg_start(struct init *in)
+{
+	char root[INIT_PATH_MAX], why[400];
+
+	if (!strcmp(in->board.cgroup, "none")) {
+		init_log("cgroup = none: cpu quota, memory budget, pids and io weight are not enforced");
+		return;
+	}
+	if (in->board.cgroup[0])
+		snprintf(root, sizeof(root), "%s", in->board.cgroup);
+	else if (in->boot)
+		snprintf(root, sizeof(root), "/sys/fs/cgroup/keel");
+	else   /* development mode: several may run on one host */
+		snprintf(root, sizeof(root), "/sys/fs/cgroup/keel-%d", (int)getpid());
+	if (init_cg_setup(&in->cg, root, why, sizeof(why)) < 0)
+		init_log("%s: cpu quota, memory budget, pids and io weight are not enforced", why);
+	else
+		init_log("limits: %s", why);
+}
+
 static void add_sandboxes(struct init *in)
 {
 	for (int i = 0; i < in->board.nsandboxes; i++) {
@@ -1002,6 +1087,13 @@ static int finish_shutdown(struct init *in)
 	}
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
+	for (int i = 0; i < in->nsb; i++) {
+		char leaf[80];
+		cg_leaf(&in->sb[i], leaf, sizeof(leaf));
+		init_cg_remove(&in->cg, leaf);
+	}
+	init_cg_remove(&in->cg, "listener");
+	init_cg_remove(&in->cg, NULL);
 	init_stores_close(&in->st);
 	sync();
 	if (in->boot)
@@ -1097,6 +1189,7 @@ int init_run(const char *board_path, int boot)
 	/* once, for every jail after it: entering a namespace is cheap, making one is not */
 	if (jail_prepare(err, sizeof(err)) < 0)
 		init_log("%s; each jail makes its own network namespace", err);
+	cg_start(&in);
 	add_sandboxes(&in);
 	start_all(&in);
 	net_start(&in);

@@ -16,7 +16,8 @@
 static const char help_text[] =
 	"usage: keel vm run --kernel IMAGE [--initrd FILE] [--cmdline TEXT] [--mem MiB] [--vcpus N]\n"
 	"                   [--disk FILE[,ro]]... [--rng] [--timing]\n"
-	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]]\n"
+	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]\n"
+	"                    [--cpu-quota PERCENT]]\n"
 	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
 	"                   [--disk FILE[,ro]]... [--timing] [--jail-uid UID] [--netns PATH | --no-jail]\n"
 	"\n"
@@ -34,7 +35,8 @@ static const char help_text[] =
 	"\n"
 	"--snapshot-on MARKER: when MARKER appears on the console, pause every vCPU, write the guest\n"
 	"(memory chunks, vCPU/VM/device state, kernel, initrd) and a manifest into the store DIR, point\n"
-	"ref NAME at it, print the manifest id and exit 0. --health sets the manifest's health marker.\n"
+	"ref NAME at it, print the manifest id and exit 0. --health sets the manifest's health marker,\n"
+	"--cpu-quota its policy-cpu-quota (percent of one CPU, default 100 per vCPU).\n"
 	"\n"
 	"restore rebuilds the VM from a manifest (ref NAME or manifest id) and resumes it: memory is\n"
 	"mapped copy-on-write from the store or the partition image, the wall clock is moved to now and\n"
@@ -118,8 +120,10 @@ static int cmd_run(int argc, char **argv)
 		{ "rng", no_argument, NULL, 'r' }, { "snapshot-on", required_argument, NULL, 's' },
 		{ "store", required_argument, NULL, 'S' }, { "name", required_argument, NULL, 'N' },
 		{ "health", required_argument, NULL, 'H' }, { "timing", no_argument, NULL, 't' },
-		{ "irqchip-first", no_argument, NULL, 'I' }, { NULL, 0, NULL, 0 },
+		{ "irqchip-first", no_argument, NULL, 'I' }, { "cpu-quota", required_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
 	};
+	unsigned long cpu_quota = 0;
 	struct vmm_config cfg = { .mem_bytes = 256ULL << 20, .vcpus = 1, .out_fd = 1, .in_fd = 0, .ready_fd = -1,
 				  .cmdline = "console=ttyS0 reboot=t panic=-1", .warn = warn_stderr };
 	const char *store = NULL, *name = NULL;
@@ -157,6 +161,13 @@ static int cmd_run(int argc, char **argv)
 		case 'H': cfg.health_marker = optarg; break;
 		case 't': timing = 1; break;
 		case 'I': cfg.irqchip_first = 1; break;
+		case 'q': {
+			char *end;
+			cpu_quota = strtoul(optarg, &end, 10);
+			if (*end || cpu_quota < 1 || cpu_quota > 100UL * CONFIG_VMM_MAX_VCPUS)
+				return cli_usage("vm run", "--cpu-quota must be 1..%d", 100 * CONFIG_VMM_MAX_VCPUS);
+			break;
+		}
 		default:
 			return cli_usage("vm run", "unknown or incomplete option %s", argv[optind - 1]);
 		}
@@ -167,6 +178,8 @@ static int cmd_run(int argc, char **argv)
 		return cli_usage("vm run", "--kernel is required");
 	if (cfg.snapshot_marker && (!store || !name))
 		return cli_usage("vm run", "--snapshot-on needs --store DIR and --name NAME");
+	if (cpu_quota > 100UL * (unsigned long)cfg.vcpus)
+		return cli_usage("vm run", "--cpu-quota %lu is more than 100 per vCPU", cpu_quota);
 	if (!cfg.snapshot_marker && (store || name))
 		return cli_usage("vm run", "--store/--name only go with --snapshot-on");
 	if (name && !snap_name_valid(name, strlen(name)))
@@ -181,7 +194,8 @@ static int cmd_run(int argc, char **argv)
 	r = vmm_run(vm);
 	if (r == VMM_EXIT_SNAPSHOT) {
 		struct vmm_snapshot_info info = { .kernel = cfg.kernel, .initrd = cfg.initrd, .cmdline = cfg.cmdline,
-						  .name = name, .health_marker = cfg.health_marker };
+						  .name = name, .health_marker = cfg.health_marker,
+						  .cpu_quota = (unsigned)cpu_quota };
 		char id[65];
 
 		int vm_mid_line = vm->line_len != 0;

@@ -178,7 +178,7 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 	m.memory_bytes = vm->mem_size;
 	m.chunk_bytes = chunk;
 	m.vcpus = (uint32_t)vm->nvcpus;
-	m.cpu_quota = 100U * (uint32_t)vm->nvcpus;
+	m.cpu_quota = info->cpu_quota ? info->cpu_quota : 100U * (uint32_t)vm->nvcpus;
 	m.net = 0;
 	snprintf(m.health_marker, sizeof(m.health_marker), "%s", info->health_marker ? info->health_marker : "");
 	m.health_timeout = CONFIG_HEALTH_TIMEOUT_S;

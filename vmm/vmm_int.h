@@ -365,6 +365,7 @@ int vmm_clock_resume(struct vmm *vm);
 /* snapshot.c / restore.c */
 struct vmm_snapshot_info {
 	const char *kernel, *initrd, *cmdline, *name, *health_marker;
+	unsigned cpu_quota;                  /* policy-cpu-quota; 0: 100 per vCPU */
 };
 int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_snapshot_info *info,
 		       char id_hex[65], char *err, size_t errlen);

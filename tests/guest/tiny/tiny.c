@@ -308,6 +308,32 @@ void tiny_main(const uint8_t *bp)
 		outb(0xcf9, 0x06);
 	} else if (mode(cl, "kbd")) {
 		outb(0x64, 0xfe);
+	} else if (mode(cl, "hog")) {
+		/* writes one byte per page from 4 MiB up to m MiB: a guest using all the memory it was given */
+		uint64_t top = arg(cl, "m", 64) << 20;
+
+		for (uint64_t a = 4ULL << 20, mib = 4; a < top; a += 4096) {
+			*(volatile uint8_t *)(uintptr_t)a = (uint8_t)(a >> 12 | 1);
+			if (((a + 4096) & ((8ULL << 20) - 1)) == 0) {
+				mib += 8;
+				put("tiny: touched ");
+				putnum(mib, 10);
+				put(" MiB\n");
+			}
+		}
+		put("tiny: hog done\n");
+		idle();
+	} else if (mode(cl, "flood")) {
+		/* prints as fast as it can, forever */
+		for (uint64_t i = 0;; i++) {
+			put("tiny: flood ");
+			putnum(i, 10);
+			put(" the quick brown fox jumps over the lazy dog\n");
+		}
+	} else if (mode(cl, "esc")) {
+		/* terminal controls an operator's console must not obey, then a quiet wait */
+		put("tiny: esc \x1b[2J\x1b]0;owned\x07\x1b[31mred\x1b[0m bell\x07 back\b cr\r end\n");
+		idle();
 	} else if (mode(cl, "spin")) {
 		for (;;)
 			delay(1000);

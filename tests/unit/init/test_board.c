@@ -44,6 +44,9 @@ TEST(board_parses_every_key)
 		"sandbox.web.health-marker = heartbeat ok\n"
 		"sandbox.web.health-timeout = 12\n"
 		"sandbox.web.restart-limit = 3\n"
+		"sandbox.web.cpu-quota = 50\n"
+		"sandbox.web.memory-max = 96M\n"
+		"cgroup = /sys/fs/cgroup/box\n"
 		"sandbox.db.autostart = no\n";
 
 	REQUIRE(parse(conf) == 0);
@@ -68,6 +71,9 @@ TEST(board_parses_every_key)
 	CHECK_STR(s->health_marker, "heartbeat ok");
 	CHECK_EQ(s->health_timeout_s, 12);
 	CHECK_EQ(s->restart_limit, 3);
+	CHECK_EQ(s->cpu_quota, 50);
+	CHECK_EQ(s->memory_max, 96ULL << 20);
+	CHECK_STR(b.cgroup, "/sys/fs/cgroup/box");
 	s = init_board_sandbox(&b, "db");
 	REQUIRE(s);
 	CHECK(!s->autostart);
@@ -103,6 +109,14 @@ TEST(board_errors_name_the_line)
 	CHECK_EQ(parse("data-device = /dev/vdb\n"), -EINVAL);
 	CHECK_EQ(parse("image = /x/../etc\n"), -EINVAL);
 	CHECK_EQ(parse("image =\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.web.cpu-quota = 0\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.web.cpu-quota = 50%\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.web.memory-max = 1M\n"), -EINVAL);
+	CHECK(strstr(err, "memory-max"));
+	CHECK_EQ(parse("sandbox.web.memory-max = lots\n"), -EINVAL);
+	CHECK_EQ(parse("cgroup = relative\n"), -EINVAL);
+	REQUIRE(parse("cgroup = none\n") == 0);
+	CHECK_STR(b.cgroup, "none");
 }
 
 TEST(board_empty_health_marker_is_allowed)
