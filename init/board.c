@@ -27,6 +27,7 @@ void init_board_defaults(struct init_board *b)
 	b->shutdown_timeout_s = 10;
 	b->restart_backoff_ms = 500;
 	b->restart_reset_s = 60;
+	b->console_rate = 4096;
 }
 
 struct init_sandbox_conf *init_board_sandbox(struct init_board *b, const char *name)
@@ -183,6 +184,7 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 		{ "tls-ca", offsetof(struct init_board, tls_ca), INIT_PATH_MAX },
 		{ "watchdog", offsetof(struct init_board, watchdog), INIT_PATH_MAX },
 		{ "runner", offsetof(struct init_board, runner), INIT_PATH_MAX },
+		{ "console-dir", offsetof(struct init_board, console_dir), INIT_PATH_MAX },
 	};
 
 	if (!strncmp(key, "sandbox.", 8))
@@ -260,6 +262,9 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 	} else if (!strcmp(key, "restart-reset")) {
 		if (parse_uint(v, 1, 86400, &b->restart_reset_s))
 			return bad(err, errlen, line, "restart-reset: seconds, 1..86400");
+	} else if (!strcmp(key, "console-rate")) {
+		if (parse_uint(v, 64, 1 << 20, &b->console_rate))
+			return bad(err, errlen, line, "console-rate: bytes per second per sandbox, 64..1048576");
 	} else {
 		return bad(err, errlen, line, "unknown key '%s'", key);
 	}
@@ -288,7 +293,8 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
 					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
 					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned", "listener-plaintext",
-					    "restart-backoff-ms", "restart-reset", "watchdog-timeout", "cgroup" };
+					    "restart-backoff-ms", "restart-reset", "watchdog-timeout", "cgroup",
+					    "console-dir", "console-rate" };
 	unsigned seen = 0;
 	char line[1024];
 	size_t pos = 0;

@@ -87,7 +87,7 @@ static int has_word(const char *list, const char *word)
 
 int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen)
 {
-	char parent[INIT_PATH_MAX], buf[256], missing[64] = "";
+	char parent[sizeof(cg->root)], buf[256], missing[64] = "";
 	struct statfs sf;
 	char *slash;
 	int r;
@@ -143,16 +143,22 @@ int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen
 	return 0;
 }
 
+void init_limits_manifest(uint32_t vcpus, uint32_t cpu_quota, uint64_t memory_bytes, struct init_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->cpu_pct = cpu_quota;
+	l->mem_bytes = memory_bytes + ((uint64_t)CONFIG_SANDBOX_MEM_OVERHEAD_MIB << 20);
+	l->pids = vcpus + 8;
+	l->io_weight = 100;
+}
+
 int init_limits_for(const struct init_sandbox_conf *c, const struct init_policy *p, struct init_limits *l,
 		    char *err, size_t errlen)
 {
-	uint64_t mem = p->memory_bytes + ((uint64_t)CONFIG_SANDBOX_MEM_OVERHEAD_MIB << 20);
+	uint64_t mem;
 
-	memset(l, 0, sizeof(*l));
-	l->cpu_pct = p->cpu_quota;
-	l->mem_bytes = mem;
-	l->pids = p->vcpus + 8;
-	l->io_weight = 100;
+	init_limits_manifest(p->vcpus, p->cpu_quota, p->memory_bytes, l);
+	mem = l->mem_bytes;
 	if (c->cpu_quota) {
 		if (c->cpu_quota > p->cpu_quota) {
 			snprintf(err, errlen, "board.conf sandbox.%s.cpu-quota %u is wider than the manifest's "

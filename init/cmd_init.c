@@ -42,7 +42,9 @@ void init_pid1_boot(void)
 	int kmsg;
 
 	init_sys_mount_base();
-	init_sys_console();
+	/* PID 1 never waits for a slow serial line: what does not fit is lost, not waited for */
+	if (init_sys_console() >= 0)
+		fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK);
 	kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	init_log_setup(2, kmsg);
 	init_timeline("init start (keel %s, board %s)", KEEL_VERSION, CONFIG_BOARD_NAME);

@@ -69,6 +69,8 @@ struct init_board {
 	unsigned watchdog_timeout_s;         /* set with WDIOC_SETTIMEOUT; 0 = the driver's own */
 	char runner[INIT_PATH_MAX];          /* program run per sandbox; default /proc/self/exe */
 	char cgroup[INIT_PATH_MAX];          /* where sandbox cgroups go; "" default, "none" off */
+	char console_dir[INIT_PATH_MAX];     /* NAME.log: each sandbox's console ring; "" default */
+	unsigned console_rate;               /* bytes/s of a sandbox's lines on the console (burst 4x) */
 	int verify;                          /* enum init_verify */
 	unsigned shutdown_timeout_s;
 	unsigned restart_backoff_ms;         /* first restart delay; doubles, capped at 30 s */

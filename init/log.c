@@ -48,7 +48,8 @@ static void put(int fd, const char *buf, size_t len)
 static void emit(const char *prefix, const char *fmt, va_list ap)
 {
 	char line[640];
-	int n = snprintf(line, sizeof(line), "<6>keel-init: %s", prefix);
+	/* kmsg at debug level: in dmesg, and not echoed onto the console this line already went to */
+	int n = snprintf(line, sizeof(line), "<7>keel-init: %s", prefix);
 
 	if (n < 0)
 		return;
@@ -60,6 +61,11 @@ static void emit(const char *prefix, const char *fmt, va_list ap)
 	put(log_fd, line + 3, (size_t)n - 3);
 	if (kmsg_fd >= 0)
 		put(kmsg_fd, line, (size_t)n);
+}
+
+void init_log_raw(const char *line, size_t len)
+{
+	put(log_fd, line, len);
 }
 
 void init_log(const char *fmt, ...)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "init/cgroup.h"
 #include "init/init.h"
 #include "snap/snap.h"
 
@@ -16,6 +17,8 @@ void init_log_setup(int log_fd, int kmsg_fd);
 /* The descriptors init_log writes to (a jailed child keeps them): how many. */
 int init_log_fds(int fds[2]);
 void init_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A ready-made line (a sandbox's console) to the log fd only, never blocking in boot mode. */
+void init_log_raw(const char *line, size_t len);
 /* A boot timeline line: milliseconds since the kernel started (CLOCK_BOOTTIME). */
 void init_timeline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in milliseconds. */
@@ -77,44 +80,44 @@ void init_failed_record(struct init_stores *st, const uint8_t id[SNAP_HASH_LEN],
 int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int full, char *what,
 			 size_t whatlen, struct init_policy *pol);
 
-/* ---- cgroup.c: cgroup v2 limits per sandbox and for the listener ---- */
-enum { INIT_CG_CPU, INIT_CG_MEMORY, INIT_CG_PIDS, INIT_CG_IO };
-
-struct init_cg {
-	char root[INIT_PATH_MAX];            /* "" : nothing is enforced */
-	unsigned ctl;                        /* 1 << INIT_CG_*: controllers enabled below root */
-};
-
+/* ---- cgroup.c: cgroup v2 limits (init/cgroup.h), and a sandbox's from its manifest and the board ---- */
 /* What a verified manifest asks for. */
 struct init_policy {
 	uint32_t vcpus, cpu_quota;           /* cpu_quota: percent of one CPU, over all vCPUs */
 	uint64_t memory_bytes;
 };
 
-struct init_limits {
-	uint32_t cpu_pct;                    /* cpu.max: percent of one CPU */
-	uint64_t mem_bytes;                  /* memory.max */
-	uint32_t pids;
-	uint32_t io_weight;
-};
-
-/*
- * Enables the controllers down to root (created) and fills cg. 0 with why =
- * what is enforced; -errno with why = one line saying why nothing is.
- */
-int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen);
 /* A sandbox's limits: the manifest's, narrowed by board.conf; -EPERM (err says) when the board widens. */
 int init_limits_for(const struct init_sandbox_conf *c, const struct init_policy *p, struct init_limits *l,
 		    char *err, size_t errlen);
-void init_limits_listener(struct init_limits *l);
-void init_limits_describe(const struct init_limits *l, char *buf, size_t len);
-/* In the child, before it reads a guest byte: makes root/leaf, writes every limit, moves itself in. */
-int init_cg_enter(const struct init_cg *cg, const char *leaf, const struct init_limits *l, char *err,
-		  size_t errlen);
-/* memory.events' oom_kill count of root/leaf (0 when there is none). */
-unsigned long long init_cg_oom_kills(const struct init_cg *cg, const char *leaf);
-/* Removes root/leaf (leaf NULL: root itself); only an empty cgroup goes. */
-void init_cg_remove(const struct init_cg *cg, const char *leaf);
+
+/* ---- console.c: a console stream per sandbox ---- */
+#define CONSOLE_LINE 256
+
+struct init_console {
+	char name[65];
+	int fd;                              /* the pipe's read end (nonblocking), -1: none */
+	char part[CONSOLE_LINE];             /* the line being read */
+	size_t plen;
+	uint64_t tokens, last_ms;            /* budget, bytes */
+	unsigned rate;                       /* bytes/s; bursts of 4 s */
+	unsigned long long dropped;          /* lines over budget not yet said */
+	char ring[16384];                    /* the last lines, escaped */
+	size_t rhead, rlen;
+	int dirty;                           /* ring changed since it was saved */
+};
+
+/* Escapes control, '\\' and non-ASCII bytes (\xNN, \t), drops '\r'; out gets a NUL. Bytes written. */
+size_t init_console_escape(const char *in, size_t n, char *out, size_t cap);
+/* Starts reading fd (c->fd must be -1 or open; it is closed first). */
+void init_console_open(struct init_console *c, const char *name, int fd, unsigned rate, uint64_t now_ms);
+/* Reads what is there (bounded); -1 once the writer is gone (then c->fd is -1). */
+int init_console_drain(struct init_console *c, uint64_t now_ms);
+void init_console_close(struct init_console *c, uint64_t now_ms);
+/* The ring from its oldest whole line on; NUL-terminated, bytes returned. */
+size_t init_console_ring(const struct init_console *c, char *out, size_t cap);
+/* Writes dir/NAME.log when the ring changed (dir "" : nowhere). */
+void init_console_save(struct init_console *c, const char *dir);
 
 /* ---- supervise.c: the PID-1 loop ---- */
 /* boot: the real init (reboot(2) at the end); otherwise returns the exit status. */

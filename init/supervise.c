@@ -31,6 +31,7 @@
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +71,7 @@ struct sandbox {
 	char why[256];               /* what the child reported before failing */
 	char limits[160];            /* the last "limits" line logged */
 	unsigned long long ooms;     /* its cgroup's oom_kill count, as last seen */
+	struct init_console con;     /* its stdout and stderr (console.c) */
 	int start_after_stop;        /* reload: start again (newest snapshot) once stopped */
 };
 
@@ -97,6 +99,8 @@ struct init {
 	uint64_t net_started_ms;     /* when the running listener was forked */
 	int net_ctl_fd;              /* its activation requests (net/activate.c), -1: none */
 	struct init_cg cg;           /* cg.root "": no limits enforced */
+	char console_dir[INIT_PATH_MAX];  /* "" : rings are kept in memory only */
+	uint64_t console_save_ms;    /* next time dirty rings are written there */
 };
 
 /* A sandbox's cgroup below in->cg.root. */
@@ -153,7 +157,7 @@ static void vm_warn(void *ctx, const char *line)
 }
 
 /* In the child: verify (when asked), then run the VMM here or exec the runner. Never returns. */
-static void child_main(struct init *in, struct sandbox *s, int wfd)
+static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 {
 	const struct init_cand *c = &s->cands[s->cur];
 	char hex[SNAP_HEX_LEN + 1], fdarg[12], what[160];
@@ -167,6 +171,10 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 	signal(SIGPIPE, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	setsid();
+	/* its own console stream: PID 1 prefixes, escapes and rate-limits it */
+	if (dup2(cfd, 1) < 0 || dup2(cfd, 2) < 0)
+		_exit(127);
+	close(cfd);
 	/* The sandbox must not outlive a dev-mode init that is not PID 1. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (wfd != READY_FD) {
@@ -213,7 +221,8 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 		 * CPU here, per sandbox). Nothing of PID 1 is kept but the console, the ready pipe
 		 * and what the VMM reads (the jail closes the rest); its unwritten stdio is dropped.
 		 */
-		struct vmm_config vc = { .out_fd = 1, .in_fd = 0, .ready_fd = READY_FD, .warn = vm_warn,
+		/* no sandbox reads the operator's keyboard */
+		struct vmm_config vc = { .out_fd = 1, .in_fd = -1, .ready_fd = READY_FD, .warn = vm_warn,
 					 .confine = jail_vmm_thread };
 		struct jail j = { .what = s->conf.name, .uid = JAIL_UID_SANDBOX(s - in->sb),
 				  .gid = JAIL_UID_SANDBOX(s - in->sb), .filter = JAIL_FILTER_VMM };
@@ -282,7 +291,7 @@ static void child_main(struct init *in, struct sandbox *s, int wfd)
 static void spawn(struct init *in, struct sandbox *s)
 {
 	char idb[SNAP_HEX_LEN + 1];
-	int p[2];
+	int p[2], cp[2];
 	pid_t pid;
 
 	s->why[0] = 0;
@@ -291,20 +300,32 @@ static void spawn(struct init *in, struct sandbox *s)
 		init_log("sandbox %s: pipe: %s; retrying", s->conf.name, strerror(errno));
 		goto retry;
 	}
+	if (pipe2(cp, O_CLOEXEC) < 0) {
+		init_log("sandbox %s: pipe: %s; retrying", s->conf.name, strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		goto retry;
+	}
 	pid = fork();
 	if (pid < 0) {
 		init_log("sandbox %s: fork: %s; retrying", s->conf.name, strerror(errno));
 		close(p[0]);
 		close(p[1]);
+		close(cp[0]);
+		close(cp[1]);
 		goto retry;
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child_main(in, s, p[1]);
+		close(cp[0]);
+		child_main(in, s, p[1], cp[1]);
 	}
 	setpgid(pid, pid);
 	close(p[1]);
+	close(cp[1]);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	fcntl(cp[0], F_SETFL, O_NONBLOCK);
+	init_console_open(&s->con, s->conf.name, cp[0], in->board.console_rate, init_now_ms());
 	s->pid = pid;
 	s->rfd = p[0];
 	s->st = SB_STARTING;
@@ -493,6 +514,9 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 			s->rfd = -1;
 		}
 	}
+	/* its last words first (what it printed before dying), then why it died */
+	init_console_drain(&s->con, init_now_ms());
+	init_console_close(&s->con, init_now_ms());
 	s->pid = 0;
 	describe_status(status, st, sizeof(st));
 	cg_leaf(s, leaf, sizeof(leaf));
@@ -846,6 +870,11 @@ static void tick(struct init *in, uint64_t now)
 		init_sys_watchdog_pet(in->wdt_fd);
 		in->wdt_next_ms = now + 1000ULL * in->wdt_interval_s;
 	}
+	if (in->console_dir[0] && now >= in->console_save_ms) {
+		for (int i = 0; i < in->nsb; i++)
+			init_console_save(&in->sb[i].con, in->console_dir);
+		in->console_save_ms = now + 1000;
+	}
 }
 
 static int poll_timeout(struct init *in, uint64_t now)
@@ -862,6 +891,9 @@ static int poll_timeout(struct init *in, uint64_t now)
 	}
 	if (in->wdt_fd >= 0 && in->wdt_next_ms < next)
 		next = in->wdt_next_ms;
+	for (int i = 0; i < in->nsb; i++)
+		if (in->console_dir[0] && in->sb[i].con.dirty && in->console_save_ms < next)
+			next = in->console_save_ms;
 	if (in->net_restart_ms && in->net_restart_ms < next)
 		next = in->net_restart_ms;
 	if (in->shutdown && in->shutdown_deadline_ms < next)
@@ -899,6 +931,27 @@ static void cg_start(struct init *in)
 		init_log("limits: %s", why);
 }
 
+/* Where each sandbox's console ring is kept (board console-dir; /run/keel/console when booted). */
+static void console_start(struct init *in)
+{
+	if (in->board.console_dir[0])
+		snprintf(in->console_dir, sizeof(in->console_dir), "%s", in->board.console_dir);
+	else if (in->boot)
+		snprintf(in->console_dir, sizeof(in->console_dir), "/run/keel/console");
+	else
+		return;
+	/* its parent (/run/keel on the board) is made on the way */
+	for (char *p = strchr(in->console_dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = 0;
+		mkdir(in->console_dir, 0755);
+		*p = '/';
+	}
+	if (mkdir(in->console_dir, 0750) < 0 && errno != EEXIST) {
+		init_log("console-dir %s: %s; sandbox console rings stay in memory", in->console_dir, strerror(errno));
+		in->console_dir[0] = 0;
+	}
+}
+
 static void add_sandboxes(struct init *in)
 {
 	for (int i = 0; i < in->board.nsandboxes; i++) {
@@ -906,6 +959,7 @@ static void add_sandboxes(struct init *in)
 		memset(s, 0, sizeof(*s));
 		s->conf = in->board.sandboxes[i];
 		s->rfd = -1;
+		s->con.fd = -1;
 		s->st = SB_OFF;
 	}
 }
@@ -1028,6 +1082,7 @@ static void reload(struct init *in)
 			memset(s, 0, sizeof(*s));
 			s->conf = in->board.sandboxes[i];
 			s->rfd = -1;
+			s->con.fd = -1;
 		}
 	}
 	start_all(in);
@@ -1091,6 +1146,8 @@ static int finish_shutdown(struct init *in)
 		char leaf[80];
 		cg_leaf(&in->sb[i], leaf, sizeof(leaf));
 		init_cg_remove(&in->cg, leaf);
+		init_console_close(&in->sb[i].con, init_now_ms());
+		init_console_save(&in->sb[i].con, in->console_dir);
 	}
 	init_cg_remove(&in->cg, "listener");
 	init_cg_remove(&in->cg, NULL);
@@ -1147,8 +1204,8 @@ int init_run(const char *board_path, int boot)
 {
 	static struct init in;
 	char err[256];
-	struct pollfd pfd[2 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
-	struct sandbox *pmap[2 + INIT_MAX_POWER_KEYS + CONFIG_MAX_SANDBOXES];
+	struct pollfd pfd[2 + INIT_MAX_POWER_KEYS + 2 * CONFIG_MAX_SANDBOXES];
+	struct sandbox *pmap[2 + INIT_MAX_POWER_KEYS + 2 * CONFIG_MAX_SANDBOXES];
 
 	memset(&in, 0, sizeof(in));
 	in.boot = boot;
@@ -1190,6 +1247,7 @@ int init_run(const char *board_path, int boot)
 	if (jail_prepare(err, sizeof(err)) < 0)
 		init_log("%s; each jail makes its own network namespace", err);
 	cg_start(&in);
+	console_start(&in);
 	add_sandboxes(&in);
 	start_all(&in);
 	net_start(&in);
@@ -1218,11 +1276,16 @@ int init_run(const char *board_path, int boot)
 			pmap[n++] = NULL;
 		}
 		for (int i = 0; i < in.nsb; i++) {
-			if (in.sb[i].rfd < 0)
-				continue;
-			pfd[n].fd = in.sb[i].rfd;
-			pfd[n].events = POLLIN;
-			pmap[n++] = &in.sb[i];
+			if (in.sb[i].rfd >= 0) {
+				pfd[n].fd = in.sb[i].rfd;
+				pfd[n].events = POLLIN;
+				pmap[n++] = &in.sb[i];
+			}
+			if (in.sb[i].con.fd >= 0) {
+				pfd[n].fd = in.sb[i].con.fd;
+				pfd[n].events = POLLIN;
+				pmap[n++] = &in.sb[i];
+			}
 		}
 		int ctl = n;
 		pfd[n].fd = in.net_ctl_fd;   /* poll skips -1 */
@@ -1252,6 +1315,8 @@ int init_run(const char *board_path, int boot)
 				net_ctl(&in);
 			else if (pmap[i] && pmap[i]->rfd == pfd[i].fd)
 				ready_read(pmap[i]);
+			else if (pmap[i] && pmap[i]->con.fd == pfd[i].fd)
+				init_console_drain(&pmap[i]->con, init_now_ms());
 		}
 		if (in.sigfd >= 0)
 			handle_signals(&in);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "init/cli.h"
+#include "init/cgroup.h"
 #include "init/jail.h"
 #include "vmm/vmm_int.h"
 #include "snap/snap.h"
@@ -20,6 +21,7 @@ static const char help_text[] =
 	"                    [--cpu-quota PERCENT]]\n"
 	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
 	"                   [--disk FILE[,ro]]... [--timing] [--jail-uid UID] [--netns PATH | --no-jail]\n"
+	"                   [--cgroup DIR]\n"
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
@@ -48,7 +50,10 @@ static const char help_text[] =
 	"(a --store is bound read-only into it), uid --jail-uid (default 64900) with no capabilities,\n"
 	"no_new_privs and seccomp allow-lists per thread; anything else the VMM calls kills it with\n"
 	"SIGSYS. --netns puts it in that network namespace (e.g. /run/netns/NAME) instead of an empty\n"
-	"one of its own. It needs root; --no-jail runs unconfined, for debugging.\n";
+	"one of its own. It needs root; --no-jail runs unconfined, for debugging.\n"
+	"--cgroup DIR limits it as PID 1 limits a sandbox: cgroup v2 DIR is made (its parent's cpu,\n"
+	"memory and pids controllers enabled), given the manifest's cpu quota, memory + the VMM's\n"
+	"allowance, vCPUs + 8 tasks and memory.oom.group, and joined before the guest runs.\n";
 
 static void print_timing(const struct vmm_timing *t)
 {
@@ -65,6 +70,45 @@ static void warn_stderr(void *ctx, const char *line)
 {
 	(void)ctx;
 	fprintf(stderr, "keel: vm: %s\n", line);
+}
+
+/* --cgroup DIR: what PID 1 does for a sandbox, by hand: DIR made, the manifest's limits written, joined. */
+static int enter_cgroup(const struct snap_source *src, const char *name, const char *dir, int timing)
+{
+	struct snap_manifest m;
+	struct init_limits l;
+	struct init_cg cg;
+	struct timespec t0, t1;
+	uint8_t id[SNAP_HASH_LEN], *buf;
+	char parent[256], why[400];
+	const char *leaf;
+	size_t len;
+	int r;
+
+	if ((r = snap_source_resolve(src, name, id)) < 0)
+		return cli_error("vm restore", "%s: %s", name, strerror(-r));
+	if ((r = snap_source_read(src, SNAP_KIND_MANIFEST, id, &buf, &len)) < 0)
+		return cli_error("vm restore", "manifest of %s: %s", name, strerror(-r));
+	r = snap_manifest_parse(buf, len, &m, why, sizeof(why));
+	free(buf);
+	if (r < 0)
+		return cli_error("vm restore", "manifest of %s: %s", name, why);
+	init_limits_manifest(m.vcpus, m.cpu_quota, m.memory_bytes, &l);
+	snap_manifest_free(&m);
+	leaf = strrchr(dir, '/');
+	if (!leaf || leaf == dir || !leaf[1] || (size_t)(leaf - dir) >= sizeof(parent))
+		return cli_usage("vm restore", "--cgroup %s: expected /PATH/TO/PARENT/NAME", dir);
+	memcpy(parent, dir, (size_t)(leaf - dir));
+	parent[leaf - dir] = 0;
+	leaf++;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (init_cg_setup(&cg, parent, why, sizeof(why)) < 0 || init_cg_enter(&cg, leaf, &l, why, sizeof(why)) < 0)
+		return cli_error("vm restore", "%s", why);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (timing)
+		fprintf(stderr, "timing: cgroup %.1f us\n",
+			(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
+	return 0;
 }
 
 static int parse_disk(struct vmm_config *cfg, char *arg)
@@ -270,11 +314,11 @@ static int cmd_restore(int argc, char **argv)
 		{ "ready-fd", required_argument, NULL, 'R' }, { "health", required_argument, NULL, 'H' },
 		{ "disk", required_argument, NULL, 'd' }, { "timing", no_argument, NULL, 't' },
 		{ "no-jail", no_argument, NULL, 'N' }, { "jail-uid", required_argument, NULL, 'U' },
-		{ "netns", required_argument, NULL, 'n' },
+		{ "netns", required_argument, NULL, 'n' }, { "cgroup", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1, .warn = warn_stderr };
-	const char *store = NULL, *image = NULL, *netns = NULL;
+	const char *store = NULL, *image = NULL, *netns = NULL, *cgroup = NULL;
 	struct snap_store *s = NULL;
 	struct snap_image *img = NULL;
 	struct snap_source src;
@@ -305,6 +349,7 @@ static int cmd_restore(int argc, char **argv)
 		case 't': timing = 1; break;
 		case 'N': no_jail = 1; break;
 		case 'n': netns = optarg; break;
+		case 'C': cgroup = optarg; break;
 		case 'U': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -328,6 +373,11 @@ static int cmd_restore(int argc, char **argv)
 	/* a store is opened once outside to report a bad path as such, then again inside the jail */
 	if ((r = open_source(store, image, &s, &img, &src)) != 0)
 		return r;
+	if (cgroup && (r = enter_cgroup(&src, argv[optind], cgroup, timing)) != 0) {
+		snap_image_close(img);
+		snap_store_close(s);
+		return r;
+	}
 	if (no_jail) {
 		fprintf(stderr, "keel vm restore: --no-jail: the VMM runs unconfined (for debugging only)\n");
 	} else {

@@ -132,7 +132,7 @@ mkfs.ext4 -q -F -L keel-data "$T_TMP/data.img"
 c1=$T_TMP/boot1.log
 b0=$SECONDS
 boot "$T_TMP/snap.img" "$T_TMP/data.img" "$c1"
-if wait_for "$c1" '^heartbeat [0-9]+ up' 180 && wait_for "$c1" 'sandbox demo healthy' 30 && grep -q 'init start' "$c1" &&
+if wait_for "$c1" 'demo\| heartbeat [0-9]+ up' 180 && wait_for "$c1" 'sandbox demo healthy' 30 && grep -q 'init start' "$c1" &&
    grep -q 'partition opened: .* signature good' "$c1" && grep -q 'sandbox demo restored' "$c1"; then
 	pass "boot: keel as /init opens the partition, restores demo, heartbeat on the console (init start $(ms "$c1" 'init start') ms, partition $(ms "$c1" 'partition opened') ms, restored $(ms "$c1" 'sandbox demo restored') ms, healthy $(ms "$c1" 'sandbox demo healthy') ms since kernel start; $((SECONDS - b0)) s wall)"
 else
@@ -165,7 +165,7 @@ else
 	"$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$T_TMP/v2.pack" > "$T_TMP/push.out" 2> "$T_TMP/push.err"
 	pst=$?
 	p1=$SECONDS
-	if [ "$pst" = 0 ] && grep -q "^ok $v2id" "$T_TMP/push.out" && wait_for "$c1" '^heartbeat-v2 [0-9]+ up' 120; then
+	if [ "$pst" = 0 ] && grep -q "^ok $v2id" "$T_TMP/push.out" && wait_for "$c1" 'demo\| heartbeat-v2 [0-9]+ up' 120; then
 		pass "push: $((v2size / 1024)) KiB signed snapshot answered ok in $((p1 - p0)) s, the console shows heartbeat-v2 $((SECONDS - p1)) s later"
 	else
 		fail "push: a new signed snapshot is answered ok and its heartbeat shows" \
@@ -200,11 +200,11 @@ else
 fi
 
 # 3. Reboot on the same data disk: the pushed snapshot is the one restored.
-if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
+if [ -n "$v2id" ] && grep -q 'demo| heartbeat-v2' "$c1"; then
 	c2=$T_TMP/boot2.log
 	boot "$T_TMP/snap.img" "$T_TMP/data.img" "$c2"
-	if wait_for "$c2" '^heartbeat(-v2)? [0-9]+ up' 180 && grep -q '^heartbeat-v2 [0-9]* up' "$c2" &&
-	   ! grep -q '^heartbeat [0-9]* up' "$c2"; then
+	if wait_for "$c2" 'demo\| heartbeat(-v2)? [0-9]+ up' 180 && grep -q 'demo| heartbeat-v2 [0-9]* up' "$c2" &&
+	   ! grep -q 'demo| heartbeat [0-9]* up' "$c2"; then
 		pass "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)"
 	else
 		fail "reboot: the appliance comes back on the pushed snapshot (heartbeat-v2)" \
@@ -236,7 +236,7 @@ if [ -n "$v2id" ] && grep -q '^heartbeat-v2' "$c1"; then
 		# The rollback target is the previously pushed v2 (data store), and what beats after it is v2.
 		to_v2() { grep -q "keel-init: sandbox demo: rolling back to ${v2id:0:12} (data store)" "$c2" &&
 			  awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat [0-9]+ up/{bad=1} r && /^heartbeat-v2 [0-9]+ up/{f=1} END{exit !(f && !bad)}' "$c2"; }
-		if grep -q "^ok $v3id" "$T_TMP/push3v.out" && wait_for "$c2" '^silent-v3 [0-9]' 120 &&
+		if grep -q "^ok $v3id" "$T_TMP/push3v.out" && wait_for "$c2" 'demo\| silent-v3 [0-9]' 120 &&
 		   wait_for "$c2" 'sandbox demo: rolling back to' 150 &&
 		   { i=0; until after_rb || [ $i -ge 300 ]; do sleep 0.2; i=$((i + 1)); done; after_rb; } && to_v2; then
 			pass "rollback: a pushed snapshot that never gets healthy is rolled back to the previously pushed one, heartbeat-v2 resumes $((SECONDS - r0)) s after the push ($(grep -m1 'sandbox demo: snapshot .* failed' "$c2" | sed 's/^.*keel-init: //'); $(grep -m1 'sandbox demo: rolling back' "$c2" | sed 's/^.*keel-init: sandbox demo: //'))"
@@ -263,7 +263,7 @@ boot "$T_TMP/bad.img" "$T_TMP/data3.img" "$c3"
 wait_for "$c3" 'listener ready' 120
 wait_for "$c3" "sandbox demo: .*${bad:-no-bad-object-found}" 120
 line=$(grep -E "keel-init: .*sandbox demo: .*${bad:-no-bad-object-found}" "$c3" | head -n 1)
-if [ -n "$bad" ] && [ -n "$line" ] && ! grep -q '^heartbeat [0-9]* up' "$c3"; then
+if [ -n "$bad" ] && [ -n "$line" ] && ! grep -q 'demo| heartbeat [0-9]* up' "$c3"; then
 	pass "flipped byte in object $bad: refused (${line#keel-init: })"
 else
 	fail "flipped byte in snap.img: refused with a line naming the object" \

@@ -33,7 +33,9 @@ snap spin spin --cpu-quota 50
 snap narrow idle
 snap wide idle --cpu-quota 50
 snap hog "hog m=120"
-snap beat "count n=100000000 d=3000000"
+snap beat "count n=100000000 d=30000000"
+snap flood flood
+snap esc esc
 
 # The attack first: without a cgroup's limits the spinning guest takes the whole CPU.
 mkdir -p /sys/fs/cgroup/free
@@ -123,4 +125,79 @@ else
 	no "hog killed for its memory" "$(grep -E 'hog|limits' $T/b.log | tail -n 5)"
 fi
 stop_init
+
+# 3. Console streams: a guest printing as fast as it can for 10 s does not slow another sandbox's
+# heartbeat or PID 1, through a console that is slow to read (a timestamping awk on a FIFO); a guest's
+# escape sequences arrive escaped.
+ESC=$(printf '\033')
+stamp_init() { # BOARD LOG: keel init's output, each line stamped with the uptime it arrived at
+	rm -f $T/fifo; mkfifo $T/fifo; : > "$2"
+	awk '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " "); print a[1], $0; fflush() }' \
+		< $T/fifo > "$2" &
+	apid=$!
+	keel init --board "$1" > $T/fifo 2>&1 &
+	ipid=$!
+}
+beats() { # LOG FROM TO: beat lines that arrived in [FROM, TO), and the longest gap between two
+	awk -v f="$2" -v t="$3" '$1 >= f && $1 < t && / beat\| tiny: count / { if (n && $1 - p > g) g = $1 - p; p = $1; n++ }
+		END { printf "%d %.2f\n", n, g }' "$1"
+}
+printf '%s\n' "data-dir = $D" "insecure-unsigned = yes" "verify = manifest" "sandbox.beat.health-timeout = 0" > $T/c1.conf
+cp $T/c1.conf $T/c2.conf
+# The beat is a busy loop and the appliance has one emulated CPU: the flood gets a quarter of it (and
+# so prints ~2 KB/s), the console 256 bytes/s of each sandbox.
+printf '%s\n' "console-dir = $T/con" "console-rate = 256" "sandbox.flood.health-timeout = 0" \
+	"sandbox.flood.cpu-quota = 25" "sandbox.esc.health-timeout = 0" >> $T/c2.conf
+stamp_init $T/c1.conf $T/c1.log
+wait_log $T/c1.log 'sandbox beat restored' 60; sleep 2; f=$(up); sleep 8; set -- $(beats $T/c1.log $f $(up))
+alone=$1 gap0=$2
+stop_init; wait $apid
+stamp_init $T/c2.conf $T/c2.log
+if wait_log $T/c2.log 'sandbox flood restored' 60 && wait_log $T/c2.log 'flood\| tiny: flood' 10; then
+	sleep 1; f=$(up); sleep 4
+	s0=$(up); kill -USR1 $ipid; sleep 6; t=$(up)
+	set -- $(beats $T/c2.log $f $t)
+	flooded=$1 gap1=$2
+	sig=$(awk -v s="$s0" '/SIGUSR1: re-reading refs/ { printf "%.2f", $1 - s; exit }' $T/c2.log)
+	shown=$(awk -v f="$f" -v t="$t" '$1 >= f && $1 < t && /flood\| tiny: flood/' $T/c2.log | wc -l)
+	echo "measured: beat lines in 8 s alone $alone (longest gap $gap0 s), in 10 s beside the flood $flooded (longest gap $gap1 s); flood lines shown in 10 s: $shown; PID 1 answered SIGUSR1 in ${sig:-never} s"
+	# the beat is a busy loop sharing the one CPU with the flood (at most 25%), PID 1 and the reader:
+	# its rate falls with its share (about half here); a stalled console would show as a long gap
+	if [ "$flooded" -ge $((alone * 10 / 8 / 3)) ] && awk "BEGIN{exit !($gap1 < 0.5)}"; then
+		ok "beside a flooding guest another sandbox keeps its heartbeat ($flooded beats in 10 s beside it, $alone in 8 s alone, on one CPU; longest gap $gap1 s)"
+	else
+		no "heartbeat beside the flood" "$flooded beats in 10 s vs $alone in 8 s alone, longest gap $gap1 s"
+	fi
+	if [ -n "$sig" ] && awk "BEGIN{exit !($sig < 1)}"; then
+		ok "PID 1 answers a signal in $sig s during the flood (its loop, and so its watchdog pets, keep their rhythm)"
+	else
+		no "PID 1 answers during the flood" "${sig:-no answer}"
+	fi
+	# within 1 KiB at once + 256 bytes/s: at most ~57 lines of ~63 bytes in 10 s
+	if [ "$shown" -gt 5 ] && [ "$shown" -le 70 ] && grep -q 'flood| \[[0-9]* lines over 256 bytes/s not shown' $T/c2.log; then
+		ok "the flood reaches the console within its budget ($shown lines in 10 s) and says what it left out"
+	else
+		no "flood rate-limited" "$shown lines; $(grep -m1 'not shown' $T/c2.log)"
+	fi
+	stop_init; wait $apid
+	# the ring, saved at exit: the newest lines, among them ones the console never showed
+	sed -n 's/.*flood| tiny: flood \([0-9]*\) .*/\1/p' $T/c2.log > $T/shown
+	sed -n 's/^tiny: flood \([0-9]*\) .*/\1/p' $T/con/flood.log > $T/ring
+	unseen=$(awk 'NR == FNR { s[$1] = 1; next } !($1 in s)' $T/shown $T/ring | wc -l)
+	if [ "$(wc -l < $T/ring)" -gt 0 ] && [ "$(wc -c < $T/con/flood.log)" -le 16384 ] && [ "$unseen" -gt 0 ] &&
+	   [ "$(tail -n 1 $T/ring)" -ge "$(tail -n 1 $T/shown)" ]; then
+		ok "the ring (console-dir/flood.log, $(wc -c < $T/con/flood.log) bytes) keeps the newest lines, $unseen of them never shown on the console"
+	else
+		no "ring keeps the newest lines" "ring $(wc -l < $T/ring) lines, last $(tail -n 1 $T/ring), unseen $unseen, console last $(tail -n 1 $T/shown)"
+	fi
+else
+	no "flood sandbox runs" "$(tail -n 5 $T/c2.log)"
+fi
+if grep -qF 'esc| tiny: esc \x1b[2J\x1b]0;owned\x07\x1b[31mred\x1b[0m bell\x07 back\x08 cr end' $T/c2.log &&
+   ! grep -q "$ESC" $T/c2.log; then
+	ok "a guest's escape sequences reach the console escaped (no ESC byte in the console's output)"
+else
+	no "escape sequences escaped" "$(grep 'esc|' $T/c2.log | head -n 2)"
+fi
+stop_init; wait $apid 2>/dev/null
 exit $bad
