@@ -85,6 +85,36 @@ static int has_word(const char *list, const char *word)
 	return 0;
 }
 
+/* Is the cgroup2 mount root lives on mounted with favordynmods? */
+static int favors_dynmods(const char *root)
+{
+	char line[512];
+	size_t best = 0;
+	int yes = 0;
+	FILE *f = fopen("/proc/self/mounts", "re");
+
+	if (!f)
+		return 1;   /* nothing to say */
+	/* "SOURCE DIR TYPE OPTIONS ..." */
+	while (fgets(line, sizeof(line), f)) {
+		char *dir = strchr(line, ' '), *type, *opts, *end;
+		size_t n;
+		if (!dir || !(type = strchr(++dir, ' ')))
+			continue;
+		*type++ = 0;
+		if (strncmp(type, "cgroup2 ", 8) || !(opts = type + 8) || !(end = strchr(opts, ' ')))
+			continue;
+		*end = 0;
+		n = strlen(dir);
+		if (strncmp(root, dir, n) || (root[n] != '/' && root[n] != 0 && n > 1) || n < best)
+			continue;
+		best = n;
+		yes = strstr(opts, "favordynmods") != NULL;
+	}
+	fclose(f);
+	return yes;
+}
+
 int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen)
 {
 	char parent[sizeof(cg->root)], buf[256], missing[64] = "";
@@ -139,7 +169,9 @@ int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen
 	snprintf(cg->root, sizeof(cg->root), "%s", root);
 	if (!(cg->ctl & (1u << INIT_CG_IO)))
 		snprintf(missing, sizeof(missing), "; no io controller: io weight not enforced");
-	snprintf(why, whylen, "cgroup %s: cpu, memory, pids%s", root, missing[0] ? missing : ", io");
+	snprintf(why, whylen, "cgroup %s: cpu, memory, pids%s%s", root, missing[0] ? missing : ", io",
+		 favors_dynmods(root) ? "" : " (cgroup2 mounted without favordynmods: every sandbox start waits "
+					     "for an RCU grace period)");
 	return 0;
 }
 
@@ -265,6 +297,16 @@ unsigned long long init_cg_oom_kills(const struct init_cg *cg, const char *leaf)
 	if (read_file(dir, "memory.events", buf, sizeof(buf)) < 0)
 		return 0;
 	return flat_key(buf, "oom_kill");
+}
+
+void init_cg_make(const struct init_cg *cg, const char *leaf)
+{
+	char dir[INIT_PATH_MAX + 80];
+
+	if (!cg->root[0])
+		return;
+	leaf_path(cg, leaf, dir, sizeof(dir));
+	mkdir(dir, 0755);
 }
 
 void init_cg_remove(const struct init_cg *cg, const char *leaf)

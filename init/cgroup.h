@@ -32,6 +32,8 @@ int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen
 void init_limits_manifest(uint32_t vcpus, uint32_t cpu_quota, uint64_t memory_bytes, struct init_limits *l);
 void init_limits_listener(struct init_limits *l);
 void init_limits_describe(const struct init_limits *l, char *buf, size_t len);
+/* Makes root/leaf ahead of its first use (a cgroup's mkdir is the dearest step of entering it). */
+void init_cg_make(const struct init_cg *cg, const char *leaf);
 /* In the child, before it reads a guest byte: makes root/leaf, writes every limit, moves itself in. */
 int init_cg_enter(const struct init_cg *cg, const char *leaf, const struct init_limits *l, char *err,
 		  size_t errlen);

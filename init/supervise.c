@@ -966,6 +966,13 @@ static void add_sandboxes(struct init *in)
 
 static void start_all(struct init *in)
 {
+	char leaf[80];
+
+	/* every cgroup made before the first child needs it: a mkdir is the dearest step of entering */
+	for (int i = 0; i < in->nsb; i++) {
+		cg_leaf(&in->sb[i], leaf, sizeof(leaf));
+		init_cg_make(&in->cg, leaf);
+	}
 	for (int i = 0; i < in->nsb; i++)
 		if (in->sb[i].conf.autostart && in->sb[i].st == SB_OFF)
 			start(in, &in->sb[i]);

@@ -78,7 +78,7 @@ static int enter_cgroup(const struct snap_source *src, const char *name, const c
 	struct snap_manifest m;
 	struct init_limits l;
 	struct init_cg cg;
-	struct timespec t0, t1;
+	struct timespec t0, t1, t2;
 	uint8_t id[SNAP_HASH_LEN], *buf;
 	char parent[256], why[400];
 	const char *leaf;
@@ -101,13 +101,18 @@ static int enter_cgroup(const struct snap_source *src, const char *name, const c
 	memcpy(parent, dir, (size_t)(leaf - dir));
 	parent[leaf - dir] = 0;
 	leaf++;
+	/* setup is what PID 1 does once at boot; enter what each sandbox child does */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (init_cg_setup(&cg, parent, why, sizeof(why)) < 0 || init_cg_enter(&cg, leaf, &l, why, sizeof(why)) < 0)
+	if (init_cg_setup(&cg, parent, why, sizeof(why)) < 0)
 		return cli_error("vm restore", "%s", why);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (init_cg_enter(&cg, leaf, &l, why, sizeof(why)) < 0)
+		return cli_error("vm restore", "%s", why);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (timing)
-		fprintf(stderr, "timing: cgroup %.1f us\n",
-			(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
+		fprintf(stderr, "timing: cgroup setup %.1f us, cgroup %.1f us\n",
+			(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3,
+			(double)(t2.tv_sec - t1.tv_sec) * 1e6 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e3);
 	return 0;
 }
 

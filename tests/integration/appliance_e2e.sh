@@ -139,6 +139,16 @@ else
 	fail "boot: keel as /init opens the partition, restores demo, heartbeat on the console" \
 		"$(grep -E 'keel-init|heartbeat|run.sh' "$c1" | tail -n 6 | tr '\n' ' ')"
 fi
+# The board mounted cgroup2 (favordynmods: no warning), demo and the listener run in cgroups of their
+# own, one line gives demo's limits, and PID 1's lines reach the console once (not again via kmsg).
+if grep -q 'keel-init: limits: cgroup /sys/fs/cgroup/keel: cpu, memory, pids' "$c1" && ! grep -q 'favordynmods' "$c1" &&
+   grep -q 'keel-init: sandbox demo: limits cpu 100% of one CPU, memory 144 MiB, pids 9' "$c1" &&
+   ! grep -q 'listener: cgroup' "$c1" && [ "$(grep -c 'keel-init: .*init start' "$c1")" = 1 ]; then
+	pass "boot: limits enforced ($(grep -m1 'sandbox demo: limits' "$c1" | sed 's/.*sandbox demo: //'; true)); PID 1's lines once on the console"
+else
+	fail "boot: limits enforced, PID 1's lines once" \
+		"$(grep -E 'limits|cgroup|init start' "$c1" | head -n 5 | tr '\n' ' ')"
+fi
 
 # 2. Push the second snapshot once it is made; the console must show its heartbeat.
 wait "$v2pid"

@@ -6,7 +6,7 @@ T=/tmp/lim; D=$T/data; S=$D/store; bad=0
 ok() { echo "PASS limits: $1"; }
 no() { echo "FAIL limits: $1${2:+: $2}"; bad=1; }
 mkdir -p $T $D /sys/fs/cgroup
-mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+mount -t cgroup2 -o nsdelegate,favordynmods cgroup2 /sys/fs/cgroup 2>/dev/null   # as the board mounts it
 snap() { # NAME MODE [vm run options]: a snapshot of the tiny guest, taken as it says hello
 	n=$1 m=$2; shift 2
 	timeout 60 keel vm run --kernel /guest/tiny.elf --mem 128 --cmdline "tiny=$m" --snapshot-on "tiny: hello" \
