@@ -242,10 +242,10 @@ if [ -n "$v2id" ] && grep -q 'demo| heartbeat-v2' "$c1"; then
 		truncate -s "$v3size" "$T_TMP/v3.pack"
 		r0=$SECONDS
 		"$KEEL" push --to "127.0.0.1:$port" "${TLS[@]}" "$T_TMP/v3.pack" > "$T_TMP/push3v.out" 2>&1
-		after_rb() { awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat(-v2)? [0-9]+ up/{f=1} END{exit !f}' "$c2"; }
+		after_rb() { awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /demo\| heartbeat(-v2)? [0-9]+ up/{f=1} END{exit !f}' "$c2"; }
 		# The rollback target is the previously pushed v2 (data store), and what beats after it is v2.
 		to_v2() { grep -q "keel-init: sandbox demo: rolling back to ${v2id:0:12} (data store)" "$c2" &&
-			  awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /^heartbeat [0-9]+ up/{bad=1} r && /^heartbeat-v2 [0-9]+ up/{f=1} END{exit !(f && !bad)}' "$c2"; }
+			  awk '/keel-init: sandbox demo: rolling back to/{r=1} r && /demo\| heartbeat [0-9]+ up/{bad=1} r && /demo\| heartbeat-v2 [0-9]+ up/{f=1} END{exit !(f && !bad)}' "$c2"; }
 		if grep -q "^ok $v3id" "$T_TMP/push3v.out" && wait_for "$c2" 'demo\| silent-v3 [0-9]' 120 &&
 		   wait_for "$c2" 'sandbox demo: rolling back to' 150 &&
 		   { i=0; until after_rb || [ $i -ge 300 ]; do sleep 0.2; i=$((i + 1)); done; after_rb; } && to_v2; then

@@ -79,7 +79,7 @@ if wait_log $T/a.log 'sandbox spin restored' 60 && wait_log $T/a.log 'sandbox na
 		no "board.conf narrows" "$(cat $CG/sandbox-narrow/cpu.max) $(cat $CG/sandbox-narrow/memory.max)"
 	grep -q "sandbox narrow: limits cpu 30% of one CPU, memory 64 MiB, pids 9" $T/a.log &&
 		ok "one line at boot gives each sandbox's limits" || no "limits line" "$(grep limits $T/a.log | head -n 3)"
-	echo "measured: an idle tiny sandbox's cgroup memory.peak $(($(cat $CG/sandbox-narrow/memory.peak) >> 10)) KiB, spin's $(($(cat $CG/sandbox-spin/memory.peak) >> 10)) KiB (memory.max allows 16 MiB beside the guest)"
+	echo "measured: an idle tiny sandbox's cgroup memory.peak $(($(cat $CG/sandbox-narrow/memory.peak) >> 10)) KiB, spin's $(($(cat $CG/sandbox-spin/memory.peak) >> 10)) KiB, of which $(awk '/^(kernel|sec_pagetables|anon) / { printf "%s %d KiB ", $1, $2 / 1024 }' $CG/sandbox-spin/memory.stat)(memory.max allows 16 MiB beside the guest)"
 	grep -E 'keel-init|limits' $T/a.log | head -n 3
 else
 	no "sandboxes spin and narrow restored" "$(tail -n 5 $T/a.log)"
