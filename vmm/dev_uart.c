@@ -3,6 +3,7 @@
  * loopback, FIFO detection, THR-empty and receive interrupts). The line is an ISA edge
  * interrupt, so every new interrupt condition is one pulse.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "vmm/vmm_int.h"
@@ -170,4 +171,45 @@ int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v)
 		break;
 	}
 	return 0;
+}
+
+/* ---- snapshots (vmstate_abi.h) ---- */
+
+void vmm_uart_save(const struct vmm_uart *u, struct vmstate_uart *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->ier = u->ier;
+	s->iir_thre = u->iir_thre;
+	s->lcr = u->lcr;
+	s->mcr = u->mcr;
+	s->msr = u->msr;
+	s->scr = u->scr;
+	s->dll = u->dll;
+	s->dlm = u->dlm;
+	s->fcr = u->fcr;
+	s->rx_head = u->rx_head;
+	s->rx_len = u->rx_len;
+	memcpy(s->rx, u->rx, sizeof(s->rx));
+}
+
+int vmm_uart_check(const struct vmstate_uart *s)
+{
+	return s->rx_len <= sizeof(s->rx) && s->rx_head < sizeof(s->rx) && s->iir_thre <= 1 && s->ier <= 0x0f &&
+	       s->mcr <= 0x1f ? 0 : -EINVAL;
+}
+
+void vmm_uart_load(struct vmm_uart *u, const struct vmstate_uart *s)
+{
+	u->ier = s->ier;
+	u->iir_thre = s->iir_thre;
+	u->lcr = s->lcr;
+	u->mcr = s->mcr;
+	u->msr = s->msr;
+	u->scr = s->scr;
+	u->dll = s->dll;
+	u->dlm = s->dlm;
+	u->fcr = s->fcr;
+	u->rx_head = s->rx_head;
+	u->rx_len = s->rx_len;
+	memcpy(u->rx, s->rx, sizeof(u->rx));
 }

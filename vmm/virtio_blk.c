@@ -11,7 +11,6 @@
 #define BLK_F_SEG_MAX (1ULL << 2)
 #define BLK_F_RO (1ULL << 5)
 #define BLK_F_FLUSH (1ULL << 9)
-#define F_VERSION_1 (1ULL << 32)
 #define T_IN 0
 #define T_OUT 1
 #define T_FLUSH 4
@@ -20,41 +19,68 @@
 #define S_IOERR 1
 #define S_UNSUPP 2
 
-int vmm_virtio_blk_init(struct vmm_virtio *d, const char *path, int ro)
+struct blk {
+	int fd;
+	int ro;
+	uint64_t capacity;     /* 512-byte sectors */
+	char path[256];
+};
+_Static_assert(sizeof(struct blk) <= VMM_DEV_PRIV, "virtio-blk state must fit the device's room");
+
+static struct blk *blk(const struct vmm_virtio *d)
 {
+	return (struct blk *)(void *)d->priv;
+}
+
+static int blk_count(const struct vmm_config *cfg)
+{
+	return cfg->ndisks;
+}
+
+static int blk_init(struct vmm_virtio *d, const struct vmm_config *cfg, int i, char *err, size_t errlen)
+{
+	const char *path = cfg->disks[i].path;
+	int ro = cfg->disks[i].ro;
+	struct blk *b = blk(d);
 	struct stat st;
 	int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512) {
-		close(fd);
-		return -EINVAL;
+	b->fd = -1;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512) {
+		int e = fd < 0 ? errno : EINVAL;
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "disk %s: %s", path, strerror(e));
+		return -e;
 	}
-	memset(d, 0, sizeof(*d));
-	d->device_id = VMM_VIRTIO_BLK;
-	d->nqueues = 1;
-	d->fd = fd;
-	d->ro = ro;
-	d->capacity = (uint64_t)st.st_size / 512;
-	d->features = F_VERSION_1 | BLK_F_SEG_MAX | BLK_F_FLUSH | (ro ? BLK_F_RO : 0);
-	snprintf(d->path, sizeof(d->path), "%s", path);
+	b->fd = fd;
+	b->ro = ro;
+	b->capacity = (uint64_t)st.st_size / 512;
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	d->features |= BLK_F_SEG_MAX | BLK_F_FLUSH | (ro ? BLK_F_RO : 0);
 	return 0;
 }
 
-void vmm_virtio_blk_config(struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len)
+static void blk_destroy(struct vmm_virtio *d)
+{
+	if (blk(d)->fd >= 0)
+		close(blk(d)->fd);
+	blk(d)->fd = -1;
+}
+
+static void blk_config(const struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len)
 {
 	uint8_t cfg[16];
 	uint32_t seg_max = VMM_CHAIN_MAX - 2;
 
 	memset(cfg, 0, sizeof(cfg));
-	memcpy(cfg, &d->capacity, 8);
+	memcpy(cfg, &blk(d)->capacity, 8);
 	memcpy(cfg + 12, &seg_max, 4);
 	if (off < sizeof(cfg))
 		memcpy(data, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
 
-static uint8_t serve(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written)
+static uint8_t serve(struct blk *d, struct vmm_vbuf *b, unsigned n, uint32_t *written)
 {
 	uint32_t type;
 	uint64_t sector, off;
@@ -101,21 +127,52 @@ static uint8_t serve(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint3
 }
 
 /* A request needs a readable header and a writable status byte; anything less is a fault. */
-static int blk_chain(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written, const char **why)
+static int blk_chain(struct vmm_virtio *d, unsigned q, struct vmm_vbuf *b, unsigned n, uint32_t *written,
+		     const char **why)
 {
 	uint8_t st;
 
+	(void)q;
 	if (n < 2 || b[0].write || b[0].len < 16 || !b[n - 1].write) {
 		*why = "request without a 16-byte header and a status byte";
 		return -1;
 	}
-	st = serve(d, b, n, written);
+	st = serve(blk(d), b, n, written);
 	b[n - 1].p[b[n - 1].len - 1] = st;
 	*written += 1;
 	return 0;
 }
 
-int vmm_virtio_blk_notify(struct vmm *vm, struct vmm_virtio *d, unsigned qi)
+static void blk_save(const struct vmm_virtio *d, void *state)
 {
-	return vmm_virtio_serve(vm, d, qi, blk_chain);
+	struct vmstate_blk st = { .capacity = blk(d)->capacity, .ro = (uint32_t)blk(d)->ro };
+
+	memcpy(state, &st, sizeof(st));
 }
+
+static int blk_load(struct vmm_virtio *d, const void *state, char *err, size_t errlen)
+{
+	struct vmstate_blk st;
+
+	memcpy(&st, state, sizeof(st));
+	if (st.capacity != blk(d)->capacity || st.ro != (uint32_t)blk(d)->ro) {
+		snprintf(err, errlen, "disk %s differs from the snapshot's (%llu sectors%s)", blk(d)->path,
+			 (unsigned long long)st.capacity, st.ro ? ", ro" : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const struct vmm_virtio_ops vmm_virtio_blk_ops = {
+	.name = "virtio-blk",
+	.device_id = VMM_VIRTIO_BLK,
+	.nqueues = 1,
+	.count = blk_count,
+	.init = blk_init,
+	.chain = blk_chain,
+	.config = blk_config,
+	.destroy = blk_destroy,
+	.state_size = sizeof(struct vmstate_blk),
+	.save = blk_save,
+	.load = blk_load,
+};

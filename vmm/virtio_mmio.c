@@ -59,8 +59,8 @@ int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uin
 	(void)vm;
 	if (off >= R_CONFIG) {
 		memset(data, 0, len);
-		if (d->device_id == VMM_VIRTIO_BLK)
-			vmm_virtio_blk_config(d, off - R_CONFIG, data, len);
+		if (d->ops->config)
+			d->ops->config(d, off - R_CONFIG, data, len);
 		return 0;
 	}
 	switch (off) {
@@ -114,11 +114,7 @@ int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, co
 	case R_QUEUE_NOTIFY:
 		if (v >= d->nqueues || !d->vq[v].ready || (d->status & STATUS_NEEDS_RESET))
 			return 0;
-		if (d->device_id == VMM_VIRTIO_BLK)
-			return vmm_virtio_blk_notify(vm, d, v);
-		if (d->device_id == VMM_VIRTIO_RNG)
-			return vmm_virtio_rng_notify(vm, d, v);
-		return 0;
+		return vmm_virtio_serve(vm, d, v);
 	case R_INT_ACK: d->isr &= ~v; break;
 	case R_STATUS:
 		if (v == 0)
@@ -139,17 +135,13 @@ int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, co
 
 int vmm_virtio_fault(struct vmm *vm, struct vmm_virtio *d, unsigned q, const char *why)
 {
-	static const char *const names[] = { [VMM_VIRTIO_BLK] = "virtio-blk", [VMM_VIRTIO_RNG] = "virtio-rng" };
-	const char *name = d->device_id < sizeof(names) / sizeof(names[0]) && names[d->device_id] ?
-			   names[d->device_id] : "virtio";
-
 	d->status |= STATUS_NEEDS_RESET;
 	d->isr |= 2;   /* configuration change: the driver reads the status and resets */
 	d->cfg_gen++;
 	if (vm->warn && d->faults < VMM_FAULTS_LOGGED) {
 		char line[200];
 
-		snprintf(line, sizeof(line), "%s@0x%llx queue %u: %s; device needs reset%s", name,
+		snprintf(line, sizeof(line), "%s@0x%llx queue %u: %s; device needs reset%s", d->ops->name,
 			 (unsigned long long)d->base, q, why,
 			 d->faults + 1 == VMM_FAULTS_LOGGED ? " (further faults of this device not logged)" : "");
 		vm->warn(vm->warn_ctx, line);
@@ -234,7 +226,7 @@ int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t writte
 	return 0;
 }
 
-int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi, vmm_chain_fn *fn)
+int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi)
 {
 	struct vmm_vq *q = &d->vq[qi];
 	struct vmm_vbuf b[VMM_CHAIN_MAX];
@@ -249,11 +241,71 @@ int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi, vmm_chai
 
 		if (r == 0)
 			break;
-		if (r < 0 || fn(d, b, n, &written, &why) < 0 || vmm_vq_push(vm, q, head, written) < 0)
+		if (r < 0 || d->ops->chain(d, qi, b, n, &written, &why) < 0 || vmm_vq_push(vm, q, head, written) < 0)
 			return vmm_virtio_fault(vm, d, qi, why ? why : "used ring outside guest RAM");
 		irq = 1;
 	}
 	if (irq)
 		d->isr |= 1;
 	return irq;
+}
+
+/* ---- snapshots: the transport's part of a device's state (vmstate_abi.h) ---- */
+
+void vmm_virtio_save(const struct vmm_virtio *d, struct vmstate_virtio *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->device_id = d->device_id;
+	t->nqueues = d->nqueues;
+	t->features = d->features;
+	t->driver_features = d->driver_features;
+	t->dev_feat_sel = d->dev_feat_sel;
+	t->drv_feat_sel = d->drv_feat_sel;
+	t->queue_sel = d->queue_sel;
+	t->status = d->status;
+	t->isr = d->isr;
+	t->cfg_gen = d->cfg_gen;
+	for (int q = 0; q < VMM_VQ_MAX; q++) {
+		t->vq[q].num = d->vq[q].num;
+		t->vq[q].ready = d->vq[q].ready;
+		t->vq[q].desc = d->vq[q].desc.a;
+		t->vq[q].avail = d->vq[q].avail.a;
+		t->vq[q].used = d->vq[q].used.a;
+		t->vq[q].last_avail = d->vq[q].last_avail;
+		t->vq[q].used_idx = d->vq[q].used_idx;
+	}
+}
+
+const char *vmm_virtio_check(const struct vmstate_virtio *t, const struct vmm_virtio_ops *kind)
+{
+	if (t->nqueues != kind->nqueues || t->status > 0xff)
+		return "transport state out of range";
+	for (unsigned q = 0; q < VMM_VQ_MAX; q++) {
+		uint32_t num = t->vq[q].num;
+		if (num > VMM_VQ_SIZE || (num & (num - 1)) || t->vq[q].ready > 1 ||
+		    (q >= t->nqueues && (num || t->vq[q].ready)))
+			return "queue out of range";
+	}
+	return NULL;
+}
+
+void vmm_virtio_restore(struct vmm_virtio *d, const struct vmstate_virtio *t)
+{
+	/* features as this keel offers them (init), never more than that */
+	d->driver_features = t->driver_features & d->features;
+	d->dev_feat_sel = t->dev_feat_sel;
+	d->drv_feat_sel = t->drv_feat_sel;
+	d->queue_sel = t->queue_sel;
+	d->status = t->status;
+	d->isr = t->isr;
+	d->cfg_gen = t->cfg_gen;
+	for (int q = 0; q < VMM_VQ_MAX; q++) {
+		d->vq[q].num = t->vq[q].num;
+		d->vq[q].ready = t->vq[q].ready;
+		d->vq[q].desc = vmm_gpa(t->vq[q].desc);
+		d->vq[q].avail = vmm_gpa(t->vq[q].avail);
+		d->vq[q].used = vmm_gpa(t->vq[q].used);
+		d->vq[q].last_avail = t->vq[q].last_avail;
+		d->vq[q].used_idx = t->vq[q].used_idx;
+	}
 }

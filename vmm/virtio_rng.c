@@ -18,11 +18,13 @@ static void fill(uint8_t *p, uint32_t len)
 	}
 }
 
-static int rng_chain(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written, const char **why)
+static int rng_chain(struct vmm_virtio *d, unsigned q, struct vmm_vbuf *b, unsigned n, uint32_t *written,
+		     const char **why)
 {
 	unsigned i;
 
 	(void)d;
+	(void)q;
 	(void)why;
 	for (i = 0; i < n; i++) {
 		if (!b[i].write)
@@ -33,7 +35,15 @@ static int rng_chain(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint3
 	return 0;
 }
 
-int vmm_virtio_rng_notify(struct vmm *vm, struct vmm_virtio *d, unsigned qi)
+static int rng_count(const struct vmm_config *cfg)
 {
-	return vmm_virtio_serve(vm, d, qi, rng_chain);
+	return cfg->rng ? 1 : 0;
 }
+
+const struct vmm_virtio_ops vmm_virtio_rng_ops = {
+	.name = "virtio-rng",
+	.device_id = VMM_VIRTIO_RNG,
+	.nqueues = 1,
+	.count = rng_count,
+	.chain = rng_chain,
+};

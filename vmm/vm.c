@@ -20,8 +20,6 @@ struct vmm *vmm_alloc(void)
 	vm->out_fd = vm->in_fd = vm->ready_fd = -1;
 	for (i = 0; i < CONFIG_VMM_MAX_VCPUS; i++)
 		vm->vcpu[i].fd = -1;
-	for (i = 0; i < VMM_MAX_VIRTIO; i++)
-		vm->virtio[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	vmm_uart_reset(&vm->uart);
@@ -43,8 +41,7 @@ void vmm_destroy(struct vmm *vm)
 	vmm_kvm_join_pit(vm);
 	vmm_kvm_close(vm);
 	for (i = 0; i < vm->nvirtio; i++)
-		if (vm->virtio[i].fd >= 0)
-			close(vm->virtio[i].fd);
+		vmm_virtio_destroy(&vm->virtio[i]);
 	close(vm->event_fd);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);
@@ -55,30 +52,35 @@ int vmm_add_devices(struct vmm *vm, const struct vmm_config *cfg, char *err, siz
 {
 	int i, r;
 
-	for (i = 0; i < cfg->ndisks; i++) {
-		struct vmm_virtio *d = &vm->virtio[vm->nvirtio];
+	for (int k = 0; vmm_virtio_kinds[k]; k++) {
+		int n = vmm_virtio_kinds[k]->count(cfg);
 
-		r = vmm_virtio_blk_init(d, cfg->disks[i].path, cfg->disks[i].ro);
-		if (r) {
-			snprintf(err, errlen, "disk %s: %s", cfg->disks[i].path, strerror(-r));
-			return r;
+		for (i = 0; i < n; i++) {
+			if (vm->nvirtio >= VMM_MAX_VIRTIO) {
+				snprintf(err, errlen, "more than %d virtio devices", VMM_MAX_VIRTIO);
+				return -E2BIG;
+			}
+			r = vmm_virtio_init(&vm->virtio[vm->nvirtio], vmm_virtio_kinds[k], cfg, i, err, errlen);
+			if (r)
+				return r;
+			vm->nvirtio++;
 		}
-		vm->nvirtio++;
 	}
-	if (cfg->rng) {
-		struct vmm_virtio *d = &vm->virtio[vm->nvirtio++];
+	vmm_place_devices(vm);
+	return 0;
+}
 
-		memset(d, 0, sizeof(*d));
-		d->fd = -1;
-		d->device_id = VMM_VIRTIO_RNG;
-		d->nqueues = 1;
-		d->features = 1ULL << 32;   /* VIRTIO_F_VERSION_1 */
-	}
-	for (i = 0; i < vm->nvirtio; i++) {
+/*
+ * The bus: virtio device i gets the i-th 4 KiB MMIO window and IRQ 5 + i, on a fresh boot and on
+ * restore alike (the snapshot keeps the order); the DSDT (acpi.c), the MP table and the
+ * virtio_mmio.device= command line all describe what this placed.
+ */
+void vmm_place_devices(struct vmm *vm)
+{
+	for (int i = 0; i < vm->nvirtio; i++) {
 		vm->virtio[i].base = VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE;
 		vm->virtio[i].irq = VMM_MMIO_IRQ0 + (uint32_t)i;
 	}
-	return 0;
 }
 
 /*

@@ -9,6 +9,7 @@
 
 #include "keel_config.h"
 #include "vmm/vmm.h"
+#include "vmm/vmstate_abi.h"
 
 /*
  * Guest physical layout (identical for boot and restore, so snapshots carry no layout):
@@ -86,6 +87,9 @@ int vmm_uart_out(struct vmm *vm, struct vmm_uart *u, unsigned off, uint8_t v);
 int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v);
 /* Host input; returns how many bytes were taken and whether to pulse the IRQ. */
 size_t vmm_uart_rx(struct vmm_uart *u, const uint8_t *buf, size_t len, int *irq);
+void vmm_uart_save(const struct vmm_uart *u, struct vmstate_uart *s);
+int vmm_uart_check(const struct vmstate_uart *s);   /* 0, or -EINVAL: out of range */
+void vmm_uart_load(struct vmm_uart *u, const struct vmstate_uart *s);
 
 /* ---- MC146818 CMOS RTC at 0x70/0x71 (dev_rtc.c) ---- */
 #define VMM_RTC_PORT 0x70
@@ -97,7 +101,7 @@ void vmm_rtc_out(struct vmm_rtc *r, unsigned off, uint8_t v);
 void vmm_rtc_in(struct vmm_rtc *r, unsigned off, uint8_t *v);
 
 /* ---- virtio-mmio (virtio_mmio.c, virtio_blk.c, virtio_rng.c) ---- */
-#define VMM_VQ_MAX 2
+#define VMM_VQ_MAX VMSTATE_VQ_MAX
 #define VMM_VQ_SIZE 256
 
 enum { VMM_VIRTIO_BLK = 2, VMM_VIRTIO_RNG = 4 };
@@ -109,7 +113,48 @@ struct vmm_vq {
 	uint16_t used_idx;
 };
 
+struct vmm_virtio;
+struct vmm_vbuf;
+/*
+ * A device's handler for one chain: 0 when served (*written: bytes the device wrote into the
+ * chain), -1 when the chain cannot be completed at all (*why set; nothing may have been written).
+ */
+typedef int vmm_chain_fn(struct vmm_virtio *d, unsigned q, struct vmm_vbuf *b, unsigned n, uint32_t *written,
+			 const char **why);
+
+#define VMM_DEV_PRIV 288   /* room for a device kind's own state (each kind asserts it fits) */
+
+/*
+ * One kind of virtio device: what only it knows. The transport (virtio_mmio.c) owns the
+ * registers, feature negotiation, queue setup, the ISR, DEVICE_NEEDS_RESET and the pop / serve /
+ * push loop; a kind serves chains, answers config reads and keeps its own state in d->priv.
+ * Kinds are listed once, in vmm_virtio_kinds[] (devices.c).
+ */
+struct vmm_virtio_ops {
+	const char *name;                    /* "virtio-blk": in faults and errors */
+	uint32_t device_id;                  /* virtio device ID */
+	unsigned nqueues;                    /* <= VMM_VQ_MAX */
+	/* How many of this kind cfg asks for; then init makes the i-th (features, priv). */
+	int (*count)(const struct vmm_config *cfg);
+	int (*init)(struct vmm_virtio *d, const struct vmm_config *cfg, int i, char *err, size_t errlen);
+	vmm_chain_fn *chain;                 /* serves one chain of queue q */
+	void (*config)(const struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);   /* NULL: none */
+	void (*destroy)(struct vmm_virtio *d);    /* NULL: nothing held */
+	/*
+	 * Snapshots (vmstate_abi.h): the kind's own bytes, state_size of them (0: none). save fills
+	 * them; load checks a snapshot's against the device init made for it on restore (the same
+	 * disk, ...) and applies them; -EINVAL with err on a mismatch.
+	 */
+	size_t state_size;
+	void (*save)(const struct vmm_virtio *d, void *state);
+	int (*load)(struct vmm_virtio *d, const void *state, char *err, size_t errlen);
+};
+
+extern const struct vmm_virtio_ops *const vmm_virtio_kinds[];   /* NULL-terminated (devices.c) */
+const struct vmm_virtio_ops *vmm_virtio_kind(uint32_t device_id);
+
 struct vmm_virtio {
+	const struct vmm_virtio_ops *ops;
 	uint32_t device_id;
 	uint64_t base;
 	uint32_t irq;
@@ -118,21 +163,22 @@ struct vmm_virtio {
 	uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, cfg_gen;
 	uint32_t nqueues;
 	struct vmm_vq vq[VMM_VQ_MAX];
-	/* device specific */
-	int fd;                /* blk backing file, -1 otherwise */
-	int ro;
-	uint64_t capacity;     /* blk: 512-byte sectors */
-	char path[256];
 	unsigned faults;       /* malformed rings seen (the first few are logged) */
+	_Alignas(8) unsigned char priv[VMM_DEV_PRIV];   /* the kind's own state */
 };
 int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
 /* Returns 1 when the device raised its interrupt. */
 int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, const uint8_t *data, unsigned len);
-int vmm_virtio_blk_init(struct vmm_virtio *d, const char *path, int ro);
-/* Serves the available ring of queue q; returns 1 when used buffers were added. */
-int vmm_virtio_blk_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
-int vmm_virtio_rng_notify(struct vmm *vm, struct vmm_virtio *d, unsigned q);
-void vmm_virtio_blk_config(struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);
+/* Makes device d of kind ops (transport state zeroed, then ops->init). */
+int vmm_virtio_init(struct vmm_virtio *d, const struct vmm_virtio_ops *ops, const struct vmm_config *cfg, int i,
+		    char *err, size_t errlen);
+void vmm_virtio_destroy(struct vmm_virtio *d);
+/* Gives every virtio device its MMIO window and IRQ (vm.c): boot and restore alike. */
+void vmm_place_devices(struct vmm *vm);
+/* Snapshots: the transport's part of a device (its kind's part: ops->save / ops->load). */
+void vmm_virtio_save(const struct vmm_virtio *d, struct vmstate_virtio *t);
+const char *vmm_virtio_check(const struct vmstate_virtio *t, const struct vmm_virtio_ops *kind);   /* NULL: fine */
+void vmm_virtio_restore(struct vmm_virtio *d, const struct vmstate_virtio *t);
 
 /* One buffer of a descriptor chain: p is valid for exactly len (>= 1) bytes of guest RAM. */
 struct vmm_vbuf {
@@ -155,14 +201,8 @@ int vmm_vq_push(struct vmm *vm, struct vmm_vq *q, uint16_t head, uint32_t writte
  * each device are reported through the VM's warn callback.
  */
 int vmm_virtio_fault(struct vmm *vm, struct vmm_virtio *d, unsigned q, const char *why);
-/*
- * A device's handler for one chain: 0 when served (*written: bytes the device wrote into the
- * chain), -1 when the chain cannot be completed at all (*why set; nothing may have been written).
- */
-typedef int vmm_chain_fn(struct vmm_virtio *d, struct vmm_vbuf *b, unsigned n, uint32_t *written,
-			 const char **why);
-/* Serves every available chain of queue qi; returns 1 when the device's IRQ must be pulsed. */
-int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi, vmm_chain_fn *fn);
+/* Serves every available chain of queue qi through d->ops->chain; 1 when the IRQ must be pulsed. */
+int vmm_virtio_serve(struct vmm *vm, struct vmm_virtio *d, unsigned qi);
 
 /* ---- the VM ---- */
 struct vmm_vcpu {
@@ -358,6 +398,18 @@ struct vmm_vm_state {
 	uint64_t clock, realtime;
 };
 int vmm_vm_state_parse(const uint8_t *blob, size_t len, struct vmm_vm_state *st, char *err, size_t errlen);
+
+/* A device blob parsed and validated, nothing applied (vmm_load_devices applies it). */
+struct vmm_dev_state {
+	struct vmstate_uart uart;
+	uint32_t n;
+	struct {
+		const struct vmm_virtio_ops *kind;
+		struct vmstate_virtio transport;
+		const uint8_t *state;            /* kind->state_size bytes inside the blob */
+	} dev[VMM_MAX_VIRTIO];
+};
+int vmm_dev_state_parse(const uint8_t *blob, size_t len, struct vmm_dev_state *st, char *err, size_t errlen);
 
 /* vmstate.c: KVM_SET_CLOCK to the snapshot's clock plus the wall time since. */
 int vmm_clock_resume(struct vmm *vm);

@@ -1,13 +1,11 @@
 /*
- * Save and load of vCPU, VM and device state as self-describing blobs.
+ * Save and load of vCPU, VM and device state as self-describing blobs (the container and
+ * every layout: vmm/vmstate_abi.h).
  *
  * IMPLEMENTATION NOTES
- * Every blob is: magic (8 bytes: "KEELVCPU", "KEELVMST" or "KEELDEVS"), u32 version (1),
- * u32 section count, then sections of u32 tag, u32 length, length bytes; little-endian; the
- * input must end exactly after the last section. Version 1 requires every section of its kind
- * exactly once, in tag order, each with its exact size (KVM's x86-64 UAPI structs are fixed
- * ABI), so a blob either loads completely or not at all. The reader keeps a sticky first error
- * and names the section that was wrong.
+ * A blob either loads completely or not at all: each is parsed and validated whole before
+ * anything is applied. The reader keeps a sticky first error and names the section that was
+ * wrong.
  * Loads never trust the blob: counts are bounded, MSR indices must be ones this host's KVM
  * lists, CPUID entry counts are capped, device state must match the devices reattached, queue
  * sizes must be powers of two the device offers.
@@ -22,13 +20,8 @@
 
 #include "vmm/vmm_int.h"
 
-#define BLOB_VERSION 2   /* 2: vCPU blobs carry the TSC frequency */
 #define MAX_CPUID 256
 #define MAX_MSRS 512
-
-enum { V_CPUID = 1, V_REGS, V_SREGS, V_XSAVE, V_XCRS, V_DEBUGREGS, V_LAPIC, V_MSRS, V_EVENTS, V_MPSTATE, V_TSC_KHZ, V_END };
-enum { M_PIC0 = 1, M_PIC1, M_IOAPIC, M_PIT, M_CLOCK, M_END };
-enum { D_UART = 1, D_VIRTIO, D_END };
 
 static const char *const vcpu_names[] = { "", "cpuid", "regs", "sregs", "xsave", "xcrs", "debugregs",
 					  "lapic", "msrs", "events", "mp_state", "tsc_khz" };
@@ -69,11 +62,11 @@ static void w_put(struct wbuf *w, const void *v, size_t n)
 static void w_u32(struct wbuf *w, uint32_t v) { w_put(w, &v, 4); }
 static void w_u64(struct wbuf *w, uint64_t v) { w_put(w, &v, 8); }
 
-static void w_begin(struct wbuf *w, const char magic[8])
+static void w_begin(struct wbuf *w, const char magic[8], uint32_t version)
 {
 	memset(w, 0, sizeof(*w));
 	w_put(w, magic, 8);
-	w_u32(w, BLOB_VERSION);
+	w_u32(w, version);
 	w->count_at = w->len;
 	w_u32(w, 0);
 }
@@ -123,8 +116,8 @@ static int r_fail(struct rbuf *r, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static int r_begin(struct rbuf *r, const uint8_t *p, size_t len, const char magic[8], uint32_t nsect,
-		   const char *const *names, const char *what, char *err, size_t errlen)
+static int r_begin(struct rbuf *r, const uint8_t *p, size_t len, const char magic[8], uint32_t version,
+		   uint32_t nsect, const char *const *names, const char *what, char *err, size_t errlen)
 {
 	uint32_t v;
 
@@ -138,11 +131,12 @@ static int r_begin(struct rbuf *r, const uint8_t *p, size_t len, const char magi
 	if (len < 16 || memcmp(p, magic, 8) != 0)
 		return r_fail(r, "%s blob: bad magic (not a keel %s state)", what, what);
 	memcpy(&v, p + 8, 4);
-	if (v != BLOB_VERSION)
-		return r_fail(r, "%s blob: unsupported version %u", what, v);
+	if (v != version)
+		return r_fail(r, "%s state version %u; this keel reads version %u (a snapshot of %s keel: take it again)",
+			      what, v, version, v < version ? "an older" : "a newer");
 	memcpy(&r->count, p + 12, 4);
 	if (r->count != nsect)
-		return r_fail(r, "%s blob: %u sections, version %d has %u", what, r->count, BLOB_VERSION, nsect);
+		return r_fail(r, "%s blob: %u sections, version %u has %u", what, r->count, version, nsect);
 	r->off = 16;
 	return 0;
 }
@@ -294,7 +288,7 @@ int vmm_save_vcpu(struct vmm *vm, int index, uint8_t **blob, size_t *len)
 	}
 	qsort(msrs, nmsrs, sizeof(*msrs), msr_cmp);
 
-	w_begin(&w, "KEELVCPU");
+	w_begin(&w, VMSTATE_MAGIC_VCPU, VMSTATE_VCPU_VERSION);
 	{
 		/* APIC ids differ per vCPU: store this vCPU's own table. */
 		size_t n = vm->cpuid->nent;
@@ -386,7 +380,7 @@ int vmm_vcpu_state_parse(const uint8_t *blob, size_t len, size_t xsave_bytes, co
 	int t, r;
 
 	memset(st, 0, sizeof(*st));
-	r = r_begin(&rd, blob, len, "KEELVCPU", V_END - 1, vcpu_names, "vCPU", err, errlen);
+	r = r_begin(&rd, blob, len, VMSTATE_MAGIC_VCPU, VMSTATE_VCPU_VERSION, V_END - 1, vcpu_names, "vCPU", err, errlen);
 	if (r)
 		return r;
 	for (t = 1; t < V_END; t++) {
@@ -568,7 +562,7 @@ int vmm_save_vm(struct vmm *vm, uint8_t **blob, size_t *len)
 		return -errno;
 	cs.realtime = (clk.flags & KVM_CLOCK_REALTIME) ? clk.realtime : realtime_ns();
 	cs.clock = clk.clock;
-	w_begin(&w, "KEELVMST");
+	w_begin(&w, VMSTATE_MAGIC_VM, VMSTATE_VM_VERSION);
 	w_section(&w, M_PIC0, &chip[0], sizeof(chip[0]));
 	w_section(&w, M_PIC1, &chip[1], sizeof(chip[1]));
 	w_section(&w, M_IOAPIC, &chip[2], sizeof(chip[2]));
@@ -584,7 +578,7 @@ int vmm_vm_state_parse(const uint8_t *blob, size_t len, struct vmm_vm_state *st,
 	size_t n[M_END];
 	int t, r;
 
-	r = r_begin(&rd, blob, len, "KEELVMST", M_END - 1, vm_names, "VM", err, errlen);
+	r = r_begin(&rd, blob, len, VMSTATE_MAGIC_VM, VMSTATE_VM_VERSION, M_END - 1, vm_names, "VM", err, errlen);
 	if (r)
 		return r;
 	for (t = 1; t < M_END; t++)
@@ -651,186 +645,137 @@ int vmm_clock_resume(struct vmm *vm)
 }
 
 /* ---- devices ---- */
-struct uart_sect {
-	uint8_t ier, iir_thre, lcr, mcr, msr, scr, dll, dlm, fcr, rx_head, rx_len, pad[5];
-	uint8_t rx[64];
-};
-
-struct vq_sect {
-	uint32_t num, ready;
-	uint64_t desc, avail, used;
-	uint16_t last_avail, used_idx;
-	uint32_t pad;
-};
-
-struct virtio_sect {
-	uint32_t device_id, ro;
-	uint64_t capacity, features, driver_features;
-	uint32_t dev_feat_sel, drv_feat_sel, queue_sel, status, isr, cfg_gen, nqueues, pad;
-	struct vq_sect vq[VMM_VQ_MAX];
-};
 
 int vmm_save_devices(struct vmm *vm, uint8_t **blob, size_t *len)
 {
-	struct uart_sect u;
+	struct vmstate_uart u;
 	struct wbuf w;
-	int i, q;
+	size_t body = 4;
+	int i;
 
-	memset(&u, 0, sizeof(u));
-	u.ier = vm->uart.ier;
-	u.iir_thre = vm->uart.iir_thre;
-	u.lcr = vm->uart.lcr;
-	u.mcr = vm->uart.mcr;
-	u.msr = vm->uart.msr;
-	u.scr = vm->uart.scr;
-	u.dll = vm->uart.dll;
-	u.dlm = vm->uart.dlm;
-	u.fcr = vm->uart.fcr;
-	u.rx_head = vm->uart.rx_head;
-	u.rx_len = vm->uart.rx_len;
-	memcpy(u.rx, vm->uart.rx, sizeof(u.rx));
-	w_begin(&w, "KEELDEVS");
+	vmm_uart_save(&vm->uart, &u);
+	w_begin(&w, VMSTATE_MAGIC_DEVS, VMSTATE_DEVS_VERSION);
 	w_section(&w, D_UART, &u, sizeof(u));
+	for (i = 0; i < vm->nvirtio; i++)
+		body += sizeof(struct vmstate_virtio) + 4 + vm->virtio[i].ops->state_size;
 	w_u32(&w, D_VIRTIO);
-	w_u32(&w, (uint32_t)(4 + (size_t)vm->nvirtio * sizeof(struct virtio_sect)));
+	w_u32(&w, (uint32_t)body);
 	w_u32(&w, (uint32_t)vm->nvirtio);
 	for (i = 0; i < vm->nvirtio; i++) {
 		const struct vmm_virtio *d = &vm->virtio[i];
-		struct virtio_sect v;
+		struct vmstate_virtio t;
+		uint8_t st[VMM_DEV_PRIV];
 
-		memset(&v, 0, sizeof(v));
-		v.device_id = d->device_id;
-		v.ro = (uint32_t)d->ro;
-		v.capacity = d->capacity;
-		v.features = d->features;
-		v.driver_features = d->driver_features;
-		v.dev_feat_sel = d->dev_feat_sel;
-		v.drv_feat_sel = d->drv_feat_sel;
-		v.queue_sel = d->queue_sel;
-		v.status = d->status;
-		v.isr = d->isr;
-		v.cfg_gen = d->cfg_gen;
-		v.nqueues = d->nqueues;
-		for (q = 0; q < VMM_VQ_MAX; q++) {
-			v.vq[q].num = d->vq[q].num;
-			v.vq[q].ready = d->vq[q].ready;
-			v.vq[q].desc = d->vq[q].desc.a;
-			v.vq[q].avail = d->vq[q].avail.a;
-			v.vq[q].used = d->vq[q].used.a;
-			v.vq[q].last_avail = d->vq[q].last_avail;
-			v.vq[q].used_idx = d->vq[q].used_idx;
+		vmm_virtio_save(d, &t);
+		w_put(&w, &t, sizeof(t));
+		w_u32(&w, (uint32_t)d->ops->state_size);
+		if (d->ops->state_size) {
+			memset(st, 0, sizeof(st));
+			d->ops->save(d, st);
+			w_put(&w, st, d->ops->state_size);
 		}
-		w_put(&w, &v, sizeof(v));
 	}
 	w.count++;
 	return w_end(&w, blob, len);
 }
 
-int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+int vmm_dev_state_parse(const uint8_t *blob, size_t len, struct vmm_dev_state *st, char *err, size_t errlen)
 {
 	struct rbuf rd;
 	const uint8_t *su, *sv;
-	size_t nu, nv;
-	struct uart_sect u;
-	uint32_t count, i, ndisk = 0;
-	int r, q;
+	size_t nu, nv, off = 4;
+	uint32_t i;
+	int r;
 
-	r = r_begin(&rd, blob, len, "KEELDEVS", D_END - 1, dev_names, "device", err, errlen);
+	r = r_begin(&rd, blob, len, VMSTATE_MAGIC_DEVS, VMSTATE_DEVS_VERSION, D_END - 1, dev_names, "device", err,
+		    errlen);
 	if (r)
 		return r;
-	su = r_section(&rd, D_UART, sizeof(u), &nu);
+	su = r_section(&rd, D_UART, sizeof(st->uart), &nu);
 	sv = r_section(&rd, D_VIRTIO, 0, &nv);
-	r = r_end(&rd);
-	if (r)
+	if ((r = r_end(&rd)))
 		return r;
-	memcpy(&u, su, sizeof(u));
-	if (u.rx_len > sizeof(u.rx) || u.rx_head >= sizeof(u.rx) || u.iir_thre > 1 || u.ier > 0x0f || u.mcr > 0x1f)
+	memcpy(&st->uart, su, sizeof(st->uart));
+	if (vmm_uart_check(&st->uart) < 0)
 		return r_fail(&rd, "device blob: UART state out of range");
 	if (nv < 4)
 		return r_fail(&rd, "device blob: section virtio is malformed");
-	memcpy(&count, sv, 4);
-	if (count > VMM_MAX_VIRTIO || nv != 4 + (size_t)count * sizeof(struct virtio_sect))
+	memcpy(&st->n, sv, 4);
+	if (st->n > VMM_MAX_VIRTIO)
+		return r_fail(&rd, "device blob: %u virtio devices, at most %d", st->n, VMM_MAX_VIRTIO);
+	for (i = 0; i < st->n; i++) {
+		const struct vmm_virtio_ops *kind;
+		const char *why;
+		uint32_t slen;
+
+		if (nv - off < sizeof(struct vmstate_virtio) + 4)
+			return r_fail(&rd, "device blob: virtio device %u truncated", i);
+		memcpy(&st->dev[i].transport, sv + off, sizeof(struct vmstate_virtio));
+		memcpy(&slen, sv + off + sizeof(struct vmstate_virtio), 4);
+		off += sizeof(struct vmstate_virtio) + 4;
+		kind = vmm_virtio_kind(st->dev[i].transport.device_id);
+		if (!kind)
+			return r_fail(&rd, "device blob: virtio device %u (ID %u) is not one keel provides", i,
+				      st->dev[i].transport.device_id);
+		if ((why = vmm_virtio_check(&st->dev[i].transport, kind)))
+			return r_fail(&rd, "device blob: %s device %u: %s", kind->name, i, why);
+		if (slen != kind->state_size || nv - off < slen)
+			return r_fail(&rd, "device blob: %s device %u: %u bytes of its own state, expected %zu", kind->name,
+				      i, slen, kind->state_size);
+		st->dev[i].kind = kind;
+		st->dev[i].state = sv + off;
+		off += slen;
+	}
+	if (off != nv)
 		return r_fail(&rd, "device blob: section virtio is malformed");
-	/* validate everything before touching the VM */
-	for (i = 0; i < count; i++) {
-		struct virtio_sect v;
+	return 0;
+}
 
-		memcpy(&v, sv + 4 + i * sizeof(v), sizeof(v));
-		if ((v.device_id != VMM_VIRTIO_BLK && v.device_id != VMM_VIRTIO_RNG) || v.nqueues != 1 ||
-		    v.ro > 1 || v.status > 0xff)
-			return r_fail(&rd, "device blob: virtio device %u is not one keel provides", i);
-		for (q = 0; q < VMM_VQ_MAX; q++) {
-			uint32_t num = v.vq[q].num;
-			if (num > VMM_VQ_SIZE || (num & (num - 1)) || v.vq[q].ready > 1 ||
-			    (q >= (int)v.nqueues && (num || v.vq[q].ready)))
-				return r_fail(&rd, "device blob: virtio device %u queue %d out of range", i, q);
-		}
-		if (v.device_id == VMM_VIRTIO_BLK) {
-			if (ndisk >= (uint32_t)vm->ndisks)
-				return r_fail(&rd, "the snapshot has a virtio-blk device %u: reattach its disk with --disk", ndisk);
-			ndisk++;
+int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err, size_t errlen)
+{
+	struct vmm_dev_state st;
+	struct vmm_config cfg;
+	int seen[VMM_MAX_VIRTIO] = { 0 }, r;
+	uint32_t i;
+
+	r = vmm_dev_state_parse(blob, len, &st, err, errlen);
+	if (r)
+		return r;
+	/* what backs a device (a disk) comes from the caller, in device order, one for one */
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(cfg.disks, vm->disks, sizeof(cfg.disks));
+	cfg.ndisks = vm->ndisks;
+	for (int k = 0; vmm_virtio_kinds[k]; k++) {
+		const struct vmm_virtio_ops *kind = vmm_virtio_kinds[k];
+		uint32_t n = 0;
+
+		for (i = 0; i < st.n; i++)
+			n += st.dev[i].kind == kind;
+		if (kind->init && n != (uint32_t)kind->count(&cfg)) {
+			snprintf(err, errlen, "the snapshot has %u %s device%s, %d given (reattach each disk with --disk)", n,
+				 kind->name, n == 1 ? "" : "s", kind->count(&cfg));
+			return -EINVAL;
 		}
 	}
-	if (ndisk != (uint32_t)vm->ndisks)
-		return r_fail(&rd, "%d disks given, the snapshot has %u", vm->ndisks, ndisk);
-
-	ndisk = 0;
-	for (i = 0; i < count; i++) {
-		struct virtio_sect v;
+	for (i = 0; i < (uint32_t)vm->nvirtio; i++)
+		vmm_virtio_destroy(&vm->virtio[i]);
+	vm->nvirtio = 0;
+	for (i = 0; i < st.n; i++) {
+		const struct vmm_virtio_ops *kind = st.dev[i].kind;
 		struct vmm_virtio *d = &vm->virtio[i];
+		int k;
 
-		memcpy(&v, sv + 4 + i * sizeof(v), sizeof(v));
-		memset(d, 0, sizeof(*d));
-		d->fd = -1;
-		if (v.device_id == VMM_VIRTIO_BLK) {
-			r = vmm_virtio_blk_init(d, vm->disks[ndisk].path, vm->disks[ndisk].ro);
-			if (r) {
-				snprintf(err, errlen, "disk %s: %s", vm->disks[ndisk].path, strerror(-r));
-				vm->nvirtio = (int)i;
-				return r;
-			}
-			vm->nvirtio = (int)i + 1;
-			if (d->capacity != v.capacity || (uint32_t)d->ro != v.ro) {
-				snprintf(err, errlen, "disk %s differs from the snapshot's (%llu sectors%s)",
-					 vm->disks[ndisk].path, (unsigned long long)v.capacity, v.ro ? ", ro" : "");
-				return -EINVAL;
-			}
-			ndisk++;
-		}
-		d->device_id = v.device_id;
-		d->features = v.features;
-		d->driver_features = v.driver_features & v.features;
-		d->dev_feat_sel = v.dev_feat_sel;
-		d->drv_feat_sel = v.drv_feat_sel;
-		d->queue_sel = v.queue_sel;
-		d->status = v.status;
-		d->isr = v.isr;
-		d->cfg_gen = v.cfg_gen;
-		d->nqueues = v.nqueues;
-		d->base = VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE;
-		d->irq = VMM_MMIO_IRQ0 + i;
-		for (q = 0; q < VMM_VQ_MAX; q++) {
-			d->vq[q].num = v.vq[q].num;
-			d->vq[q].ready = v.vq[q].ready;
-			d->vq[q].desc = vmm_gpa(v.vq[q].desc);
-			d->vq[q].avail = vmm_gpa(v.vq[q].avail);
-			d->vq[q].used = vmm_gpa(v.vq[q].used);
-			d->vq[q].last_avail = v.vq[q].last_avail;
-			d->vq[q].used_idx = v.vq[q].used_idx;
-		}
+		for (k = 0; vmm_virtio_kinds[k] != kind; k++)
+			;
+		r = vmm_virtio_init(d, kind, &cfg, seen[k]++, err, errlen);
+		if (r)
+			return r;
 		vm->nvirtio = (int)i + 1;
+		if (kind->load && (r = kind->load(d, st.dev[i].state, err, errlen)))
+			return r;
+		vmm_virtio_restore(d, &st.dev[i].transport);
 	}
-	vm->uart.ier = u.ier;
-	vm->uart.iir_thre = u.iir_thre;
-	vm->uart.lcr = u.lcr;
-	vm->uart.mcr = u.mcr;
-	vm->uart.msr = u.msr;
-	vm->uart.scr = u.scr;
-	vm->uart.dll = u.dll;
-	vm->uart.dlm = u.dlm;
-	vm->uart.fcr = u.fcr;
-	vm->uart.rx_head = u.rx_head;
-	vm->uart.rx_len = u.rx_len;
-	memcpy(vm->uart.rx, u.rx, sizeof(u.rx));
+	vmm_place_devices(vm);
+	vmm_uart_load(&vm->uart, &st.uart);
 	return 0;
 }

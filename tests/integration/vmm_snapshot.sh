@@ -73,3 +73,13 @@ truncate -s 4096 "$T_TMP/s2/objects/$chunk"
 check_status truncated_chunk_exits_1 1 "$KEEL" vm restore --store "$T_TMP/s2" counter
 check truncated_chunk_one_line one_line_error "$T_TMP/.err"
 check_status restore_needs_store_or_image 2 "$KEEL" vm restore counter
+
+# A snapshot written before the device model (device state version 2: virtio-blk's capacity in the
+# transport's record; tests/integration/fixtures/tiny-devstate-v2.pack.gz, made by keel 0310711 from
+# the tiny guest at 32 MiB) is refused with one line naming both versions, and nothing runs.
+O=$T_TMP/old
+"$KEEL" store init "$O" >/dev/null
+gzip -dc "$KEEL_TOP/tests/integration/fixtures/tiny-devstate-v2.pack.gz" | "$KEEL" pack receive --store "$O" --activate >/dev/null 2>"$T_TMP/old.recv"
+"$KEEL" vm restore --store "$O" old </dev/null >"$T_TMP/old.out" 2>"$T_TMP/old.err"; st=$?
+check old_format_snapshot_is_refused_by_version sh -c "[ $st = 1 ] && [ \$(wc -l < '$T_TMP/old.err') = 1 ] &&
+	grep -q 'device state version 2; this keel reads version 3' '$T_TMP/old.err' && ! grep -q 'tiny: count' '$T_TMP/old.out'"
