@@ -95,3 +95,19 @@ void vmm_rtc_in(struct vmm_rtc *r, unsigned off, uint8_t *v)
 	default: *v = r->ram[r->index]; break;
 	}
 }
+
+static int rtc_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size)
+{
+	if (size != 1) {
+		if (!out)
+			memset(data, 0xff, size);
+		return 0;
+	}
+	if (out)
+		vmm_rtc_out(&vm->rtc, off, data[0]);
+	else
+		vmm_rtc_in(&vm->rtc, off, data);
+	return 0;
+}
+
+const struct vmm_pio_ops vmm_rtc_ops = { .name = "rtc", .port = VMM_RTC_PORT, .nports = 2, .io = rtc_io };

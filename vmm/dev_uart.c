@@ -173,6 +173,23 @@ int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v)
 	return 0;
 }
 
+static int uart_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size)
+{
+	if (size != 1) {
+		if (!out)
+			memset(data, 0xff, size);
+		return 0;
+	}
+	if (out)
+		return vmm_uart_out(vm, &vm->uart, off, data[0]);
+	vmm_uart_in(&vm->uart, off, data);
+	return 0;
+}
+
+const struct vmm_pio_ops vmm_uart_ops = {
+	.name = "uart", .port = VMM_UART_PORT, .nports = 8, .irq = VMM_UART_IRQ, .io = uart_io,
+};
+
 /* ---- snapshots (vmstate_abi.h) ---- */
 
 void vmm_uart_save(const struct vmm_uart *u, struct vmstate_uart *s)

@@ -49,6 +49,8 @@ static void reset(struct vmm_virtio *d)
 	d->status = 0;
 	d->isr = 0;
 	memset(d->vq, 0, sizeof(d->vq));
+	if (d->ops->reset)
+		d->ops->reset(d);
 }
 
 int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len)

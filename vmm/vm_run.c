@@ -42,7 +42,7 @@ static void kick_handler(int sig)
 		tls_vcpu->run->immediate_exit = 1;
 }
 
-static void event_locked(struct vmm *vm, int ev, const char *msg)
+void vmm_event_locked(struct vmm *vm, int ev, const char *msg)
 {
 	uint64_t one = 1;
 
@@ -68,7 +68,7 @@ void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pthread_mutex_lock(&vm->lock);
-	event_locked(vm, ev, msg);
+	vmm_event_locked(vm, ev, msg);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -110,7 +110,7 @@ void vmm_console_out(struct vmm *vm, uint8_t c)
 	vm->line[vm->line_len++] = (char)c;
 	if (vm->snapshot_marker && line_ends_with(vm, vm->snapshot_marker)) {
 		vm->snapshot_marker = NULL;
-		event_locked(vm, VMM_EV_SNAPSHOT, NULL);
+		vmm_event_locked(vm, VMM_EV_SNAPSHOT, NULL);
 	}
 	if (!vm->healthy && vm->health_marker && line_ends_with(vm, vm->health_marker)) {
 		vm->healthy = 1;
@@ -119,7 +119,7 @@ void vmm_console_out(struct vmm *vm, uint8_t c)
 	}
 	/* The kernel's last word when it stops on purpose. */
 	if (line_ends_with(vm, POWEROFF_LINE) || line_ends_with(vm, HALT_LINE))
-		event_locked(vm, VMM_EV_POWEROFF, NULL);
+		vmm_event_locked(vm, VMM_EV_POWEROFF, NULL);
 }
 
 static struct vmm_virtio *find_virtio(struct vmm *vm, uint64_t addr)
@@ -134,47 +134,22 @@ static struct vmm_virtio *find_virtio(struct vmm *vm, uint64_t addr)
 
 void vmm_pio(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned size)
 {
-	int irq = 0;
+	for (int i = 0; vmm_pio_devs[i]; i++) {
+		const struct vmm_pio_ops *d = vmm_pio_devs[i];
+		int irq;
 
-	if (port >= VMM_UART_PORT && port < VMM_UART_PORT + 8 && size == 1) {
+		if (port < d->port || port >= d->port + d->nports)
+			continue;
 		pthread_mutex_lock(&vm->lock);
-		if (out)
-			irq = vmm_uart_out(vm, &vm->uart, port - VMM_UART_PORT, data[0]);
-		else
-			vmm_uart_in(&vm->uart, port - VMM_UART_PORT, data);
+		irq = d->io(vm, port - d->port, out, data, size);
 		pthread_mutex_unlock(&vm->lock);
-		if (irq)
-			vmm_irq_pulse(vm, VMM_UART_IRQ);
-		return;
-	}
-	if ((port == VMM_RTC_PORT || port == VMM_RTC_PORT + 1) && size == 1) {
-		pthread_mutex_lock(&vm->lock);
-		if (out)
-			vmm_rtc_out(&vm->rtc, port - VMM_RTC_PORT, data[0]);
-		else
-			vmm_rtc_in(&vm->rtc, port - VMM_RTC_PORT, data);
-		pthread_mutex_unlock(&vm->lock);
-		return;
-	}
-	if (port == VMM_ACPI_SLEEP_CTL || port == VMM_ACPI_SLEEP_STS) {
-		/* SLP_EN with the _S5_ sleep type is ACPI power off; other states and the
-		 * status register (wake status, never set: nothing sleeps) read as zero. */
-		if (out && port == VMM_ACPI_SLEEP_CTL && size == 1 && (data[0] & VMM_ACPI_SLP_EN) &&
-		    ((data[0] >> 2) & 7) == VMM_ACPI_S5)
-			vmm_raise_event(vm, VMM_EV_POWEROFF, "guest powered off (ACPI S5)");
-		if (!out)
-			memset(data, 0, size);
-		return;
-	}
-	if (out) {
-		if (port == VMM_RESET_PORT && size == 1 && (data[0] & 0x04))
-			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (port 0xcf9)");
-		else if (port == 0x64 && size == 1 && data[0] == 0xfe)
-			vmm_raise_event(vm, VMM_EV_RESET, "guest reset (i8042)");
+		if (irq > 0 && d->irq)
+			vmm_irq_pulse(vm, d->irq);
 		return;
 	}
 	/* Nothing else is there: an open bus reads all ones (so probes find no device). */
-	memset(data, 0xff, size);
+	if (!out)
+		memset(data, 0xff, size);
 }
 
 #define HALT_CHECK_NS 1000000000ULL

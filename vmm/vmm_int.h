@@ -75,6 +75,19 @@ _Static_assert(VMM_MAX_MEM <= VMM_MMIO_BASE, "RAM must end below the MMIO window
 
 uint64_t vmm_now_ns(void);
 
+/*
+ * ---- port I/O devices: one ops table each, listed once in vmm_pio_devs[] (devices.c) ----
+ * io handles an access of size bytes at off (port - port base): out writes data, in fills it.
+ * Called with vm->lock held; returns 1 when the device's irq must be pulsed (after the lock).
+ */
+struct vmm_pio_ops {
+	const char *name;
+	uint16_t port, nports;
+	uint32_t irq;                        /* pulsed when io returns 1 (0: none) */
+	int (*io)(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size);
+};
+extern const struct vmm_pio_ops *const vmm_pio_devs[];   /* NULL-terminated (devices.c) */
+
 /* ---- 16550 UART (dev_uart.c) ---- */
 struct vmm_uart {
 	uint8_t ier, iir_thre, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
@@ -140,6 +153,7 @@ struct vmm_virtio_ops {
 	vmm_chain_fn *chain;                 /* serves one chain of queue q */
 	void (*config)(const struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);   /* NULL: none */
 	void (*destroy)(struct vmm_virtio *d);    /* NULL: nothing held */
+	void (*reset)(struct vmm_virtio *d);      /* the driver reset the device (NULL: nothing to forget) */
 	/*
 	 * Snapshots (vmstate_abi.h): the kind's own bytes, state_size of them (0: none). save fills
 	 * them; load checks a snapshot's against the device init made for it on restore (the same
@@ -367,6 +381,8 @@ int vmm_add_devices(struct vmm *vm, const struct vmm_config *cfg, char *err, siz
 int vmm_pause_all(struct vmm *vm);
 void vmm_resume_all(struct vmm *vm);
 void vmm_raise_event(struct vmm *vm, int ev, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same with vm->lock held (a device's io). */
+void vmm_event_locked(struct vmm *vm, int ev, const char *msg);
 void vmm_console_out(struct vmm *vm, uint8_t c);
 
 /*
