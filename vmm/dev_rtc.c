@@ -98,11 +98,7 @@ void vmm_rtc_in(struct vmm_rtc *r, unsigned off, uint8_t *v)
 
 static int rtc_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size)
 {
-	if (size != 1) {
-		if (!out)
-			memset(data, 0xff, size);
-		return 0;
-	}
+	(void)size;
 	if (out)
 		vmm_rtc_out(&vm->rtc, off, data[0]);
 	else
@@ -110,4 +106,5 @@ static int rtc_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned
 	return 0;
 }
 
-const struct vmm_pio_ops vmm_rtc_ops = { .name = "rtc", .port = VMM_RTC_PORT, .nports = 2, .io = rtc_io };
+const struct vmm_pio_ops vmm_rtc_ops = { .name = "rtc", .port = VMM_RTC_PORT, .nports = 2, .byte_wide = 1,
+				       .io = rtc_io };

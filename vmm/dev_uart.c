@@ -175,11 +175,7 @@ int vmm_uart_in(struct vmm_uart *u, unsigned off, uint8_t *v)
 
 static int uart_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size)
 {
-	if (size != 1) {
-		if (!out)
-			memset(data, 0xff, size);
-		return 0;
-	}
+	(void)size;
 	if (out)
 		return vmm_uart_out(vm, &vm->uart, off, data[0]);
 	vmm_uart_in(&vm->uart, off, data);
@@ -187,7 +183,7 @@ static int uart_io(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigne
 }
 
 const struct vmm_pio_ops vmm_uart_ops = {
-	.name = "uart", .port = VMM_UART_PORT, .nports = 8, .irq = VMM_UART_IRQ, .io = uart_io,
+	.name = "uart", .port = VMM_UART_PORT, .nports = 8, .irq = VMM_UART_IRQ, .byte_wide = 1, .io = uart_io,
 };
 
 /* ---- snapshots (vmstate_abi.h) ---- */

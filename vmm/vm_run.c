@@ -140,6 +140,8 @@ void vmm_pio(struct vmm *vm, uint16_t port, int out, uint8_t *data, unsigned siz
 
 		if (port < d->port || port >= d->port + d->nports)
 			continue;
+		if (d->byte_wide && size != 1)
+			break;
 		pthread_mutex_lock(&vm->lock);
 		irq = d->io(vm, port - d->port, out, data, size);
 		pthread_mutex_unlock(&vm->lock);

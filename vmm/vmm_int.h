@@ -84,6 +84,7 @@ struct vmm_pio_ops {
 	const char *name;
 	uint16_t port, nports;
 	uint32_t irq;                        /* pulsed when io returns 1 (0: none) */
+	int byte_wide;                       /* 8-bit registers: wider accesses hit an open bus */
 	int (*io)(struct vmm *vm, unsigned off, int out, uint8_t *data, unsigned size);
 };
 extern const struct vmm_pio_ops *const vmm_pio_devs[];   /* NULL-terminated (devices.c) */
