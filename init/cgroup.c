@@ -115,8 +115,26 @@ static int favors_dynmods(const char *root)
 	return yes;
 }
 
+/* Enables, for dir's children, each controller in want; returns those that took. */
+static unsigned enable(const char *dir, unsigned want)
+{
+	unsigned got = 0;
+
+	for (unsigned i = 0; i < sizeof(ctl_names) / sizeof(ctl_names[0]); i++) {
+		char op[16];
+		if (!(want & 1u << i))
+			continue;
+		snprintf(op, sizeof(op), "+%s", ctl_names[i]);
+		/* EBUSY: dir holds processes of its own (cgroup v2 allows that only at the root) */
+		if (write_file(dir, "cgroup.subtree_control", op) == 0)
+			got |= 1u << i;
+	}
+	return got;
+}
+
 int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen)
 {
+	unsigned have = 0;
 	char parent[sizeof(cg->root)], buf[256], missing[64] = "";
 	struct statfs sf;
 	char *slash;
@@ -138,28 +156,16 @@ int init_cg_setup(struct init_cg *cg, const char *root, char *why, size_t whylen
 		snprintf(why, whylen, "%s/cgroup.controllers: %s", parent, strerror(-r));
 		return -ENOENT;
 	}
-	for (unsigned i = 0; i < sizeof(ctl_names) / sizeof(ctl_names[0]); i++) {
-		char op[16];
-		if (!has_word(buf, ctl_names[i]))
-			continue;
-		snprintf(op, sizeof(op), "+%s", ctl_names[i]);
-		/* EBUSY: the parent holds processes of its own (cgroup v2 allows that only at the root) */
-		if (write_file(parent, "cgroup.subtree_control", op) == 0)
-			cg->ctl |= 1u << i;
-	}
+	for (unsigned i = 0; i < sizeof(ctl_names) / sizeof(ctl_names[0]); i++)
+		if (has_word(buf, ctl_names[i]))
+			have |= 1u << i;
+	cg->ctl = enable(parent, have);
 	if (mkdir(root, 0755) < 0 && errno != EEXIST) {
 		r = -errno;
 		snprintf(why, whylen, "mkdir %s: %s", root, strerror(-r));
 		return r;
 	}
-	for (unsigned i = 0; i < sizeof(ctl_names) / sizeof(ctl_names[0]); i++) {
-		char op[16];
-		if (!(cg->ctl & 1u << i))
-			continue;
-		snprintf(op, sizeof(op), "+%s", ctl_names[i]);
-		if (write_file(root, "cgroup.subtree_control", op) < 0)
-			cg->ctl &= ~(1u << i);
-	}
+	cg->ctl = enable(root, cg->ctl);
 	if (!(cg->ctl & (1u << INIT_CG_CPU)) || !(cg->ctl & (1u << INIT_CG_MEMORY)) ||
 	    !(cg->ctl & (1u << INIT_CG_PIDS))) {
 		snprintf(why, whylen, "cgroup %s: the cpu, memory and pids controllers cannot be enabled "

@@ -496,10 +496,10 @@ static void describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "status 0x%x", status);
 }
 
-/* A refusal by the host or by board.conf, not by the snapshot (child's "jail:", "cgroup:", "board:"). */
-static int not_the_snapshot(const char *why)
+/* The host refused the confinement (the child's "jail:" or "cgroup:"): no snapshot is to blame. */
+static int host_refused(const char *why)
 {
-	return !strncmp(why, "jail: ", 6) || !strncmp(why, "cgroup: ", 8) || !strncmp(why, "board: ", 7);
+	return !strncmp(why, "jail: ", 6) || !strncmp(why, "cgroup: ", 8);
 }
 
 static void child_exited(struct init *in, struct sandbox *s, int status)
@@ -541,7 +541,7 @@ static void child_exited(struct init *in, struct sandbox *s, int status)
 			s->st = SB_FAILED;
 			return;
 		}
-		if (not_the_snapshot(s->why)) {
+		if (host_refused(s->why)) {
 			/* the host refused the confinement: no snapshot is to blame, none is recorded */
 			init_log("sandbox %s: not started: %s; retrying in %u ms", s->conf.name, s->why,
 				 in->board.restart_backoff_ms * 10);

@@ -72,6 +72,11 @@ static void warn_stderr(void *ctx, const char *line)
 	fprintf(stderr, "keel: vm: %s\n", line);
 }
 
+static double us_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e6 + (double)(b->tv_nsec - a->tv_nsec) / 1e3;
+}
+
 /* --cgroup DIR: what PID 1 does for a sandbox, by hand: DIR made, the manifest's limits written, joined. */
 static int enter_cgroup(const struct snap_source *src, const char *name, const char *dir, int timing)
 {
@@ -110,9 +115,8 @@ static int enter_cgroup(const struct snap_source *src, const char *name, const c
 		return cli_error("vm restore", "%s", why);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	if (timing)
-		fprintf(stderr, "timing: cgroup setup %.1f us, cgroup %.1f us\n",
-			(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3,
-			(double)(t2.tv_sec - t1.tv_sec) * 1e6 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e3);
+		fprintf(stderr, "timing: cgroup setup %.1f us, cgroup %.1f us\n", us_between(&t0, &t1),
+			us_between(&t1, &t2));
 	return 0;
 }
 
@@ -406,8 +410,7 @@ static int cmd_restore(int argc, char **argv)
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (timing)
-			fprintf(stderr, "timing: jail %.1f us\n",
-				(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
+			fprintf(stderr, "timing: jail %.1f us\n", us_between(&t0, &t1));
 	}
 	memset(&t, 0, sizeof(t));
 	r = vmm_restore_run(&src, argv[optind], &cfg, &t, err, sizeof(err));
