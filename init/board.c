@@ -156,6 +156,31 @@ static int sandbox_key(struct init_board *b, const char *key, const char *v, int
 	} else if (!strcmp(key, "memory-max")) {
 		if (cli_parse_size(v, &s->memory_max) || s->memory_max < (8ULL << 20) || s->memory_max > (1ULL << 50))
 			return bad(err, errlen, line, "memory-max: a size such as 256M, at least 8M");
+	} else if (!strcmp(key, "net")) {
+		if (!strcmp(v, "none"))
+			s->net = INIT_NET_NONE;
+		else if (!strcmp(v, "nat"))
+			s->net = INIT_NET_NAT;
+		else
+			return bad(err, errlen, line, "net: expected none or nat");
+	} else if (!strcmp(key, "forward")) {
+		unsigned outer, inner;
+		char *colon = strchr(v, ':');
+
+		if (!colon)
+			return bad(err, errlen, line, "forward: expected APPLIANCE-PORT:GUEST-PORT, e.g. 8080:80");
+		*colon = 0;
+		if (parse_uint(v, 1, 65535, &outer) || parse_uint(colon + 1, 1, 65535, &inner))
+			return bad(err, errlen, line, "forward: ports are 1..65535 (APPLIANCE-PORT:GUEST-PORT)");
+		if (s->nforward >= INIT_MAX_FORWARDS)
+			return bad(err, errlen, line, "forward: at most %d per sandbox", INIT_MAX_FORWARDS);
+		for (int i = 0; i < b->nsandboxes; i++)
+			for (unsigned f = 0; f < b->sandboxes[i].nforward; f++)
+				if (b->sandboxes[i].forward[f].outer == outer)
+					return bad(err, errlen, line, "forward: port %u is already forwarded to sandbox %s",
+						   outer, b->sandboxes[i].name);
+		s->forward[s->nforward].outer = (uint16_t)outer;
+		s->forward[s->nforward++].inner = (uint16_t)inner;
 	} else {
 		return bad(err, errlen, line, "unknown sandbox key '%s'", key);
 	}
@@ -343,6 +368,17 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	}
 	if (b->data_device[0] && !b->data_dir[0])
 		return bad(err, errlen, lineno, "data-device needs data-dir (where to mount it)");
+	for (int i = 0; i < b->nsandboxes; i++) {
+		const struct init_sandbox_conf *s = &b->sandboxes[i];
+
+		for (unsigned f = 0; f < s->nforward; f++) {
+			if (s->net == INIT_NET_NONE)
+				return bad(err, errlen, lineno, "sandbox.%s.forward with sandbox.%s.net = none", s->name, s->name);
+			if (s->forward[f].outer == b->port && (b->nic[0]))
+				return bad(err, errlen, lineno, "sandbox.%s.forward: port %u is the update listener's", s->name,
+					   b->port);
+		}
+	}
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #define KEEL_INIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "init/cli.h"
 #include "keel_config.h"
@@ -38,6 +39,14 @@ enum init_verify {
 	INIT_VERIFY_FULL = 1,       /* also every object a snapshot uses, before restoring it */
 };
 
+#define INIT_MAX_FORWARDS 8
+
+enum init_net {
+	INIT_NET_POLICY,                     /* as the manifest says: nat for policy-net on, else none */
+	INIT_NET_NONE,                       /* no link: a NIC the snapshot has stays without carrier */
+	INIT_NET_NAT,                        /* a private link to keel's network process, port forwards */
+};
+
 struct init_sandbox_conf {
 	char name[65];
 	int autostart;                       /* default yes */
@@ -47,6 +56,11 @@ struct init_sandbox_conf {
 	unsigned restart_limit;
 	unsigned cpu_quota;                  /* 0: the manifest's policy-cpu-quota; else narrower */
 	unsigned long long memory_max;       /* bytes; 0: the manifest's memory + VMM allowance */
+	int net;                             /* enum init_net: narrows the manifest's policy-net */
+	struct init_forward {
+		uint16_t outer, inner;           /* the appliance's TCP port -> the guest's */
+	} forward[INIT_MAX_FORWARDS];
+	unsigned nforward;
 };
 
 struct init_board {

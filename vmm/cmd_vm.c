@@ -16,17 +16,20 @@
 
 static const char help_text[] =
 	"usage: keel vm run --kernel IMAGE [--initrd FILE] [--cmdline TEXT] [--mem MiB] [--vcpus N]\n"
-	"                   [--disk FILE[,ro]]... [--rng] [--timing]\n"
+	"                   [--disk FILE[,ro]]... [--rng] [--nic tap:NAME|fd:N] [--timing]\n"
 	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]\n"
 	"                    [--cpu-quota PERCENT]]\n"
 	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
 	"                   [--disk FILE[,ro]]... [--timing] [--jail-uid UID] [--netns PATH | --no-jail]\n"
-	"                   [--cgroup DIR]\n"
+	"                   [--cgroup DIR] [--nic tap:NAME|fd:N]\n"
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
 	"(IRQ 4) as the console on stdin/stdout, and virtio-mmio devices: --disk adds a virtio-blk\n"
-	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(). The machine is described\n"
+	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(), --nic a virtio-net whose\n"
+	"frames go to a TAP device (made if missing) or to an open descriptor that carries one frame per\n"
+	"read and write (a SOCK_SEQPACKET socket; PID 1 gives each sandbox one to keel's network\n"
+	"process); its MAC is derived from /etc/machine-id and --name. The machine is described\n"
 	"by hardware-reduced ACPI tables (MADT for the vCPUs, a DSDT with the UART, each virtio-mmio\n"
 	"device and a VM generation ID) and an MP table; a guest given acpi=off gets its devices as\n"
 	"virtio_mmio.device=4K@ADDR:IRQ on the command line instead. Default command line:\n"
@@ -45,7 +48,8 @@ static const char help_text[] =
 	"the guest gets a new VM generation ID (its kernel reseeds its RNG). --ready-fd N receives\n"
 	"\"restored\\n\" once the vCPUs run and \"healthy\\n\" once the health marker (--health, else\n"
 	"the manifest's) appears. Exit status as for run; a bad snapshot is one line on stderr, exit 1.\n"
-	"--timing prints the setup steps' durations on stderr.\n"
+	"--timing prints the setup steps' durations on stderr. A snapshot taken with a NIC restores\n"
+	"with one: on --nic's backend, or with its link down when none is given.\n"
 	"restore runs jailed (as PID 1 runs every sandbox): new namespaces, an empty read-only root\n"
 	"(a --store is bound read-only into it), uid --jail-uid (default 64900) with no capabilities,\n"
 	"no_new_privs and seccomp allow-lists per thread; anything else the VMM calls kills it with\n"
@@ -139,6 +143,26 @@ static int parse_disk(struct vmm_config *cfg, char *arg)
 	return 0;
 }
 
+/* --nic SPEC: the backend opened, the MAC of this machine and name. */
+static int nic_setup(struct vmm_config *cfg, const char *spec, const char *name, const char *cmd)
+{
+	char err[200], box[64] = "";
+	FILE *f = fopen("/etc/machine-id", "re");
+
+	if (vmm_nic_open(spec, &cfg->net_fd, err, sizeof(err)) < 0)
+		return cli_error(cmd, "%s", err);
+	if (f) {
+		if (!fgets(box, sizeof(box), f))
+			box[0] = 0;
+		fclose(f);
+	}
+	if (!box[0])
+		gethostname(box, sizeof(box) - 1);
+	vmm_nic_mac(box, name, cfg->net_mac);
+	cfg->nic = 1;
+	return 0;
+}
+
 static int parse_mem(const char *s, uint64_t *out)
 {
 	unsigned long long v;
@@ -174,12 +198,12 @@ static int cmd_run(int argc, char **argv)
 		{ "store", required_argument, NULL, 'S' }, { "name", required_argument, NULL, 'N' },
 		{ "health", required_argument, NULL, 'H' }, { "timing", no_argument, NULL, 't' },
 		{ "irqchip-first", no_argument, NULL, 'I' }, { "cpu-quota", required_argument, NULL, 'q' },
-		{ NULL, 0, NULL, 0 },
+		{ "nic", required_argument, NULL, 'A' }, { NULL, 0, NULL, 0 },
 	};
 	unsigned long cpu_quota = 0;
 	struct vmm_config cfg = { .mem_bytes = 256ULL << 20, .vcpus = 1, .out_fd = 1, .in_fd = 0, .ready_fd = -1,
 				  .cmdline = "console=ttyS0 reboot=t panic=-1", .warn = warn_stderr };
-	const char *store = NULL, *name = NULL;
+	const char *store = NULL, *name = NULL, *nic = NULL;
 	char err[256];
 	struct vmm *vm;
 	int c, r, timing = 0;
@@ -214,6 +238,7 @@ static int cmd_run(int argc, char **argv)
 		case 'H': cfg.health_marker = optarg; break;
 		case 't': timing = 1; break;
 		case 'I': cfg.irqchip_first = 1; break;
+		case 'A': nic = optarg; break;
 		case 'q': {
 			char *end;
 			cpu_quota = strtoul(optarg, &end, 10);
@@ -240,6 +265,8 @@ static int cmd_run(int argc, char **argv)
 	if (!*cfg.kernel || (cfg.snapshot_marker && !*cfg.snapshot_marker))
 		return cli_usage("vm run", "empty --kernel or --snapshot-on");
 
+	if (nic && (r = nic_setup(&cfg, nic, name ? name : "vm", "vm run")) != 0)
+		return r;
 	signal(SIGPIPE, SIG_IGN);
 	r = vmm_create(&cfg, &vm, err, sizeof(err));
 	if (r)
@@ -297,7 +324,7 @@ static int open_source(const char *store, const char *image, struct snap_store *
 static int enter_jail(struct vmm_config *cfg, const char *store, struct snap_image *img, unsigned uid)
 {
 	struct jail j = { .what = "vm restore", .uid = uid, .gid = uid, .filter = JAIL_FILTER_VMM, .bind = store };
-	int keep[2 + 8], nkeep = 0, r;
+	int keep[3 + 8], nkeep = 0, r;
 	char err[256];
 
 	r = vmm_kvm_preopen();
@@ -306,6 +333,8 @@ static int enter_jail(struct vmm_config *cfg, const char *store, struct snap_ima
 	keep[nkeep++] = r;
 	if (cfg->ready_fd >= 0)
 		keep[nkeep++] = cfg->ready_fd;
+	if (cfg->nic)
+		keep[nkeep++] = cfg->net_fd;
 	nkeep += snap_image_fds(img, keep + nkeep, 8);
 	j.keep = keep;
 	j.nkeep = nkeep;
@@ -324,10 +353,10 @@ static int cmd_restore(int argc, char **argv)
 		{ "disk", required_argument, NULL, 'd' }, { "timing", no_argument, NULL, 't' },
 		{ "no-jail", no_argument, NULL, 'N' }, { "jail-uid", required_argument, NULL, 'U' },
 		{ "netns", required_argument, NULL, 'n' }, { "cgroup", required_argument, NULL, 'C' },
-		{ NULL, 0, NULL, 0 },
+		{ "nic", required_argument, NULL, 'A' }, { NULL, 0, NULL, 0 },
 	};
 	struct vmm_config cfg = { .out_fd = 1, .in_fd = 0, .ready_fd = -1, .warn = warn_stderr };
-	const char *store = NULL, *image = NULL, *netns = NULL, *cgroup = NULL;
+	const char *store = NULL, *image = NULL, *netns = NULL, *cgroup = NULL, *nic = NULL;
 	struct snap_store *s = NULL;
 	struct snap_image *img = NULL;
 	struct snap_source src;
@@ -359,6 +388,7 @@ static int cmd_restore(int argc, char **argv)
 		case 'N': no_jail = 1; break;
 		case 'n': netns = optarg; break;
 		case 'C': cgroup = optarg; break;
+		case 'A': nic = optarg; break;
 		case 'U': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -378,6 +408,8 @@ static int cmd_restore(int argc, char **argv)
 	if (cfg.ndisks && !no_jail)
 		return cli_usage("vm restore", "--disk needs --no-jail (the jail binds no disk yet)");
 
+	if (nic && (r = nic_setup(&cfg, nic, argv[optind], "vm restore")) != 0)
+		return r;
 	signal(SIGPIPE, SIG_IGN);
 	/* a store is opened once outside to report a bad path as such, then again inside the jail */
 	if ((r = open_source(store, image, &s, &img, &src)) != 0)

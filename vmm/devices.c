@@ -1,6 +1,6 @@
 /*
  * The device tables: the port devices every VM has, and every virtio device kind keel offers,
- * in the order a VM gets them (disks first, then the entropy source). Adding a kind is one file
+ * in the order a VM gets them (disks first, then the entropy source, then the NIC). Adding a kind is one file
  * (its vmm_virtio_ops or vmm_pio_ops) and one line here; the transport, placement, ACPI and
  * snapshots take it from there.
  */
@@ -8,7 +8,7 @@
 
 #include "vmm/vmm_int.h"
 
-extern const struct vmm_virtio_ops vmm_virtio_blk_ops, vmm_virtio_rng_ops;
+extern const struct vmm_virtio_ops vmm_virtio_blk_ops, vmm_virtio_rng_ops, vmm_virtio_net_ops;
 extern const struct vmm_pio_ops vmm_uart_ops, vmm_rtc_ops, vmm_acpi_sleep_ops, vmm_reset_ops, vmm_i8042_ops;
 
 /* Port devices every VM has (the UART first: it is the busiest). */
@@ -24,6 +24,7 @@ const struct vmm_pio_ops *const vmm_pio_devs[] = {
 const struct vmm_virtio_ops *const vmm_virtio_kinds[] = {
 	&vmm_virtio_blk_ops,
 	&vmm_virtio_rng_ops,
+	&vmm_virtio_net_ops,
 	NULL,
 };
 

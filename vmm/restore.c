@@ -293,6 +293,8 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 	for (i = 0; i < cfg->ndisks; i++)
 		vm->disks[i] = cfg->disks[i];
 	vm->ndisks = cfg->ndisks;
+	vm->net_fd = cfg->nic ? cfg->net_fd : -1;
+	memcpy(vm->net_mac, cfg->net_mac, 6);
 	if (cfg->health_marker && *cfg->health_marker)
 		snprintf(vm->health_buf, sizeof(vm->health_buf), "%s", cfg->health_marker);
 	else

@@ -179,7 +179,9 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 	m.chunk_bytes = chunk;
 	m.vcpus = (uint32_t)vm->nvcpus;
 	m.cpu_quota = info->cpu_quota ? info->cpu_quota : 100U * (uint32_t)vm->nvcpus;
-	m.net = 0;
+	m.net = 0;   /* policy-net follows the NIC the guest was given */
+	for (int k = 0; k < vm->nvirtio; k++)
+		m.net |= vm->virtio[k].ops == &vmm_virtio_net_ops;
 	snprintf(m.health_marker, sizeof(m.health_marker), "%s", info->health_marker ? info->health_marker : "");
 	m.health_timeout = CONFIG_HEALTH_TIMEOUT_S;
 	m.created = (uint64_t)time(NULL);

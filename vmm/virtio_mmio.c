@@ -116,7 +116,7 @@ int vmm_virtio_mmio_write(struct vmm *vm, struct vmm_virtio *d, uint64_t off, co
 	case R_QUEUE_NOTIFY:
 		if (v >= d->nqueues || !d->vq[v].ready || (d->status & STATUS_NEEDS_RESET))
 			return 0;
-		return vmm_virtio_serve(vm, d, v);
+		return d->ops->notify ? d->ops->notify(vm, d, v) : vmm_virtio_serve(vm, d, v);
 	case R_INT_ACK: d->isr &= ~v; break;
 	case R_STATUS:
 		if (v == 0)

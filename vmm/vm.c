@@ -17,7 +17,7 @@ struct vmm *vmm_alloc(void)
 	if (!vm)
 		return NULL;
 	vm->kvm_fd = vm->vm_fd = -1;
-	vm->out_fd = vm->in_fd = vm->ready_fd = -1;
+	vm->out_fd = vm->in_fd = vm->ready_fd = vm->net_fd = -1;
 	for (i = 0; i < CONFIG_VMM_MAX_VCPUS; i++)
 		vm->vcpu[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);

@@ -493,6 +493,42 @@ int vmm_wait_loaded(struct vmm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* The devices' backends the I/O thread watches (ops->poll): one pollfd per device, fd -1 when idle. */
+static int backends_poll(struct vmm *vm, struct pollfd *p)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	for (int i = 0; i < vm->nvirtio; i++) {
+		struct vmm_virtio *d = &vm->virtio[i];
+
+		p[n].fd = -1;
+		p[n].events = 0;
+		p[n].revents = 0;
+		if (d->ops->poll)
+			p[n].fd = d->ops->poll(vm, d, &p[n].events);
+		n++;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return n;
+}
+
+static void backends_ready(struct vmm *vm, const struct pollfd *p, int n)
+{
+	for (int i = 0; i < n && i < vm->nvirtio; i++) {
+		struct vmm_virtio *d = &vm->virtio[i];
+		int irq;
+
+		if (p[i].fd < 0 || !p[i].revents)
+			continue;
+		pthread_mutex_lock(&vm->lock);
+		irq = d->ops->ready(vm, d, p[i].revents);
+		pthread_mutex_unlock(&vm->lock);
+		if (irq > 0)
+			vmm_irq_pulse(vm, d->irq);
+	}
+}
+
 int vmm_run_loop(struct vmm *vm)
 {
 	uint8_t pending[64];
@@ -529,12 +565,13 @@ int vmm_run_loop(struct vmm *vm)
 	}
 	next_check = vmm_now_ns() + HALT_CHECK_NS;
 	for (;;) {
-		struct pollfd p[2] = { { .fd = vm->event_fd, .events = POLLIN },
-				       { .fd = in_open && !npending ? vm->in_fd : -1, .events = POLLIN } };
+		struct pollfd p[2 + VMM_MAX_VIRTIO] = { { .fd = vm->event_fd, .events = POLLIN },
+							{ .fd = in_open && !npending ? vm->in_fd : -1, .events = POLLIN } };
+		int np = 2 + backends_poll(vm, p + 2);
 		uint64_t now;
 		int ev;
 
-		r = poll(p, 2, npending ? 10 : (int)(HALT_CHECK_NS / 1000000));
+		r = poll(p, (nfds_t)np, npending ? 10 : (int)(HALT_CHECK_NS / 1000000));
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		now = vmm_now_ns();
@@ -573,6 +610,8 @@ int vmm_run_loop(struct vmm *vm)
 				return VMM_EXIT_RESET;
 			return -EIO;
 		}
+		if (r > 0)
+			backends_ready(vm, p + 2, np - 2);
 		if (p[1].revents & (POLLIN | POLLHUP)) {
 			ssize_t n = read(vm->in_fd, pending, sizeof(pending));
 			if (n <= 0) {

@@ -44,6 +44,9 @@ struct vmm_config {
 	struct vmm_disk disks[VMM_MAX_DISKS];
 	int ndisks;
 	int rng;                     /* add a virtio-rng device */
+	int nic;                     /* add a virtio-net device on net_fd (vmm/virtio_net.c) */
+	int net_fd;                  /* one frame per read/write (SEQPACKET or TAP), dup'ed; -1: link down */
+	uint8_t net_mac[6];
 	int out_fd;                  /* console output (the UART's transmitter), -1: none */
 	int in_fd;                   /* console input (the UART's receiver), -1: none */
 	const char *snapshot_marker; /* pause and report VMM_EXIT_SNAPSHOT once seen on the console */
@@ -63,6 +66,14 @@ enum vmm_thread {
 	VMM_THREAD_VCPU,             /* a vCPU thread: KVM_RUN and the device work of its exits */
 	VMM_THREAD_IO,               /* the main thread: console input, interrupts, watching */
 };
+
+/*
+ * A NIC's backend for `keel vm`: "tap:NAME" (a TAP device, made if missing) or "fd:N" (an open
+ * descriptor with one frame per read and write, e.g. a SOCK_SEQPACKET socket). 0 or -errno (err).
+ */
+int vmm_nic_open(const char *spec, int *fd, char *err, size_t errlen);
+/* The MAC of sandbox name on box (any stable text naming the appliance): locally administered. */
+void vmm_nic_mac(const char *box, const char *name, uint8_t mac[6]);
 
 /* Opens /dev/kvm once for this process, for VMs created after a jail has hidden /dev. */
 int vmm_kvm_preopen(void);

@@ -118,7 +118,7 @@ void vmm_rtc_in(struct vmm_rtc *r, unsigned off, uint8_t *v);
 #define VMM_VQ_MAX VMSTATE_VQ_MAX
 #define VMM_VQ_SIZE 256
 
-enum { VMM_VIRTIO_BLK = 2, VMM_VIRTIO_RNG = 4 };
+enum { VMM_VIRTIO_NET = 1, VMM_VIRTIO_BLK = 2, VMM_VIRTIO_RNG = 4 };
 
 struct vmm_vq {
 	uint32_t num, ready;
@@ -155,6 +155,15 @@ struct vmm_virtio_ops {
 	void (*config)(const struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);   /* NULL: none */
 	void (*destroy)(struct vmm_virtio *d);    /* NULL: nothing held */
 	void (*reset)(struct vmm_virtio *d);      /* the driver reset the device (NULL: nothing to forget) */
+	/* A queue notification (NULL: vmm_virtio_serve through chain); 1 when the IRQ must be pulsed. */
+	int (*notify)(struct vmm *vm, struct vmm_virtio *d, unsigned q);
+	/*
+	 * A backend the VMM's I/O thread watches (NULL: none): poll says which fd and events now
+	 * (-1: nothing now), ready serves what poll found; 1 when the IRQ must be pulsed. Both run
+	 * with vm->lock held; a vCPU that makes the device pollable again writes vm->event_fd.
+	 */
+	int (*poll)(struct vmm *vm, struct vmm_virtio *d, short *events);
+	int (*ready)(struct vmm *vm, struct vmm_virtio *d, short revents);
 	/*
 	 * Snapshots (vmstate_abi.h): the kind's own bytes, state_size of them (0: none). save fills
 	 * them; load checks a snapshot's against the device init made for it on restore (the same
@@ -166,6 +175,7 @@ struct vmm_virtio_ops {
 };
 
 extern const struct vmm_virtio_ops *const vmm_virtio_kinds[];   /* NULL-terminated (devices.c) */
+extern const struct vmm_virtio_ops vmm_virtio_net_ops;
 const struct vmm_virtio_ops *vmm_virtio_kind(uint32_t device_id);
 
 struct vmm_virtio {
@@ -301,6 +311,8 @@ struct vmm {
 	int pit_thread_started;
 	struct vmm_disk disks[VMM_MAX_DISKS];   /* restore: disks to reattach, in device order */
 	int ndisks;
+	int net_fd;                   /* restore: the NIC's backend (-1: none; the link is then down) */
+	uint8_t net_mac[6];
 	char health_buf[260];
 	uint64_t saved_clock, saved_realtime;   /* restore: from the VM blob */
 	uint64_t t_start_ns;          /* restore call: total = first exit - this */

@@ -745,6 +745,11 @@ int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err,
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.disks, vm->disks, sizeof(cfg.disks));
 	cfg.ndisks = vm->ndisks;
+	/* a NIC is the snapshot's: it comes back with the caller's backend, or with its link down */
+	cfg.net_fd = vm->net_fd;
+	memcpy(cfg.net_mac, vm->net_mac, 6);
+	for (i = 0; i < st.n; i++)
+		cfg.nic += st.dev[i].kind == &vmm_virtio_net_ops;
 	for (int k = 0; vmm_virtio_kinds[k]; k++) {
 		const struct vmm_virtio_ops *kind = vmm_virtio_kinds[k];
 		uint32_t n = 0;

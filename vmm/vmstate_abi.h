@@ -59,11 +59,18 @@ struct vmstate_blk {
 	uint32_t ro, pad;
 };
 
+/* virtio-net's own state: the MAC its driver read, the link status it last saw. */
+struct vmstate_net {
+	uint8_t mac[6];
+	uint16_t status;
+};
+
 _Static_assert(sizeof(struct vmstate_uart) == 80, "KEELDEVS uart section layout");
 _Static_assert(sizeof(struct vmstate_vq) == 40 && offsetof(struct vmstate_vq, last_avail) == 32,
 	       "KEELDEVS virtqueue layout");
 _Static_assert(sizeof(struct vmstate_virtio) == 128 && offsetof(struct vmstate_virtio, vq) == 48,
 	       "KEELDEVS virtio transport layout");
 _Static_assert(sizeof(struct vmstate_blk) == 16, "KEELDEVS virtio-blk layout");
+_Static_assert(sizeof(struct vmstate_net) == 8, "KEELDEVS virtio-net layout");
 
 #endif

@@ -16,7 +16,7 @@ say() { printf 'kernel.sh: %s\n' "$*" >&2; }
 
 # The modules the guests and the appliance load; their dependencies are added from .modinfo.
 WANT=(irqbypass ccp kvm kvm_amd kvm_intel virtio virtio_ring virtio_mmio virtio_pci virtio_blk virtio_net
-      virtio_console virtio_rng vmw_vsock_virtio_transport ext4 crc32c_generic button evdev ib700wdt)
+      virtio_console virtio_rng vmw_vsock_virtio_transport ext4 crc32c_generic button evdev ib700wdt tun veth)
 
 # Resolve linux-image-amd64 -> linux-image-6.1.0-NN-amd64 (the metapackage only depends on it).
 resolve_pkg() {
@@ -24,7 +24,7 @@ resolve_pkg() {
 }
 
 # Fast path: already laid out. `rm -rf build/kernel` (or KEEL_KERNEL_REFRESH=1) picks up a newer package.
-if grep -qs " kernel.sh-v5$" "$K/.stamp" && [ -f "$K/vmlinux" ] && [ -z "${KEEL_KERNEL_REFRESH:-}" ] && [ -z "${KEEL_KERNEL_PKG:-}" ]; then
+if grep -qs " kernel.sh-v6$" "$K/.stamp" && [ -f "$K/vmlinux" ] && [ -z "${KEEL_KERNEL_REFRESH:-}" ] && [ -z "${KEEL_KERNEL_PKG:-}" ]; then
 	exit 0
 fi
 
@@ -58,7 +58,7 @@ else
 	fi
 fi
 
-stamp="$(basename "$deb") kernel.sh-v5"
+stamp="$(basename "$deb") kernel.sh-v6"
 if [ -f "$K/.stamp" ] && [ "$(cat "$K/.stamp")" = "$stamp" ] && [ -f "$K/vmlinux" ]; then
 	exit 0
 fi

@@ -70,7 +70,8 @@ if ap_newer "$base" "$B/kernel/.stamp" "$B/guest/initramfs.cpio" "$top/tests/app
 	cp "$B/kernel/modules.dep" "$st/lib/modules/"
 	cp "$B/kernel/vmlinuz" "$B/kernel/vmlinux" "$B/kernel/version" "$B/guest/initramfs.cpio" "$st/guest/"
 	ln -s ../lib/modules "$st/guest/modules"
-	printf '%s\n' $(ap_mod_order irqbypass ccp kvm kvm_amd) > "$st/etc/vmtest-kvm-modules"
+	# KVM, then TAP and veth (NIC tests: LAN-side namespaces, QEMU peers on a TAP)
+	printf '%s\n' $(ap_mod_order irqbypass ccp kvm kvm_amd tun veth) > "$st/etc/vmtest-kvm-modules"
 	printf '%s\n' $(ap_mod_order virtio_mmio virtio_blk virtio_net) > "$st/etc/vmtest-virtio-modules"
 	cat > "$st/bin/vmtest-net-up" <<'EOF'
 #!/bin/sh

@@ -1,9 +1,11 @@
 /*
  * libFuzzer: the whole surface a guest can reach without KVM in between. The input is a script
- * of guest actions against a VM with a virtio-blk (read-write temp file), a virtio-blk (read-only)
- * and a virtio-rng device, the UART, the CMOS RTC and the ACPI/reset ports: MMIO reads and
- * writes of any register, port I/O, writes into guest memory (descriptor tables, rings, request
- * headers), queue set-up shortcuts that point rings into memory, notifications, console input.
+ * of guest actions against a VM with a virtio-blk (read-write temp file), a virtio-blk (read-only),
+ * a virtio-rng and a virtio-net device (its backend a socketpair whose far end the script writes
+ * frames into and reads or leaves full), the UART, the CMOS RTC and the ACPI/reset ports: MMIO
+ * reads and writes of any register, port I/O, writes into guest memory (descriptor tables, rings,
+ * request headers), queue set-up shortcuts that point rings into memory, notifications, console
+ * input, frames arriving and backends filling up.
  * ASan+UBSan catch any access outside guest memory; the invariants checked here are that
  * pushed used-ring indices never pass what the device popped and a device that needs a reset
  * serves nothing until it is reset.
@@ -11,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vmm/vmm_int.h"
@@ -18,14 +22,36 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MEM_SIZE (1U << 20)
-#define NDEV 3
+#define NDEV 4
+#define NIC 3
 
 static struct vmm *vm;
+static int peer = -1;   /* the NIC backend's far end (keel's network process, in PID 1's sandboxes) */
+
+/* A fresh NIC for each input: nothing queued in its backend from the last one. */
+static int nic_renew(void)
+{
+	struct vmm_config cfg = { .nic = 1 };
+	char err[200];
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	if (peer >= 0)
+		close(peer);
+	vmm_virtio_destroy(&vm->virtio[NIC]);
+	cfg.net_fd = sv[0];
+	r = vmm_virtio_init(&vm->virtio[NIC], &vmm_virtio_net_ops, &cfg, 0, err, sizeof(err));
+	close(sv[0]);
+	peer = sv[1];
+	vmm_place_devices(vm);
+	return r;
+}
 
 static int setup(void)
 {
 	static const char *const names[2] = { "/tmp/keel-fuzz-bus-rw-XXXXXX", "/tmp/keel-fuzz-bus-ro-XXXXXX" };
-	struct vmm_config cfg = { .ndisks = 2, .rng = 1 };
+	struct vmm_config cfg = { .ndisks = 2, .rng = 1, .nic = 1, .net_fd = -1 };
 	char paths[2][64], err[256];
 	int i, r;
 
@@ -77,8 +103,8 @@ static void mmio32(uint64_t addr, uint32_t v)
 	vmm_mmio(vm, addr, 1, b, 4);
 }
 
-/* Rings of a device's queue 0 at offsets into memory, the way a driver sets them up. */
-static void queue_setup(unsigned dev, uint32_t desc, uint32_t avail, uint32_t used, uint32_t num)
+/* Rings of a device's queue q at offsets into memory, the way a driver sets them up. */
+static void queue_setup(unsigned dev, unsigned q, uint32_t desc, uint32_t avail, uint32_t used, uint32_t num)
 {
 	uint64_t b = VMM_MMIO_BASE + (uint64_t)dev * VMM_MMIO_SIZE;
 
@@ -88,7 +114,7 @@ static void queue_setup(unsigned dev, uint32_t desc, uint32_t avail, uint32_t us
 	mmio32(b + 0x24, 1);
 	mmio32(b + 0x20, 1);
 	mmio32(b + 0x70, 0xb);
-	mmio32(b + 0x30, 0);
+	mmio32(b + 0x30, q);
 	mmio32(b + 0x38, num);
 	mmio32(b + 0x80, desc);
 	mmio32(b + 0x90, avail);
@@ -106,6 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!vm && setup() < 0)
 		abort();
+	if (nic_renew() < 0)
+		abort();
 	memset(vm->mem, 0, MEM_SIZE);
 	for (i = 0; i < NDEV; i++)
 		mmio32(VMM_MMIO_BASE + (uint64_t)i * VMM_MMIO_SIZE + 0x70, 0);
@@ -117,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t base = VMM_MMIO_BASE + (uint64_t)dev * VMM_MMIO_SIZE;   /* dev NDEV: no device */
 		uint8_t b[8] = { 0 };
 
-		switch (op % 8) {
+		switch (op % 10) {
 		case 0: {   /* MMIO write of 1, 2, 4 or 8 bytes anywhere in (or just past) a window */
 			unsigned off = take(&in, 2) % (VMM_MMIO_SIZE + 16), len = 1U << (take(&in, 1) % 4);
 			uint32_t lo = take(&in, 4), hi = take(&in, 4);
@@ -161,19 +189,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (dev < NDEV) {
 				uint32_t d = take(&in, 3), a = take(&in, 3), u = take(&in, 3);
 
-				queue_setup(dev, d % MEM_SIZE, a % MEM_SIZE, u % MEM_SIZE, 1U << (take(&in, 1) % 9));
+				unsigned q = take(&in, 1);
+
+				queue_setup(dev, q % 2, d % MEM_SIZE, a % MEM_SIZE, u % MEM_SIZE, 1U << ((q >> 1) % 9));
 			}
 			break;
 		case 6:
 			if (dev < NDEV) {
 				struct vmm_virtio *d = &vm->virtio[dev];
-				uint16_t used = d->vq[0].used_idx, popped = d->vq[0].last_avail;
+				unsigned q = take(&in, 1) % 2;
+				uint16_t used = d->vq[q].used_idx, popped = d->vq[q].last_avail;
 				int needs_reset = !!(d->status & 0x40);
 
-				mmio32(base + 0x50, take(&in, 1) % 2);
-				if ((uint16_t)(d->vq[0].used_idx - used) > (uint16_t)(d->vq[0].last_avail - popped))
+				mmio32(base + 0x50, q);
+				if ((uint16_t)(d->vq[q].used_idx - used) > (uint16_t)(d->vq[q].last_avail - popped))
 					abort();   /* pushed more than it popped */
-				if (needs_reset && d->vq[0].used_idx != used)
+				if (needs_reset && d->vq[q].used_idx != used)
 					abort();   /* a device that needs a reset served a request */
 			}
 			break;
@@ -182,7 +213,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			int irq;
 
 			memcpy(c, &(uint32_t){ take(&in, 4) }, 4);
-			vmm_uart_rx(&vm->uart, c, 1 + dev, &irq);
+			vmm_uart_rx(&vm->uart, c, 1 + dev % 4, &irq);
+			break;
+		}
+		case 8: {   /* a frame of any length arrives from the backend; the I/O thread serves it */
+			struct vmm_virtio *d = &vm->virtio[NIC];
+			uint16_t used = d->vq[0].used_idx, popped = d->vq[0].last_avail;
+			uint32_t len = take(&in, 2) % 2100;
+			uint8_t frame[2100];
+			short ev;
+			ssize_t w;
+
+			memset(frame, 0, sizeof(frame));
+			memcpy(frame, in.p, len < in.n ? len : in.n);
+			w = write(peer, frame, len ? len : 1);
+			(void)w;
+			if (d->ops->poll(vm, d, &ev) >= 0)
+				d->ops->ready(vm, d, ev);
+			if ((uint16_t)(d->vq[0].used_idx - used) > (uint16_t)(d->vq[0].last_avail - popped))
+				abort();
+			break;
+		}
+		case 9: {   /* the backend drains (dev even) or the far end closes (dev odd: the link goes down) */
+			struct vmm_virtio *d = &vm->virtio[NIC];
+			uint8_t frame[2048];
+			short ev;
+
+			if (dev & 1) {
+				close(peer);
+				peer = -1;
+			} else {
+				while (read(peer, frame, sizeof(frame)) > 0)
+					;
+			}
+			if (d->ops->poll(vm, d, &ev) >= 0)
+				d->ops->ready(vm, d, dev & 1 ? POLLHUP : POLLOUT);
 			break;
 		}
 		}

@@ -74,6 +74,19 @@ t virtio_blk_write sh -c "head -c 16 $T/rw.img | grep -q written-by-guest"
 t virtio_blk_ro_refuses_writes sh -c "head -c 16 $T/ro.img | grep -q keel-disk-bytes!"
 t virtio_rng_reads_hwrng grep -Eq "keel-test: hwrng [0-9a-f]{32}" $T/blk.log
 phase blk
+
+# virtio-net on a TAP device (keel vm run --nic tap:NAME): the guest answers ping and serves HTTP.
+$TO keel vm run --kernel $K --initrd $I --mem 256 --nic tap:kt0 --cmdline "$CL keel.cmd=web" </dev/null > $T/tap.log 2>&1 &
+tp=$!
+i=0; while [ $i -lt 50 ] && ! ip link show kt0 >/dev/null 2>&1; do sleep 0.1; i=$((i + 1)); done
+ip link set kt0 up; ip addr add 10.0.2.2/24 dev kt0
+i=0; while [ $i -lt 90 ] && ! grep -q "keel-test: web-up" $T/tap.log; do sleep 1; i=$((i + 1)); done
+t nic_guest_has_eth0_with_its_address grep -q "keel-test: net 10.0.2.15/24 mac" $T/tap.log
+t nic_guest_answers_ping ping -c 2 -W 5 10.0.2.15
+c1=$(timeout 20 wget -q -O- http://10.0.2.15/cgi-bin/count 2>&1); c2=$(timeout 20 wget -q -O- http://10.0.2.15/cgi-bin/count 2>&1)
+if [ "$c1" = "count 1" ] && [ "$c2" = "count 2" ]; then ok nic_guest_serves_http; else no nic_guest_serves_http "got '$c1' then '$c2'"; fi
+kill $tp 2>/dev/null; wait $tp 2>/dev/null
+phase nic
 if [ $bad != 0 ]; then
 	for f in $T/*.log; do echo "--- $f"; tail -n 15 $f; done
 fi
