@@ -85,6 +85,7 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 struct init_policy {
 	uint32_t vcpus, cpu_quota;           /* cpu_quota: percent of one CPU, over all vCPUs */
 	uint64_t memory_bytes;
+	int net;                             /* policy-net on: the guest has a NIC */
 };
 
 /* A sandbox's limits: the manifest's, narrowed by board.conf; -EPERM (err says) when the board widens. */

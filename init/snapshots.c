@@ -387,6 +387,7 @@ int init_verify_snapshot(struct init_stores *st, const struct init_cand *c, int 
 		pol->vcpus = m.vcpus;
 		pol->cpu_quota = m.cpu_quota;
 		pol->memory_bytes = m.memory_bytes;
+		pol->net = m.net;
 	}
 	rc = full ? snap_manifest_each_object(&m, verify_object, &v) : 0;
 	snap_manifest_free(&m);

@@ -15,7 +15,7 @@
  * - Child -> PID 1 protocol on the ready pipe (fd 3 in the child): lines
  *   "restored", "healthy", and, from our own pre-exec verification,
  *   "corrupt WHAT" or "refused WHAT" (a signature nobody trusted vouches for),
- *   "limits WHAT" (the cgroup it entered), "board: WHAT" (board.conf asks
+ *   "limits WHAT" (the cgroup it entered), "net WHAT" (its link), "board: WHAT" (board.conf asks
  *   for more than the manifest: no snapshot is to blame) and "jail: WHAT" /
  *   "cgroup: WHAT" (the host refused the confinement).
  */
@@ -70,6 +70,8 @@ struct sandbox {
 	uint64_t spawned_ms, healthy_ms, deadline_ms;
 	char why[256];               /* what the child reported before failing */
 	char limits[160];            /* the last "limits" line logged */
+	char net[160];               /* the last "net" line logged */
+	int link[2];                 /* nat link: [0] keel's network process, [1] the VMM; -1: none */
 	unsigned long long ooms;     /* its cgroup's oom_kill count, as last seen */
 	struct init_console con;     /* its stdout and stderr (console.c) */
 	int start_after_stop;        /* reload: start again (newest snapshot) once stopped */
@@ -157,12 +159,47 @@ static void vm_warn(void *ctx, const char *line)
 }
 
 /* In the child: verify (when asked), then run the VMM here or exec the runner. Never returns. */
+/*
+ * The link a sandbox's guest gets: its manifest's policy-net (whether the snapshot has a NIC)
+ * narrowed by board.conf. 0 and *fd the backend descriptor, or -1 (no NIC, or a NIC without
+ * link), desc saying which; -EPERM (desc says why) when board.conf asks for more than the manifest.
+ */
+static int net_for(const struct sandbox *s, const struct init_policy *p, int *fd, char *desc, size_t len)
+{
+	size_t n;
+
+	*fd = -1;
+	if (!p->net) {
+		if (s->conf.net == INIT_NET_NAT || s->conf.nforward) {
+			snprintf(desc, len, "board.conf sandbox.%s.%s is wider than the manifest's policy-net off "
+				 "(the snapshot has no NIC)", s->conf.name, s->conf.nforward ? "forward" : "net = nat");
+			return -EPERM;
+		}
+		snprintf(desc, len, "none (policy-net off: no NIC)");
+		return 0;
+	}
+	if (s->conf.net == INIT_NET_NONE) {
+		snprintf(desc, len, "none (board.conf: its NIC has no link)");
+		return 0;
+	}
+	if (s->link[1] < 0) {
+		snprintf(desc, len, "none (no network process: board.conf names no nic; its NIC has no link)");
+		return 0;
+	}
+	n = (size_t)snprintf(desc, len, "nat: 10.0.2.15/24 via 10.0.2.2 (DHCP), %s", s->conf.nforward ? "" : "nothing forwarded");
+	for (unsigned f = 0; f < s->conf.nforward && n < len; f++)
+		n += (size_t)snprintf(desc + n, len - n, "%sport %u -> %u", f ? ", " : "forwards ", s->conf.forward[f].outer,
+				      s->conf.forward[f].inner);
+	*fd = s->link[1];
+	return 0;
+}
+
 static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 {
 	const struct init_cand *c = &s->cands[s->cur];
 	char hex[SNAP_HEX_LEN + 1], fdarg[12], what[160];
-	char *argv[16];
-	int argc = 0;
+	char *argv[18];
+	int argc = 0, nic = 0, nic_fd = -1;
 	sigset_t none;
 
 	sigemptyset(&none);
@@ -212,6 +249,12 @@ static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 			init_limits_describe(&lim, lines, sizeof(lines));
 			dprintf(READY_FD, "limits %s\n", lines);
 		}
+		if (net_for(s, &pol, &nic_fd, what, sizeof(what)) < 0) {
+			dprintf(READY_FD, "board: %s\n", what);
+			_exit(1);
+		}
+		nic = pol.net;
+		dprintf(READY_FD, "net %s\n", what);
 	}
 	snap_hex(c->id, hex);
 	if (!strcmp(in->board.runner, "/proc/self/exe")) {
@@ -228,7 +271,7 @@ static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 				  .gid = JAIL_UID_SANDBOX(s - in->sb), .filter = JAIL_FILTER_VMM };
 		struct snap_store *ds = NULL;
 		struct snap_source src;
-		int keep[2 + 8], nkeep = 0;
+		int keep[3 + 8], nkeep = 0;
 		char err[256];
 		int r;
 
@@ -245,6 +288,10 @@ static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 			_exit(1);
 		}
 		keep[nkeep++] = r;
+		vc.nic = nic;
+		vc.net_fd = nic_fd;
+		if (nic_fd >= 0)
+			keep[nkeep++] = nic_fd;
 		if (c->in_image)
 			nkeep += snap_image_fds(in->st.image, keep + nkeep, 8);
 		else
@@ -281,6 +328,10 @@ static void child_main(struct init *in, struct sandbox *s, int wfd, int cfd)
 	if (s->conf.has_health_marker) {
 		argv[argc++] = (char *)"--health";
 		argv[argc++] = s->conf.health_marker;
+	}
+	if (nic_fd >= 0 && dup2(nic_fd, READY_FD + 1) == READY_FD + 1) {
+		argv[argc++] = (char *)"--nic";
+		argv[argc++] = (char *)"fd:4";
 	}
 	argv[argc] = NULL;
 	execv(in->board.runner, argv);
@@ -436,6 +487,11 @@ static void ready_line(struct sandbox *s, const char *line)
 		if (strcmp(s->limits, line + 7)) {
 			snprintf(s->limits, sizeof(s->limits), "%s", line + 7);
 			init_log("sandbox %s: limits %s", s->conf.name, s->limits);
+		}
+	} else if (!strncmp(line, "net ", 4)) {
+		if (strcmp(s->net, line + 4)) {
+			snprintf(s->net, sizeof(s->net), "%s", line + 4);
+			init_log("sandbox %s: net %s", s->conf.name, s->net);
 		}
 	} else if (!strcmp(line, "restored")) {
 		if (s->st != SB_STARTING)
@@ -601,9 +657,9 @@ static void net_ready(void *arg, const char *ip, uint16_t port)
 /* The jailed listener keeps PID 1's log descriptors besides what net_listen hands over. */
 static int net_confine(void *arg, const int *fds, int nfds, const char **store_dir, char *err, size_t errlen)
 {
-	int keep[8], n = 0;
+	int keep[8 + CONFIG_MAX_SANDBOXES], n = 0;
 
-	for (int i = 0; i < nfds && n < 6; i++)
+	for (int i = 0; i < nfds && n < 6 + CONFIG_MAX_SANDBOXES; i++)
 		keep[n++] = fds[i];
 	n += init_log_fds(keep + n);
 	return jail_listener(arg, keep, n, store_dir, err, errlen);
@@ -641,6 +697,28 @@ static void net_child(struct init *in, int stop_fd, int ctl_fd)
 	c.on_ready = net_ready;
 	c.confine = net_confine;
 	c.activate_fd = ctl_fd;   /* it moves no ref: PID 1 does (net_ctl) */
+	{
+		static struct net_sandbox links[CONFIG_MAX_SANDBOXES];
+		size_t n = 0;
+
+		for (int i = 0; i < in->nsb; i++) {
+			const struct sandbox *s = &in->sb[i];
+
+			if (s->link[0] < 0)
+				continue;
+			memset(&links[n], 0, sizeof(links[n]));
+			snprintf(links[n].name, sizeof(links[n].name), "%s", s->conf.name);
+			links[n].fd = s->link[0];
+			for (unsigned f = 0; f < s->conf.nforward && f < NET_MAX_FORWARDS; f++) {
+				links[n].fwd[f].outer = s->conf.forward[f].outer;
+				links[n].fwd[f].inner = s->conf.forward[f].inner;
+				links[n].nfwd++;
+			}
+			n++;
+		}
+		c.sandboxes = links;
+		c.nsandboxes = n;
+	}
 	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
 		c.dhcp = 1;
 	} else if (net_parse_ipv4(b->address, 1, &c.ip, &c.prefix) < 0 ||
@@ -736,9 +814,9 @@ static void net_stop(struct init *in)
 	in->net_restart_ms = 0;
 	if (in->net_pid <= 0)
 		return;
+	/* it stops at its next loop turn and says what it counted (SIGKILL at the shutdown deadline) */
 	close(in->net_stop_fd);
 	in->net_stop_fd = -1;
-	kill(in->net_pid, SIGTERM);
 }
 
 static void rescan(struct init *in);
@@ -960,7 +1038,37 @@ static void add_sandboxes(struct init *in)
 		s->conf = in->board.sandboxes[i];
 		s->rfd = -1;
 		s->con.fd = -1;
+		s->link[0] = s->link[1] = -1;
 		s->st = SB_OFF;
+	}
+}
+
+static void link_close(struct sandbox *s)
+{
+	for (int k = 0; k < 2; k++) {
+		if (s->link[k] >= 0)
+			close(s->link[k]);
+		s->link[k] = -1;
+	}
+}
+
+/*
+ * A nat link per sandbox that may have one (board.conf names a nic, the sandbox's net is not
+ * none): a SOCK_SEQPACKET pair PID 1 keeps for the sandbox's whole life, so a restarted VMM or
+ * network process finds its end where the last one left it.
+ */
+static void links_make(struct init *in)
+{
+	for (int i = 0; i < in->nsb; i++) {
+		struct sandbox *s = &in->sb[i];
+		int want = in->board.nic[0] && s->conf.net != INIT_NET_NONE;
+
+		if (!want) {
+			link_close(s);
+		} else if (s->link[0] < 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s->link) < 0) {
+			init_log("sandbox %s: its link: socketpair: %s; it runs without one", s->conf.name, strerror(errno));
+			s->link[0] = s->link[1] = -1;
+		}
 	}
 }
 
@@ -968,6 +1076,7 @@ static void start_all(struct init *in)
 {
 	char leaf[80];
 
+	links_make(in);
 	/* every cgroup made before the first child needs it: a mkdir is the dearest step of entering */
 	for (int i = 0; i < in->nsb; i++) {
 		cg_leaf(&in->sb[i], leaf, sizeof(leaf));
@@ -1016,9 +1125,30 @@ static void rescan(struct init *in)
 	}
 }
 
+/* The sandboxes' links and forwards, as text: the network process restarts when it changes. */
+static void links_describe(const struct init_board *b, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = 0;
+	for (int i = 0; i < b->nsandboxes && n < len; i++) {
+		const struct init_sandbox_conf *s = &b->sandboxes[i];
+
+		n += (size_t)snprintf(out + n, len - n, "%s:%d", s->name, s->net);
+		for (unsigned f = 0; f < s->nforward && n < len; f++)
+			n += (size_t)snprintf(out + n, len - n, ",%u:%u", s->forward[f].outer, s->forward[f].inner);
+		if (n < len)
+			n += (size_t)snprintf(out + n, len - n, ";");
+	}
+}
+
 static int net_differs(const struct init_board *a, const struct init_board *b)
 {
-	return strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
+	static char da[4096], db[4096];
+
+	links_describe(a, da, sizeof(da));
+	links_describe(b, db, sizeof(db));
+	return strcmp(da, db) || strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
 	       a->port != b->port || strcmp(a->tls_cert, b->tls_cert) || strcmp(a->tls_key, b->tls_key) ||
 	       strcmp(a->tls_ca, b->tls_ca) || strcmp(a->data_dir, b->data_dir) ||
 	       a->listener_plaintext != b->listener_plaintext ||
@@ -1072,8 +1202,10 @@ static void reload(struct init *in)
 	/* Compact: drop removed sandboxes that are off; add new ones. */
 	int j = 0;
 	for (int i = 0; i < in->nsb; i++) {
-		if (!init_board_sandbox(&in->board, in->sb[i].conf.name) && in->sb[i].pid <= 0)
+		if (!init_board_sandbox(&in->board, in->sb[i].conf.name) && in->sb[i].pid <= 0) {
+			link_close(&in->sb[i]);
 			continue;
+		}
 		if (j != i)
 			in->sb[j] = in->sb[i];
 		j++;
@@ -1090,6 +1222,7 @@ static void reload(struct init *in)
 			s->conf = in->board.sandboxes[i];
 			s->rfd = -1;
 			s->con.fd = -1;
+			s->link[0] = s->link[1] = -1;
 		}
 	}
 	start_all(in);

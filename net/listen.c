@@ -7,11 +7,13 @@
 
 #include "keel_config.h"
 #include "lwip/dhcp.h"
+#include "lwip/etharp.h"
 #include "lwip/ip_addr.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
+#include "net/nat.h"
 #include "net/net_int.h"
 #include "net/net.h"
 #include "snap/snap.h"
@@ -153,17 +155,69 @@ static void collect(struct net_server *srv)
 		net_log(srv, "store sweep: removed %d files no ref reaches (%llu bytes)", r, (unsigned long long)bytes);
 }
 
+/* ---- the uplink as the sandbox links' NAT sees it (nat.c) ---- */
+static uint32_t uplink_ip(void *arg)
+{
+	struct net_link *link = arg;
+
+	return lwip_ntohl(ip4_addr_get_u32(netif_ip4_addr(&link->netif)));
+}
+
+static int uplink_send(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
+{
+	struct net_link *link = arg;
+	struct pbuf *p = len <= 0xffff ? pbuf_alloc(PBUF_LINK, (u16_t)len, PBUF_RAM) : NULL;
+	ip4_addr_t to;
+	err_t e;
+
+	if (!p)
+		return -ENOMEM;
+	pbuf_take(p, pkt, (u16_t)len);
+	ip4_addr_set_u32(&to, lwip_htonl(dst));
+	e = link->netif.output(&link->netif, p, &to);   /* etharp_output: ARP, then the frame */
+	pbuf_free(p);
+	return e == ERR_OK ? 0 : -EIO;
+}
+
+static int uplink_intercept(void *arg, const uint8_t *frame, size_t len)
+{
+	return net_nat_uplink_frame(arg, frame, len);
+}
+
+static void nat_report(struct net_server *srv, struct net_nat *nat)
+{
+	const struct net_config *cfg = srv->cfg;
+
+	for (size_t i = 0; i < cfg->nsandboxes; i++) {
+		const struct net_nat_counts *n = net_nat_counts(nat, i);
+
+		net_log(srv, "sandbox %s link: to the guest %llu frames (%llu bytes), out %llu packets (%llu bytes); "
+			"%llu resets to the guest, %llu DHCP answers; dropped: %llu denied, %llu malformed, "
+			"%llu of no connection, %llu refused (table full), %llu link full",
+			cfg->sandboxes[i].name, (unsigned long long)n->in, (unsigned long long)n->in_bytes,
+			(unsigned long long)n->out, (unsigned long long)n->out_bytes, (unsigned long long)n->resets,
+			(unsigned long long)n->leases, (unsigned long long)n->denied, (unsigned long long)n->malformed,
+			(unsigned long long)n->stale, (unsigned long long)n->full, (unsigned long long)n->link_full);
+	}
+}
+
 /* The loop proper: returns 0 when stop_fd fired, -errno when the link died. */
-static int serve(struct net_server *srv, struct net_link *link)
+static int serve(struct net_server *srv, struct net_link *link, struct net_nat *nat)
 {
 	const struct net_config *cfg = srv->cfg;
 	int announced = 0;
 	u32_t gc_tried = sys_now() - 1000;
 
 	for (;;) {
-		struct pollfd pfd[2] = { { link->fd, POLLIN, 0 }, { cfg->stop_fd, POLLIN, 0 } };
+		struct pollfd pfd[2 + NET_MAX_SANDBOX_LINKS] = { { link->fd, POLLIN, 0 }, { cfg->stop_fd, POLLIN, 0 } };
 		u32_t sleep = sys_timeouts_sleeptime();
+		size_t ns = nat ? cfg->nsandboxes : 0;
 		int r;
+
+		for (size_t i = 0; i < ns; i++) {
+			pfd[2 + i].fd = net_nat_fd(nat, i);
+			pfd[2 + i].events = POLLIN;
+		}
 
 		if (!announced && !ip4_addr_isany_val(*netif_ip4_addr(&link->netif))) {
 			char ip[IP4ADDR_STRLEN_MAX];
@@ -176,7 +230,7 @@ static int serve(struct net_server *srv, struct net_link *link)
 		}
 		if (sleep > 1000)
 			sleep = 1000;
-		r = poll(pfd, cfg->stop_fd >= 0 ? 2 : 1, (int)sleep);
+		r = poll(pfd, 2 + ns, (int)sleep);
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0 && cfg->stop_fd >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -188,6 +242,9 @@ static int serve(struct net_server *srv, struct net_link *link)
 			if (n < 0)
 				return n;
 		}
+		for (size_t i = 0; r > 0 && i < ns; i++)
+			if (pfd[2 + i].revents & POLLIN)
+				net_nat_poll(nat, i, 256);
 		sys_check_timeouts();
 		if (srv->gc_due && sys_now() - gc_tried >= 100) {
 			gc_tried = sys_now();
@@ -201,10 +258,12 @@ int net_listen(const struct net_config *cfg)
 	const char *store_dir = cfg->store_dir;
 	struct net_server srv;
 	struct net_link link;
+	struct net_nat *nat = NULL;
 	char err[200];
 	int r;
 
-	if (!cfg->ifname || !cfg->store_dir || !cfg->port || (!cfg->dhcp && (!cfg->ip || cfg->prefix > 32)))
+	if (!cfg->ifname || !cfg->store_dir || !cfg->port || (!cfg->dhcp && (!cfg->ip || cfg->prefix > 32)) ||
+	    cfg->nsandboxes > NET_MAX_SANDBOX_LINKS)
 		return -EINVAL;
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
@@ -235,13 +294,15 @@ int net_listen(const struct net_config *cfg)
 		goto out_creds;
 	}
 	if (cfg->confine) {
-		int fds[3], nfds = 0;
+		int fds[3 + NET_MAX_SANDBOX_LINKS], nfds = 0;
 
 		fds[nfds++] = link.fd;
 		if (cfg->stop_fd >= 0)
 			fds[nfds++] = cfg->stop_fd;
 		if (cfg->activate_fd >= 0)
 			fds[nfds++] = cfg->activate_fd;
+		for (size_t i = 0; i < cfg->nsandboxes; i++)
+			fds[nfds++] = cfg->sandboxes[i].fd;
 		r = cfg->confine(cfg->arg, fds, nfds, &store_dir, err, sizeof(err));
 		if (r) {
 			net_log(&srv, "%s", err);
@@ -281,8 +342,22 @@ int net_listen(const struct net_config *cfg)
 	link.syn_gate = syn_gate;
 	link.gate_arg = &srv;
 	srv.gc_due = 1;
+	if (cfg->nsandboxes) {
+		struct net_nat_uplink up = { .ip = uplink_ip, .send = uplink_send, .arg = &link };
 
-	r = serve(&srv, &link);
+		if (net_nat_new(&nat, cfg->sandboxes, cfg->nsandboxes, &up) < 0) {
+			r = -ENOMEM;
+			goto out_pcb;
+		}
+		link.intercept = uplink_intercept;
+		link.intercept_arg = nat;
+		for (size_t i = 0; i < cfg->nsandboxes; i++)
+			for (unsigned f = 0; f < cfg->sandboxes[i].nfwd; f++)
+				net_log(&srv, "sandbox %s: port %u forwarded to its port %u", cfg->sandboxes[i].name,
+					cfg->sandboxes[i].fwd[f].outer, cfg->sandboxes[i].fwd[f].inner);
+	}
+
+	r = serve(&srv, &link, nat);
 	net_log(&srv, "stopping: %llu accepted, %llu filed, %llu failed, %llu refused, %llu evicted, "
 		"%llu dropped (slow, stalled or too old); half-open: %llu reset, %llu SYNs refused; "
 		"%llu lines about connections not logged; "
@@ -295,6 +370,11 @@ int net_listen(const struct net_config *cfg)
 		(unsigned long long)link.rx_bad_csum, (unsigned long long)link.tx_frames,
 		(unsigned long long)link.tx_errors);
 
+	if (nat)
+		nat_report(&srv, nat);
+	link.intercept = NULL;
+	net_nat_free(nat);
+out_pcb:
 	net_conn_abort_all(&srv);
 	tcp_close(srv.lpcb);
 out_dhcp:

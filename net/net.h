@@ -30,6 +30,22 @@ struct snap_pubkey;
 #define NET_WANT_MAX 4096
 #define NET_WANT_MAGIC "want? 1 "
 
+/*
+ * A sandbox's private link in nat mode (net/nat.c): PID 1 made the SOCK_SEQPACKET pair, the
+ * sandbox's VMM holds the other end (its virtio-net backend). The guest is 10.0.2.15/24 behind
+ * the router 10.0.2.2 (keel), on every clone alike.
+ */
+#define NET_MAX_FORWARDS 8
+#define NET_MAX_SANDBOX_LINKS 32
+struct net_sandbox {
+	char name[65];
+	int fd;                        /* one Ethernet frame per message */
+	unsigned nfwd;
+	struct {
+		uint16_t outer, inner;     /* TCP: the appliance's port -> the guest's */
+	} fwd[NET_MAX_FORWARDS];
+};
+
 /* What PID 1 (or `keel net listen`) hands to net_listen(). */
 struct net_config {
 	const char *ifname;            /* interface driven by lwIP (AF_PACKET), or "tap:NAME" */
@@ -73,6 +89,9 @@ struct net_config {
 	 * it activates in its own process.
 	 */
 	int activate_fd;
+	/* Sandbox links in nat mode: their port forwards are served beside the update port. */
+	const struct net_sandbox *sandboxes;
+	size_t nsandboxes;
 };
 
 /* Fills c with the Kconfig defaults (no interface, no store, port CONFIG_NET_PORT). */

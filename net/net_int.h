@@ -19,6 +19,9 @@ struct net_link {
 	size_t buflen;
 	struct netif netif;
 	uint64_t rx_frames, rx_bytes, rx_dropped, rx_bad_csum, tx_frames, tx_errors;
+	/* Sees every frame (checksums checked) before lwIP does: 1 took it (sandbox forwards, nat.c). */
+	int (*intercept)(void *arg, const uint8_t *frame, size_t len);
+	void *intercept_arg;
 	/* Sees every IPv4 TCP SYN (without ACK) before lwIP does: 0 drops it (listen.c). */
 	int (*syn_gate)(void *arg, uint32_t src_ip, uint16_t dst_port);
 	void *gate_arg;

@@ -357,6 +357,11 @@ static void link_input(struct net_link *l, size_t len, unsigned status)
 		l->rx_dropped++;
 		return;
 	}
+	if (type == 0x0800 && l->intercept && l->intercept(l->intercept_arg, f, len)) {
+		l->rx_frames++;
+		l->rx_bytes += len;
+		return;
+	}
 	if (type == 0x0800 && l->syn_gate && len >= 14 + 20 && f[23] == 6) {
 		size_t ihl = (size_t)(f[14] & 0x0f) * 4;
 		const uint8_t *t = f + 14 + ihl;

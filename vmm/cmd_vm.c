@@ -16,12 +16,12 @@
 
 static const char help_text[] =
 	"usage: keel vm run --kernel IMAGE [--initrd FILE] [--cmdline TEXT] [--mem MiB] [--vcpus N]\n"
-	"                   [--disk FILE[,ro]]... [--rng] [--nic tap:NAME|fd:N] [--timing]\n"
+	"                   [--disk FILE[,ro]]... [--rng] [--nic tap:NAME|fd:N|none] [--timing]\n"
 	"                   [--snapshot-on MARKER --store DIR --name NAME [--health MARKER]\n"
 	"                    [--cpu-quota PERCENT]]\n"
 	"       keel vm restore (--store DIR | --image IMG) NAME|ID [--ready-fd N] [--health MARKER]\n"
 	"                   [--disk FILE[,ro]]... [--timing] [--jail-uid UID] [--netns PATH | --no-jail]\n"
-	"                   [--cgroup DIR] [--nic tap:NAME|fd:N]\n"
+	"                   [--cgroup DIR] [--nic tap:NAME|fd:N|none]\n"
 	"\n"
 	"run boots a kernel in a KVM microVM: a bzImage (boot protocol >= 2.12, 64-bit entry) or an\n"
 	"ELF image (vmlinux, tiny test guests) entered in 64-bit mode, with a 16550 UART on 0x3f8\n"
@@ -29,7 +29,8 @@ static const char help_text[] =
 	"(',ro' read-only), --rng a virtio-rng fed by the host's getrandom(), --nic a virtio-net whose\n"
 	"frames go to a TAP device (made if missing) or to an open descriptor that carries one frame per\n"
 	"read and write (a SOCK_SEQPACKET socket; PID 1 gives each sandbox one to keel's network\n"
-	"process); its MAC is derived from /etc/machine-id and --name. The machine is described\n"
+	"process) or to nothing (none: no link, e.g. for a snapshot PID 1 links up); its MAC is derived\n"
+	"from /etc/machine-id and --name. The machine is described\n"
 	"by hardware-reduced ACPI tables (MADT for the vCPUs, a DSDT with the UART, each virtio-mmio\n"
 	"device and a VM generation ID) and an MP table; a guest given acpi=off gets its devices as\n"
 	"virtio_mmio.device=4K@ADDR:IRQ on the command line instead. Default command line:\n"
@@ -333,7 +334,7 @@ static int enter_jail(struct vmm_config *cfg, const char *store, struct snap_ima
 	keep[nkeep++] = r;
 	if (cfg->ready_fd >= 0)
 		keep[nkeep++] = cfg->ready_fd;
-	if (cfg->nic)
+	if (cfg->nic && cfg->net_fd >= 0)
 		keep[nkeep++] = cfg->net_fd;
 	nkeep += snap_image_fds(img, keep + nkeep, 8);
 	j.keep = keep;

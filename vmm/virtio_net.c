@@ -48,6 +48,8 @@ struct net {
 	uint8_t *rx, *tx;                 /* one frame each (FRAME_MAX + 1: a longer read is too long) */
 	size_t rx_len, tx_len;            /* a frame waiting for guest buffers / for the backend */
 	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
+	int hello;                        /* the backend was told this VMM's MAC */
+	int link_changed;                 /* restored with another link status than the guest saw */
 };
 _Static_assert(sizeof(struct net) <= VMM_DEV_PRIV, "virtio-net state must fit the device's room");
 
@@ -208,12 +210,38 @@ static int rx_place(struct vmm *vm, struct vmm_virtio *d, const char **why)
 	return 2;
 }
 
-/* The I/O thread: what to poll the backend for now. */
+/*
+ * The I/O thread: what to poll the backend for now. First of all it tells the backend this
+ * NIC's MAC (a restored guest's is its snapshot's): one broadcast frame of a local ethertype,
+ * 0x88b5, from that MAC. keel's side of a sandbox link learns where to send and that whatever
+ * was connected before is gone; a TAP's kernel drops it.
+ */
 static int net_poll(struct vmm *vm, struct vmm_virtio *d, short *events)
 {
 	struct net *n = net(d);
 
 	(void)vm;
+	if (!n->hello && n->fd >= 0) {
+		uint8_t f[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+		memcpy(f + 6, n->mac, 6);
+		f[12] = 0x88;
+		f[13] = 0xb5;
+		memcpy(f + 14, "keel-vmm hello", 14);
+		if (write(n->fd, f, sizeof(f)) < 0) {
+			/* a full or absent backend learns the MAC from the guest's first frame instead */
+		}
+		n->hello = 1;
+	}
+	/* a restored guest whose link came up (or went) hears it now: a config-change interrupt */
+	if (n->link_changed) {
+		n->link_changed = 0;
+		if (live(d)) {
+			d->isr |= 2;
+			d->cfg_gen++;
+			d->irq_pending = 1;
+		}
+	}
 	*events = (short)((n->rx_len ? 0 : POLLIN) | (n->tx_len ? POLLOUT : 0));
 	return n->fd >= 0 && *events ? n->fd : -1;
 }
@@ -364,6 +392,7 @@ static int net_load(struct vmm_virtio *d, const void *state, char *err, size_t e
 		return -EINVAL;
 	}
 	memcpy(net(d)->mac, st.mac, 6);
+	net(d)->link_changed = st.status != net(d)->status;
 	return 0;
 }
 
@@ -399,6 +428,10 @@ void vmm_nic_mac(const char *box, const char *name, uint8_t mac[6])
 
 int vmm_nic_open(const char *spec, int *fd, char *err, size_t errlen)
 {
+	if (!strcmp(spec, "none")) {
+		*fd = -1;
+		return 0;
+	}
 	if (!strncmp(spec, "fd:", 3)) {
 		char *end;
 		long v = strtol(spec + 3, &end, 10);
@@ -431,6 +464,6 @@ int vmm_nic_open(const char *spec, int *fd, char *err, size_t errlen)
 		*fd = t;
 		return 0;
 	}
-	snprintf(err, errlen, "--nic %s: expected tap:NAME or fd:N", spec);
+	snprintf(err, errlen, "--nic %s: expected tap:NAME, fd:N or none", spec);
 	return -EINVAL;
 }

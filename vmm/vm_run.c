@@ -493,10 +493,14 @@ int vmm_wait_loaded(struct vmm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-/* The devices' backends the I/O thread watches (ops->poll): one pollfd per device, fd -1 when idle. */
+/*
+ * The devices' backends the I/O thread watches (ops->poll): one pollfd per device, fd -1 when
+ * idle. Interrupts a device left pending (a config change found at restore) are raised here.
+ */
 static int backends_poll(struct vmm *vm, struct pollfd *p)
 {
-	int n = 0;
+	uint32_t raise[VMM_MAX_VIRTIO];
+	int n = 0, nraise = 0;
 
 	pthread_mutex_lock(&vm->lock);
 	for (int i = 0; i < vm->nvirtio; i++) {
@@ -507,9 +511,15 @@ static int backends_poll(struct vmm *vm, struct pollfd *p)
 		p[n].revents = 0;
 		if (d->ops->poll)
 			p[n].fd = d->ops->poll(vm, d, &p[n].events);
+		if (d->irq_pending) {
+			d->irq_pending = 0;
+			raise[nraise++] = d->irq;
+		}
 		n++;
 	}
 	pthread_mutex_unlock(&vm->lock);
+	for (int i = 0; i < nraise; i++)
+		vmm_irq_pulse(vm, raise[i]);
 	return n;
 }
 

@@ -68,8 +68,9 @@ enum vmm_thread {
 };
 
 /*
- * A NIC's backend for `keel vm`: "tap:NAME" (a TAP device, made if missing) or "fd:N" (an open
- * descriptor with one frame per read and write, e.g. a SOCK_SEQPACKET socket). 0 or -errno (err).
+ * A NIC's backend for `keel vm`: "tap:NAME" (a TAP device, made if missing), "fd:N" (an open
+ * descriptor with one frame per read and write, e.g. a SOCK_SEQPACKET socket) or "none" (*fd -1:
+ * a NIC without link, e.g. for a snapshot PID 1 will link up). 0 or -errno (err).
  */
 int vmm_nic_open(const char *spec, int *fd, char *err, size_t errlen);
 /* The MAC of sandbox name on box (any stable text naming the appliance): locally administered. */

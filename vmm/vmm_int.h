@@ -189,6 +189,7 @@ struct vmm_virtio {
 	uint32_t nqueues;
 	struct vmm_vq vq[VMM_VQ_MAX];
 	unsigned faults;       /* malformed rings seen (the first few are logged) */
+	int irq_pending;       /* raise the IRQ from the I/O thread (set under vm->lock) */
 	_Alignas(8) unsigned char priv[VMM_DEV_PRIV];   /* the kind's own state */
 };
 int vmm_virtio_mmio_read(struct vmm *vm, struct vmm_virtio *d, uint64_t off, uint8_t *data, unsigned len);

@@ -1,18 +1,17 @@
 # Web test guest: eth0 gets keel.addr (default 10.0.2.15/24) with keel.gw (default 10.0.2.2) as its
 # router, or a DHCP lease with keel.addr=dhcp; busybox httpd serves /www on port 80 with a CGI
 # counter (/cgi-bin/count: "count N", one more per request) and /big (keel.big= MiB of zeros).
-addr=10.0.2.15/24 gw=10.0.2.2 big=0
+# "keel-test: web-start" comes before the network is configured (a snapshot there takes its lease
+# after restore), "keel-test: web-up" once httpd runs. keel.probe=HOST:PORT then tries a TCP
+# connection out to HOST:PORT every 2 s and says how it ended and how long it took.
+addr=10.0.2.15/24 gw=10.0.2.2 big=0 probe=
 for a in $(cat /proc/cmdline); do
-	case $a in keel.addr=*) addr=${a#keel.addr=} ;; keel.gw=*) gw=${a#keel.gw=} ;; keel.big=*) big=${a#keel.big=} ;; esac
+	case $a in
+	keel.addr=*) addr=${a#keel.addr=} ;; keel.gw=*) gw=${a#keel.gw=} ;;
+	keel.big=*) big=${a#keel.big=} ;; keel.probe=*) probe=${a#keel.probe=} ;;
+	esac
 done
-ip link set lo up
-ip link set eth0 up || { echo "keel-test: no eth0"; ls /sys/class/net; }
-if [ "$addr" = dhcp ]; then
-	udhcpc -i eth0 -n -q -t 5 -s /etc/keel/udhcpc.sh || echo "keel-test: no DHCP lease"
-else
-	ip addr add "$addr" dev eth0
-	ip route add default via "$gw"
-fi
+up() { cut -d' ' -f1 /proc/uptime; }
 mkdir -p /www/cgi-bin
 echo "hello from keel-guest" > /www/index.html
 cat > /www/cgi-bin/count <<'CGI'
@@ -22,6 +21,28 @@ printf 'Content-Type: text/plain\r\n\r\ncount %s\n' "$n"
 CGI
 chmod +x /www/cgi-bin/count
 [ "$big" -gt 0 ] && dd if=/dev/zero of=/www/big bs=1M count="$big" 2>/dev/null
+if [ ! -e /sys/class/net/eth0 ]; then
+	echo "keel-test: no eth0 (interfaces: $(ls /sys/class/net | tr '\n' ' '))"
+fi
+echo "keel-test: web-start"
+ip link set lo up
+ip link set eth0 up 2>/dev/null
+if [ "$addr" = dhcp ]; then
+	chmod +x /etc/keel/udhcpc.sh
+	udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/keel/udhcpc.sh 2>&1 | grep keel-test || echo "keel-test: no DHCP lease"
+else
+	ip addr add "$addr" dev eth0 2>/dev/null
+	ip route add default via "$gw" 2>/dev/null
+fi
 httpd -p 80 -h /www
-echo "keel-test: net $(ip -4 addr show dev eth0 | sed -n 's/.*inet \([0-9./]*\).*/\1/p') mac $(cat /sys/class/net/eth0/address)"
+echo "keel-test: net $(ip -4 addr show dev eth0 2>/dev/null | sed -n 's/.*inet \([0-9./]*\).*/\1/p') mac $(cat /sys/class/net/eth0/address 2>/dev/null)"
 echo "keel-test: web-up"
+if [ -n "$probe" ]; then
+	while :; do
+		sleep 2
+		t0=$(up)
+		nc -w 3 "${probe%:*}" "${probe#*:}" </dev/null >/dev/null 2>&1
+		rc=$?
+		echo "keel-test: probe $probe rc=$rc in $(awk "BEGIN{print $(up) - $t0}") s"
+	done
+fi

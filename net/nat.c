@@ -1,0 +1,610 @@
+/*
+ * Sandbox links in nat mode: each sandbox's virtio-net is one end of a private point-to-point
+ * Ethernet (a SOCK_SEQPACKET socket; PID 1 made the pair), and this is the other end.
+ *
+ * Every clone of a snapshot sees the same network: it is 10.0.2.15/24 and keel's side is the
+ * router 10.0.2.2 (ARP, DHCP), so clones never conflict and need nothing keel-specific. Inbound,
+ * a TCP connection to one of the appliance's forwarded ports (board.conf sandbox.NAME.forward =
+ * OUTER:INNER) is translated on the fly: its destination becomes 10.0.2.15:INNER, the guest sees
+ * the real client's address and answers through the router, and its answers get the appliance's
+ * address and port OUTER back. A connection exists only after a client's SYN made it; the guest
+ * cannot open one (no outbound traffic: the egress step adds an allow-list), and anything it
+ * sends that belongs to no connection is dropped and counted; a TCP segment gets a reset back,
+ * so a restored clone's connections from before its snapshot die at the first segment it sends.
+ *
+ * IMPLEMENTATION NOTES
+ * - Packets are rewritten, not proxied: no TCP state or buffers here, the two ends' own TCP
+ *   (window scaling, retransmits) runs end to end. The connection table is per sandbox and
+ *   bounded; a full table refuses new connections to that sandbox only.
+ * - Checksums: a frame from the uplink may carry a partial TCP checksum (a local veth's
+ *   offload), so inbound segments get theirs computed whole; outbound ones (the guest's NIC has
+ *   no offloads: its checksums are whole) are patched incrementally (RFC 1624). A segment merged
+ *   by the uplink's GRO is cut back into MTU-sized segments for the guest.
+ * - Everything from the guest is parsed from its length field inwards before any byte is used
+ *   (fuzz_nat).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/nat.h"
+
+#define GUEST_IP 0x0a00020fu          /* 10.0.2.15 */
+#define GW_IP 0x0a000202u             /* 10.0.2.2 */
+#define MASK 0xffffff00u
+#define ETH 14
+#define MTU 1500
+#define FRAME_MAX (ETH + 4 + MTU)
+#define ET_IP 0x0800
+#define ET_ARP 0x0806
+#define ET_HELLO 0x88b5               /* the VMM's announcement: its guest's MAC (virtio_net.c) */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+#define CONNS 256
+#define SYN_MS 30000u                 /* a half-open connection */
+#define IDLE_MS 600000u               /* an established one without a segment */
+#define CLOSED_MS 10000u              /* after FINs both ways */
+#define LEASE_S 86400u
+
+static const uint8_t gw_mac[6] = { 0x02, 0x6b, 0x65, 0x65, 0x6c, 0x02 };
+
+struct conn {
+	uint32_t peer, last;
+	uint16_t pport, outer, inner;
+	uint8_t used, est, fin;          /* est: the guest answered; fin: 1 from the peer, 2 from the guest */
+};
+
+struct nat_link {
+	struct net_sandbox cfg;
+	uint8_t mac[6];
+	int mac_known;
+	unsigned hot;                    /* the connection last used */
+	struct conn c[CONNS];
+	struct net_nat_counts n;
+};
+
+struct net_nat {
+	struct nat_link *l;
+	size_t n;
+	struct net_nat_uplink up;
+	uint8_t rx[FRAME_MAX + 1];       /* one frame from a guest (a longer one is too long) */
+	uint8_t tx[FRAME_MAX];           /* one frame to a guest */
+};
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+
+static uint32_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/* RFC 1071 sum of big-endian 16-bit words, not folded. */
+static uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
+{
+	while (n > 1) {
+		s += get16(p);
+		p += 2;
+		n -= 2;
+	}
+	if (n)
+		s += (uint32_t)p[0] << 8;
+	return s;
+}
+
+static uint16_t fold(uint32_t s)
+{
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static void ip_csum(uint8_t *ip, size_t ihl)
+{
+	put16(ip + 10, 0);
+	put16(ip + 10, fold(sum16(0, ip, ihl)));
+}
+
+/* The checksum of a TCP or UDP segment l4 (len bytes, its checksum field at csum_off) in ip. */
+static void l4_csum(const uint8_t *ip, uint8_t *l4, size_t len, size_t csum_off)
+{
+	uint32_t s = sum16(0, ip + 12, 8) + ip[9] + (uint32_t)len;
+
+	put16(l4 + csum_off, 0);
+	put16(l4 + csum_off, fold(sum16(s, l4, len)));
+}
+
+/* RFC 1624: the checksum at c after one 16-bit word changed from old to new. */
+static void csum_patch(uint8_t *c, uint16_t old, uint16_t new)
+{
+	uint32_t s = (uint16_t)~get16(c) + (uint32_t)(uint16_t)~old + new;
+
+	put16(c, fold(s));
+}
+
+static void csum_patch32(uint8_t *c, uint32_t old, uint32_t new)
+{
+	csum_patch(c, (uint16_t)(old >> 16), (uint16_t)(new >> 16));
+	csum_patch(c, (uint16_t)old, (uint16_t)new);
+}
+
+/* ---- connections ---- */
+
+static int expired(const struct conn *c, uint32_t now)
+{
+	uint32_t age = now - c->last;
+
+	if (c->fin == 3)
+		return age >= CLOSED_MS;
+	return age >= (c->est ? IDLE_MS : SYN_MS);
+}
+
+static struct conn *find_in(struct nat_link *l, uint32_t peer, uint16_t pport, uint16_t outer)
+{
+	struct conn *h = &l->c[l->hot];
+
+	if (h->used && h->peer == peer && h->pport == pport && h->outer == outer)
+		return h;
+	for (unsigned i = 0; i < CONNS; i++) {
+		struct conn *c = &l->c[i];
+
+		if (c->used && c->peer == peer && c->pport == pport && c->outer == outer) {
+			l->hot = i;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static struct conn *find_out(struct nat_link *l, uint32_t peer, uint16_t pport, uint16_t inner)
+{
+	struct conn *h = &l->c[l->hot];
+
+	if (h->used && h->peer == peer && h->pport == pport && h->inner == inner)
+		return h;
+	for (unsigned i = 0; i < CONNS; i++) {
+		struct conn *c = &l->c[i];
+
+		if (c->used && c->peer == peer && c->pport == pport && c->inner == inner) {
+			l->hot = i;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* A free slot, or the one that expired first; NULL when every connection is alive. */
+static struct conn *conn_new(struct nat_link *l, uint32_t now)
+{
+	struct conn *best = NULL;
+
+	for (unsigned i = 0; i < CONNS; i++) {
+		struct conn *c = &l->c[i];
+
+		if (!c->used)
+			return c;
+		if (expired(c, now) && (!best || now - c->last > now - best->last))
+			best = c;
+	}
+	return best;
+}
+
+/* Flags seen on a connection's segment (from: 1 the peer, 2 the guest). */
+static void track(struct conn *c, uint8_t flags, int from, uint32_t now)
+{
+	if (flags & TCP_RST) {
+		c->used = 0;
+		return;
+	}
+	if (flags & TCP_FIN)
+		c->fin |= (uint8_t)from;
+	if (from == 2)
+		c->est = 1;
+	c->last = now;
+}
+
+/* ---- frames to the guest ---- */
+
+static void to_guest(struct nat_link *l, const uint8_t *frame, size_t len)
+{
+	ssize_t w = write(l->cfg.fd, frame, len);
+
+	if (w == (ssize_t)len) {
+		l->n.in++;
+		l->n.in_bytes += len;
+	} else {
+		l->n.link_full++;
+	}
+}
+
+/* Ethernet header of a frame from the router to the guest (or to everyone before its MAC is known). */
+static uint8_t *eth_to_guest(struct nat_link *l, uint8_t *f, uint16_t type)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	memcpy(f, l->mac_known ? l->mac : bcast, 6);
+	memcpy(f + 6, gw_mac, 6);
+	put16(f + 12, type);
+	return f + ETH;
+}
+
+/* A reset from (src:sport) to the guest's (dport), answering a segment with seq, ack, flags, len. */
+static void reset_guest(struct net_nat *nat, struct nat_link *l, uint32_t src, uint16_t sport, uint16_t dport,
+			uint32_t seq, uint32_t ack, uint8_t flags, uint32_t seglen)
+{
+	uint8_t *ip = eth_to_guest(l, nat->tx, ET_IP), *t = ip + 20;
+
+	memset(ip, 0, 40);
+	ip[0] = 0x45;
+	put16(ip + 2, 40);
+	ip[8] = 64;
+	ip[9] = 6;
+	put32(ip + 12, src);
+	put32(ip + 16, GUEST_IP);
+	ip_csum(ip, 20);
+	put16(t, sport);
+	put16(t + 2, dport);
+	if (flags & TCP_ACK) {
+		put32(t + 4, ack);
+		t[13] = TCP_RST;
+	} else {
+		put32(t + 8, seq + seglen + !!(flags & TCP_SYN) + !!(flags & TCP_FIN));
+		t[13] = TCP_RST | TCP_ACK;
+	}
+	t[12] = 5 << 4;
+	l4_csum(ip, t, 20, 16);
+	l->n.resets++;
+	to_guest(l, nat->tx, ETH + 40);
+}
+
+/* ---- the uplink side: forwarded ports ---- */
+
+static struct nat_link *forward_of(struct net_nat *nat, uint16_t port, uint16_t *inner)
+{
+	for (size_t i = 0; i < nat->n; i++)
+		for (unsigned f = 0; f < nat->l[i].cfg.nfwd; f++)
+			if (nat->l[i].cfg.fwd[f].outer == port) {
+				*inner = nat->l[i].cfg.fwd[f].inner;
+				return &nat->l[i];
+			}
+	return NULL;
+}
+
+/*
+ * One segment to the guest: ip's header (ihl) and TCP header (thl) with the payload's
+ * [off, off + plen), its destination rewritten; flags other than the first segment's or the
+ * last one's dropped where a cut needs it.
+ */
+static void segment_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *ip, size_t ihl, size_t thl,
+			     size_t off, size_t plen, int first, int last, uint16_t inner, uint16_t id)
+{
+	uint8_t *o = eth_to_guest(l, nat->tx, ET_IP), *t = o + ihl;
+	const uint8_t *tcp = ip + ihl;
+
+	memcpy(o, ip, ihl + thl);
+	memcpy(t + thl, tcp + thl + off, plen);
+	put16(o + 2, (uint16_t)(ihl + thl + plen));
+	put16(o + 4, id);
+	put32(o + 16, GUEST_IP);
+	ip_csum(o, ihl);
+	put16(t + 2, inner);
+	put32(t + 4, get32(tcp + 4) + (uint32_t)off);
+	if (!last)
+		t[13] &= (uint8_t)~(TCP_FIN | 0x08);   /* FIN and PSH stay with the last piece */
+	if (!first)
+		t[13] &= (uint8_t)~0x80;               /* CWR with the first */
+	l4_csum(o, t, thl + plen, 16);
+	to_guest(l, nat->tx, ETH + ihl + thl + plen);
+}
+
+int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
+{
+	const uint8_t *ip = f + ETH, *tcp;
+	size_t ihl, thl, tot, plen, mss;
+	struct nat_link *l;
+	struct conn *c;
+	uint16_t inner, pport;
+	uint32_t peer, now;
+	uint8_t flags;
+
+	if (!nat || len < ETH + 40 || get16(f + 12) != ET_IP || (ip[0] >> 4) != 4 || ip[9] != 6)
+		return 0;
+	ihl = (size_t)(ip[0] & 15) * 4;
+	tot = get16(ip + 2);
+	if (ihl < 20 || tot < ihl + 20 || tot > len - ETH || (get16(ip + 6) & 0x3fff) ||
+	    get32(ip + 16) != nat->up.ip(nat->up.arg))
+		return 0;   /* not a whole TCP segment to us: lwIP's to judge */
+	tcp = ip + ihl;
+	l = forward_of(nat, get16(tcp + 2), &inner);
+	if (!l)
+		return 0;
+	thl = (size_t)(tcp[12] >> 4) * 4;
+	if (thl < 20 || ihl + thl > tot) {
+		l->n.stale++;
+		return 1;
+	}
+	flags = tcp[13];
+	peer = get32(ip + 12);
+	pport = get16(tcp);
+	now = now_ms();
+	c = find_in(l, peer, pport, get16(tcp + 2));
+	if (!c) {
+		if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
+			l->n.stale++;
+			return 1;
+		}
+		c = conn_new(l, now);
+		if (!c) {
+			l->n.full++;
+			return 1;
+		}
+		memset(c, 0, sizeof(*c));
+		c->used = 1;
+		c->peer = peer;
+		c->pport = pport;
+		c->outer = get16(tcp + 2);
+		c->inner = inner;
+	}
+	track(c, flags, 1, now);
+	/* a segment GRO merged on the uplink goes to the guest as MTU-sized ones */
+	plen = tot - ihl - thl;
+	mss = MTU - ihl - thl;
+	for (size_t off = 0, k = 0; off < plen || (off == 0 && plen == 0); off += mss, k++) {
+		size_t n = plen - off < mss ? plen - off : mss;
+
+		segment_to_guest(nat, l, ip, ihl, thl, off, n, off == 0, off + n >= plen, inner,
+				 (uint16_t)(get16(ip + 4) + k));
+		if (plen == 0)
+			break;
+	}
+	return 1;
+}
+
+/* ---- the guest side ---- */
+
+static void arp(struct net_nat *nat, struct nat_link *l, const uint8_t *a, size_t len)
+{
+	uint8_t *o;
+
+	/* a request for the router, from the guest's own MAC */
+	if (len < 28 || get16(a) != 1 || get16(a + 2) != ET_IP || a[4] != 6 || a[5] != 4 || get16(a + 6) != 1 ||
+	    get32(a + 24) != GW_IP) {
+		l->n.denied++;
+		return;
+	}
+	o = eth_to_guest(l, nat->tx, ET_ARP);
+	memcpy(o, a, 6);                   /* htype, ptype, hlen, plen */
+	put16(o + 6, 2);
+	memcpy(o + 8, gw_mac, 6);
+	put32(o + 14, GW_IP);
+	memcpy(o + 18, a + 8, 10);         /* the asker's MAC and address */
+	memset(o + 28, 0, 18);             /* padded to the 60-byte minimum */
+	to_guest(l, nat->tx, 60);
+}
+
+/* DHCP option `code` of the options in [p, end): its value and length, or NULL. */
+static const uint8_t *dhcp_opt(const uint8_t *p, const uint8_t *end, uint8_t code, size_t *len)
+{
+	while (p < end && *p != 255) {
+		if (*p == 0) {
+			p++;
+			continue;
+		}
+		if (end - p < 2 || (size_t)(end - p - 2) < p[1])
+			return NULL;
+		if (*p == code) {
+			*len = p[1];
+			return p + 2;
+		}
+		p += 2 + p[1];
+	}
+	return NULL;
+}
+
+/* A DHCP server of one address: DISCOVER gets an OFFER, REQUEST an ACK, of 10.0.2.15/24 via 10.0.2.2. */
+static void dhcp(struct net_nat *nat, struct nat_link *l, const uint8_t *b, size_t len)
+{
+	const uint8_t *t;
+	uint8_t *ip, *u, *o, type;
+	size_t tl, n;
+
+	if (len < 240 || b[0] != 1 || b[1] != 1 || b[2] != 6 || get32(b + 236) != 0x63825363 ||
+	    !(t = dhcp_opt(b + 240, b + len, 53, &tl)) || tl != 1 || (t[0] != 1 && t[0] != 3)) {
+		l->n.denied++;
+		return;
+	}
+	type = t[0] == 1 ? 2 : 5;
+	ip = eth_to_guest(l, nat->tx, ET_IP);
+	u = ip + 20;
+	o = u + 8;
+	memset(ip, 0, 20 + 8 + 300);
+	o[0] = 2;
+	o[1] = 1;
+	o[2] = 6;
+	memcpy(o + 4, b + 4, 4);           /* xid */
+	memcpy(o + 10, b + 10, 2);         /* flags */
+	put32(o + 16, GUEST_IP);           /* yiaddr */
+	put32(o + 20, GW_IP);              /* siaddr */
+	memcpy(o + 28, b + 28, 16);        /* chaddr */
+	put32(o + 236, 0x63825363);
+	n = 240;
+	o[n++] = 53, o[n++] = 1, o[n++] = type;
+	o[n++] = 54, o[n++] = 4, put32(o + n, GW_IP), n += 4;
+	o[n++] = 51, o[n++] = 4, put32(o + n, LEASE_S), n += 4;
+	o[n++] = 1, o[n++] = 4, put32(o + n, MASK), n += 4;
+	o[n++] = 3, o[n++] = 4, put32(o + n, GW_IP), n += 4;
+	o[n++] = 255;
+	n = 300;                           /* BOOTP's minimum message */
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(20 + 8 + n));
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 12, GW_IP);
+	put32(ip + 16, 0xffffffffu);
+	ip_csum(ip, 20);
+	put16(u, 67);
+	put16(u + 2, 68);
+	put16(u + 4, (uint16_t)(8 + n));
+	l4_csum(ip, u, 8 + n, 6);
+	l->n.leases++;
+	to_guest(l, nat->tx, ETH + 20 + 8 + n);
+}
+
+static void tcp_from_guest(struct net_nat *nat, struct nat_link *l, uint8_t *ip, size_t ihl, size_t tot)
+{
+	uint8_t *t = ip + ihl;
+	size_t thl = (size_t)(t[12] >> 4) * 4;
+	uint32_t peer = get32(ip + 16), me = nat->up.ip(nat->up.arg), now = now_ms();
+	uint16_t pport = get16(t + 2), sport = get16(t);
+	uint8_t flags = t[13];
+	struct conn *c;
+
+	if (thl < 20 || ihl + thl > tot) {
+		l->n.malformed++;
+		return;
+	}
+	c = find_out(l, peer, pport, sport);
+	if (!c || !me) {
+		/* no connection of a client's: a reset, so the guest gives up at once (never one for a reset) */
+		l->n.denied++;
+		if (!(flags & TCP_RST))
+			reset_guest(nat, l, peer, pport, sport, get32(t + 4), get32(t + 8), flags,
+				    (uint32_t)(tot - ihl - thl));
+		return;
+	}
+	track(c, flags, 2, now);
+	put32(ip + 12, me);
+	put16(t, c->outer);
+	csum_patch32(ip + 10, GUEST_IP, me);
+	csum_patch32(t + 16, GUEST_IP, me);
+	csum_patch(t + 16, sport, c->outer);
+	if (ip[8] <= 1) {
+		l->n.denied++;   /* its TTL would run out here */
+		return;
+	}
+	ip[8]--;
+	csum_patch(ip + 10, (uint16_t)((ip[8] + 1) << 8 | ip[9]), (uint16_t)(ip[8] << 8 | ip[9]));
+	if (nat->up.send(nat->up.arg, ip, tot, peer) == 0) {
+		l->n.out++;
+		l->n.out_bytes += tot;
+	} else {
+		l->n.link_full++;
+	}
+}
+
+void net_nat_guest_frame(struct net_nat *nat, size_t i, const uint8_t *f0, size_t len)
+{
+	struct nat_link *l = &nat->l[i];
+	uint8_t *f = nat->rx, *ip;
+	size_t ihl, tot;
+	uint16_t type;
+
+	if (len < ETH || len > FRAME_MAX || (f0[6] & 1)) {
+		l->n.malformed++;
+		return;
+	}
+	if (f0 != f)
+		memcpy(f, f0, len);
+	/* the guest's MAC is whatever it sends from: the link is point to point */
+	memcpy(l->mac, f + 6, 6);
+	l->mac_known = 1;
+	type = get16(f + 12);
+	if (type == ET_HELLO) {
+		/* its VMM (re)started: what was connected to the sandbox before is gone */
+		memset(l->c, 0, sizeof(l->c));
+		return;
+	}
+	if (type == ET_ARP) {
+		arp(nat, l, f + ETH, len - ETH);
+		return;
+	}
+	if (type != ET_IP) {
+		l->n.denied++;   /* IPv6 and the rest: nothing routes them */
+		return;
+	}
+	ip = f + ETH;
+	if (len < ETH + 20 || (ip[0] >> 4) != 4)
+		goto bad;
+	ihl = (size_t)(ip[0] & 15) * 4;
+	tot = get16(ip + 2);
+	if (ihl < 20 || tot < ihl + 8 || tot > len - ETH || fold(sum16(0, ip, ihl)) != 0)
+		goto bad;
+	if (get16(ip + 6) & 0x3fff) {
+		l->n.denied++;   /* fragments: keel's guests have a 1500-byte MTU end to end */
+		return;
+	}
+	if (ip[9] == 17 && get16(ip + ihl + 2) == 67) {
+		dhcp(nat, l, ip + ihl + 8, tot - ihl - 8);
+		return;
+	}
+	if (get32(ip + 12) != GUEST_IP || ip[9] != 6) {
+		l->n.denied++;   /* a spoofed source, or traffic nothing forwards */
+		return;
+	}
+	tcp_from_guest(nat, l, ip, ihl, tot);
+	return;
+bad:
+	l->n.malformed++;
+}
+
+void net_nat_poll(struct net_nat *nat, size_t i, int max)
+{
+	for (int k = 0; k < max; k++) {
+		ssize_t r = read(nat->l[i].cfg.fd, nat->rx, sizeof(nat->rx));
+
+		if (r < 0)
+			return;   /* EAGAIN: drained (a dead VMM's end stays with PID 1: no error here) */
+		if (r == 0)
+			return;
+		net_nat_guest_frame(nat, i, nat->rx, (size_t)r);
+	}
+}
+
+int net_nat_fd(const struct net_nat *nat, size_t i)
+{
+	return nat->l[i].cfg.fd;
+}
+
+const struct net_nat_counts *net_nat_counts(const struct net_nat *nat, size_t i)
+{
+	return &nat->l[i].n;
+}
+
+int net_nat_new(struct net_nat **out, const struct net_sandbox *sb, size_t n, const struct net_nat_uplink *up)
+{
+	struct net_nat *nat = calloc(1, sizeof(*nat));
+
+	if (!nat || !(nat->l = calloc(n ? n : 1, sizeof(*nat->l)))) {
+		free(nat);
+		return -ENOMEM;
+	}
+	nat->n = n;
+	nat->up = *up;
+	for (size_t i = 0; i < n; i++) {
+		nat->l[i].cfg = sb[i];
+		if (sb[i].fd >= 0)
+			fcntl(sb[i].fd, F_SETFL, fcntl(sb[i].fd, F_GETFL) | O_NONBLOCK);
+	}
+	*out = nat;
+	return 0;
+}
+
+void net_nat_free(struct net_nat *nat)
+{
+	if (!nat)
+		return;
+	free(nat->l);
+	free(nat);
+}

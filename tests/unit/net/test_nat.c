@@ -1,0 +1,276 @@
+/*
+ * A sandbox's nat link (net/nat.c) against a scripted guest on a socketpair and a recording
+ * uplink: ARP and DHCP for the router, a forwarded connection both ways with whole checksums,
+ * and the guest's attempts at everything else (connections out, spoofed sources, junk).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/nat.h"
+#include "net/net_int.h"
+#include "tests/harness.h"
+
+#define ME 0xc0a83201u      /* 192.168.50.1, the appliance */
+#define PEER 0xc0a83202u    /* 192.168.50.2, a LAN client */
+#define GUEST 0x0a00020fu
+#define GW 0x0a000202u
+
+static uint8_t sent[4][2048];
+static size_t sent_len[4], nsent;
+static uint32_t sent_to;
+
+static uint32_t my_ip(void *arg)
+{
+	(void)arg;
+	return ME;
+}
+
+static int record(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
+{
+	(void)arg;
+	if (nsent < 4 && len <= sizeof(sent[0])) {
+		memcpy(sent[nsent], pkt, len);
+		sent_len[nsent++] = len;
+	}
+	sent_to = dst;
+	return 0;
+}
+
+static void put16(uint8_t *p, unsigned v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, v >> 16); put16(p + 2, v & 0xffff); }
+static unsigned get16(const uint8_t *p) { return (unsigned)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+
+static uint16_t csum(uint32_t s, const uint8_t *p, size_t n)
+{
+	for (; n > 1; p += 2, n -= 2)
+		s += (uint32_t)(p[0] << 8 | p[1]);
+	if (n)
+		s += (uint32_t)p[0] << 8;
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* An Ethernet + IPv4 + TCP frame with whole checksums; returns its length. */
+static size_t tcp_frame(uint8_t *f, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, uint8_t flags,
+			uint32_t seq, uint32_t ack, size_t plen)
+{
+	uint8_t *ip = f + 14, *t = ip + 20;
+	uint32_t s;
+
+	memset(f, 0, 14 + 40 + plen);
+	memcpy(f, (uint8_t[]){ 0x02, 0x6b, 0x65, 0x65, 0x6c, 0x02 }, 6);
+	memcpy(f + 6, (uint8_t[]){ 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, 6);
+	put16(f + 12, 0x0800);
+	ip[0] = 0x45;
+	put16(ip + 2, (unsigned)(40 + plen));
+	ip[8] = 64;
+	ip[9] = 6;
+	put32(ip + 12, src);
+	put32(ip + 16, dst);
+	put16(ip + 10, csum(0, ip, 20));
+	put16(t, sport);
+	put16(t + 2, dport);
+	put32(t + 4, seq);
+	put32(t + 8, ack);
+	t[12] = 5 << 4;
+	t[13] = flags;
+	put16(t + 14, 65535);
+	for (size_t i = 0; i < plen; i++)
+		t[20 + i] = (uint8_t)('a' + i % 26);
+	s = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 6 + (uint32_t)(20 + plen);
+	put16(t + 16, csum(s, t, 20 + plen));
+	return 14 + 40 + plen;
+}
+
+static int ip_ok(const uint8_t *ip)
+{
+	return csum(0, ip, 20) == 0;
+}
+
+static struct net_nat *nat;
+static int guest = -1;
+
+static void setup(void)
+{
+	struct net_sandbox sb = { .name = "web", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } } };
+	struct net_nat_uplink up = { .ip = my_ip, .send = record };
+	int sv[2];
+
+	nsent = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0)
+		return;
+	sb.fd = sv[0];
+	guest = sv[1];
+	net_nat_new(&nat, &sb, 1, &up);
+}
+
+/* What the guest received next; 0 when nothing. */
+static size_t recv_guest(uint8_t *buf, size_t cap)
+{
+	ssize_t r = read(guest, buf, cap);
+
+	return r > 0 ? (size_t)r : 0;
+}
+
+TEST(arp_for_the_router_is_answered_and_nothing_else)
+{
+	uint8_t f[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x08, 0x06 }, r[2048];
+	uint8_t *a = f + 14;
+
+	setup();
+	REQUIRE(nat != NULL);
+	put16(a, 1);
+	put16(a + 2, 0x0800);
+	a[4] = 6;
+	a[5] = 4;
+	put16(a + 6, 1);
+	memcpy(a + 8, f + 6, 6);
+	put32(a + 14, GUEST);
+	put32(a + 24, GW);
+	net_nat_guest_frame(nat, 0, f, sizeof(f));
+	REQUIRE(recv_guest(r, sizeof(r)) == 60);
+	CHECK(!memcmp(r, f + 6, 6));                 /* to the asker */
+	CHECK_EQ(get16(r + 14 + 6), 2);
+	CHECK_EQ(get32(r + 14 + 14), GW);
+	CHECK_EQ(get32(r + 14 + 24), GUEST);
+	put32(a + 24, PEER);                          /* another address: no answer */
+	net_nat_guest_frame(nat, 0, f, sizeof(f));
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	CHECK_EQ(net_nat_counts(nat, 0)->denied, 1);
+}
+
+TEST(dhcp_discover_gets_an_offer_of_the_one_address)
+{
+	uint8_t f[14 + 20 + 8 + 300], r[2048], *ip = f + 14, *u = ip + 20, *b = u + 8;
+
+	setup();
+	REQUIRE(nat != NULL);
+	memset(f, 0, sizeof(f));
+	memset(f, 0xff, 6);
+	memcpy(f + 6, (uint8_t[]){ 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, 6);
+	put16(f + 12, 0x0800);
+	ip[0] = 0x45;
+	put16(ip + 2, 20 + 8 + 300);
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 16, 0xffffffffu);
+	put16(ip + 10, csum(0, ip, 20));
+	put16(u, 68);
+	put16(u + 2, 67);
+	put16(u + 4, 8 + 300);
+	b[0] = 1, b[1] = 1, b[2] = 6;
+	put32(b + 4, 0x12345678);
+	memcpy(b + 28, f + 6, 6);
+	put32(b + 236, 0x63825363);
+	b[240] = 53, b[241] = 1, b[242] = 1, b[243] = 255;
+	net_nat_guest_frame(nat, 0, f, sizeof(f));
+	REQUIRE(recv_guest(r, sizeof(r)) > 14 + 28 + 240);
+	CHECK(ip_ok(r + 14));
+	CHECK_EQ(get32(r + 14 + 28 + 4), 0x12345678);        /* xid */
+	CHECK_EQ(get32(r + 14 + 28 + 16), GUEST);             /* yiaddr */
+	CHECK_EQ(r[14 + 28 + 240], 53);
+	CHECK_EQ(r[14 + 28 + 242], 2);                        /* OFFER */
+	CHECK(net_frame_l4_csum_ok(r, 14 + 20 + 8 + 300));
+	CHECK_EQ(net_nat_counts(nat, 0)->leases, 1);
+}
+
+TEST(forwarded_connection_is_translated_both_ways_with_whole_checksums)
+{
+	uint8_t f[2048], r[2048];
+	size_t n;
+
+	setup();
+	REQUIRE(nat != NULL);
+	/* a client's SYN to the appliance's 8081 reaches the guest's 80, from the client itself */
+	n = tcp_frame(f, PEER, 40000, ME, 8081, 0x02, 1000, 0, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 54);
+	CHECK_EQ(get32(r + 14 + 12), PEER);
+	CHECK_EQ(get32(r + 14 + 16), GUEST);
+	CHECK_EQ(get16(r + 34 + 2), 80);
+	CHECK(ip_ok(r + 14));
+	CHECK(net_frame_l4_csum_ok(r, n));
+	/* the guest's SYN-ACK leaves as the appliance's 8081 */
+	n = tcp_frame(f, GUEST, 80, PEER, 40000, 0x12, 5000, 1001, 10);
+	net_nat_guest_frame(nat, 0, f, n);
+	REQUIRE(nsent == 1);
+	CHECK_EQ(sent_to, PEER);
+	CHECK_EQ(get32(sent[0] + 12), ME);
+	CHECK_EQ(get16(sent[0] + 20), 8081);
+	CHECK(ip_ok(sent[0]));
+	memcpy(f + 14, sent[0], sent_len[0]);            /* check its TCP sum as a frame */
+	CHECK(net_frame_l4_csum_ok(f, 14 + sent_len[0]));
+	/* other ports and other protocols are lwIP's */
+	n = tcp_frame(f, PEER, 40001, ME, 7070, 0x02, 1, 0, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 0);
+	/* a segment of no connection is dropped and counted */
+	n = tcp_frame(f, PEER, 40002, ME, 8080, 0x10, 1, 1, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	CHECK_EQ(net_nat_counts(nat, 0)->stale, 1);
+}
+
+TEST(a_merged_segment_reaches_the_guest_in_mtu_sized_pieces)
+{
+	uint8_t f[8192], r[2048];
+	size_t n, total = 0, k = 0;
+
+	setup();
+	REQUIRE(nat != NULL);
+	n = tcp_frame(f, PEER, 40000, ME, 8080, 0x02, 1000, 0, 0);
+	net_nat_uplink_frame(nat, f, n);
+	recv_guest(r, sizeof(r));
+	n = tcp_frame(f, PEER, 40000, ME, 8080, 0x18 | 0x01, 1001, 1, 4000);   /* PSH, ACK, FIN */
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	while ((n = recv_guest(r, sizeof(r))) > 0) {
+		CHECK(n <= 14 + 1500);
+		CHECK(net_frame_l4_csum_ok(r, n));
+		CHECK_EQ(get32(r + 34 + 4), 1001 + total);
+		total += n - 54;
+		CHECK_EQ(!!(r[34 + 13] & 0x01), total == 4000);   /* FIN with the last piece only */
+		k++;
+	}
+	CHECK_EQ(total, 4000);
+	CHECK_EQ(k, 3);
+}
+
+/* The attacks: a guest opening connections of its own, spoofing, sending junk. */
+TEST(guest_cannot_open_connections_and_gets_a_reset_at_once)
+{
+	uint8_t f[2048], r[2048];
+	size_t n;
+
+	setup();
+	REQUIRE(nat != NULL);
+	n = tcp_frame(f, GUEST, 33333, PEER, 9999, 0x02, 777, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 0);                                   /* nothing left the appliance */
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 54);
+	CHECK_EQ(r[34 + 13], 0x14);                           /* RST, ACK */
+	CHECK_EQ(get32(r + 34 + 8), 778);
+	CHECK_EQ(get32(r + 14 + 12), PEER);
+	CHECK(net_frame_l4_csum_ok(r, n));
+	/* a spoofed source address, UDP anywhere, IPv6, a bad header checksum, a runt: all dropped */
+	n = tcp_frame(f, 0x0a000263, 80, PEER, 40000, 0x12, 1, 1, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	n = tcp_frame(f, GUEST, 80, PEER, 40000, 0x12, 1, 1, 0);
+	f[14 + 10] ^= 1;
+	net_nat_guest_frame(nat, 0, f, n);
+	f[12] = 0x86, f[13] = 0xdd;
+	net_nat_guest_frame(nat, 0, f, n);
+	net_nat_guest_frame(nat, 0, f, 10);
+	CHECK_EQ(nsent, 0);
+	CHECK_EQ(net_nat_counts(nat, 0)->malformed, 2);
+	CHECK_EQ(net_nat_counts(nat, 0)->denied, 3);
+	/* and it never answers a reset with a reset */
+	n = tcp_frame(f, GUEST, 33333, PEER, 9999, 0x04, 1, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+}
