@@ -1,0 +1,113 @@
+/*
+ * libFuzzer target for keel's side of a sandbox link (net/nat.c): a script of frames of any
+ * bytes and length from the guest and from the uplink (the LAN), with shortcuts that make the
+ * uplink frames well-formed TCP segments to forwarded ports so connections really open.
+ * Invariants: everything sent to the uplink is a well-formed IPv4 packet with a right header
+ * checksum, from the appliance's address; every frame to the guest fits the link's MTU and is
+ * addressed from the router; ASan+UBSan catch any read outside a frame.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/nat.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define ME 0xc0a83201u
+
+static uint16_t csum(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+
+	for (; n > 1; p += 2, n -= 2)
+		s += (uint32_t)(p[0] << 8 | p[1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static uint32_t my_ip(void *arg)
+{
+	(void)arg;
+	return ME;
+}
+
+static int uplink(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
+{
+	(void)arg;
+	(void)dst;
+	if (len < 20 || len > 1500 || (pkt[0] >> 4) != 4 || (size_t)(pkt[2] << 8 | pkt[3]) != len ||
+	    csum(pkt, (size_t)(pkt[0] & 15) * 4) != 0 ||
+	    (uint32_t)(pkt[12] << 24 | pkt[13] << 16 | pkt[14] << 8 | pkt[15]) != ME)
+		abort();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct net_sandbox sb[2] = { { .name = "a", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } } },
+				     { .name = "b", .nfwd = 1, .fwd = { { 9090, 22 } } } };
+	struct net_nat_uplink up = { .ip = my_ip, .send = uplink };
+	struct net_nat *nat;
+	int sv[2][2];
+	uint8_t f[4096], r[4096];
+
+	for (int i = 0; i < 2; i++) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv[i]) < 0)
+			abort();
+		sb[i].fd = sv[i][0];
+	}
+	if (net_nat_new(&nat, sb, 2, &up) < 0)
+		abort();
+	while (size >= 3) {
+		unsigned op = data[0], len = (unsigned)(data[1] | data[2] << 8) % sizeof(f);
+
+		data += 3;
+		size -= 3;
+		if (len > size)
+			len = (unsigned)size;
+		memcpy(f, data, len);
+		data += len;
+		size -= len;
+		if (op & 1) {
+			if ((op & 4) && len >= 54) {   /* an IPv4 TCP packet from the guest's address that parses */
+				f[12] = 0x08, f[13] = 0x00, f[14] = 0x45, f[20] = f[21] = 0, f[23] = 6;
+				f[16] = (uint8_t)((len - 14) >> 8), f[17] = (uint8_t)(len - 14);
+				f[26] = 10, f[27] = 0, f[28] = 2, f[29] = 15;
+				if (op & 8)   /* to the client of a connection the uplink script opened */
+					f[30] = 192, f[31] = 168, f[32] = 50, f[33] = 1 + (op >> 4 & 1), f[34] = 0, f[35] = 80;
+				f[24] = f[25] = 0;
+				uint16_t c = csum(f + 14, 20);
+				f[24] = (uint8_t)(c >> 8), f[25] = (uint8_t)c;
+			}
+			net_nat_guest_frame(nat, (op >> 1) & 1, f, len);
+		} else {
+			if ((op & 2) && len >= 54) {   /* make it a TCP segment to us that parses */
+				unsigned ports[3] = { 8080, 8081, 9090 };
+				f[12] = 0x08, f[13] = 0x00, f[14] = 0x45, f[20] = f[21] = 0, f[23] = 6;
+				f[16] = (uint8_t)((len - 14) >> 8), f[17] = (uint8_t)(len - 14);
+				f[30] = 192, f[31] = 168, f[32] = 50, f[33] = 1;
+				f[36] = (uint8_t)(ports[op % 3] >> 8), f[37] = (uint8_t)ports[op % 3];
+				f[46] = 0x50;   /* a 20-byte TCP header */
+				if (op & 4)
+					f[47] = 0x02;   /* SYN */
+			}
+			net_nat_uplink_frame(nat, f, len);
+		}
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			while ((n = read(sv[i][1], r, sizeof(r))) > 0)
+				if (n < 14 || n > 14 + 1500 || r[6] != 0x02 || r[7] != 0x6b)
+					abort();   /* too long for the guest's MTU, or not from the router */
+		}
+	}
+	net_nat_free(nat);
+	for (int i = 0; i < 2; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+	return 0;
+}
