@@ -50,7 +50,7 @@
 #define CONNS 256
 #define SYN_MS 30000u                 /* a half-open connection */
 #define IDLE_MS 600000u               /* an established one without a segment */
-#define CLOSED_MS 10000u              /* after FINs both ways */
+#define CLOSED_MS 5000u               /* after FINs both ways (the ends keep TIME_WAIT themselves) */
 #define LEASE_S 86400u
 
 static const uint8_t gw_mac[6] = { 0x02, 0x6b, 0x65, 0x65, 0x6c, 0x02 };
@@ -151,44 +151,31 @@ static int expired(const struct conn *c, uint32_t now)
 	return age >= (c->est ? IDLE_MS : SYN_MS);
 }
 
-static struct conn *find_in(struct nat_link *l, uint32_t peer, uint16_t pport, uint16_t outer)
+static int conn_is(const struct conn *c, uint32_t peer, uint16_t pport, uint16_t port, int guest_side)
 {
-	struct conn *h = &l->c[l->hot];
+	return c->used && c->peer == peer && c->pport == pport && (guest_side ? c->inner : c->outer) == port;
+}
 
-	if (h->used && h->peer == peer && h->pport == pport && h->outer == outer)
-		return h;
-	for (unsigned i = 0; i < CONNS; i++) {
-		struct conn *c = &l->c[i];
-
-		if (c->used && c->peer == peer && c->pport == pport && c->outer == outer) {
+/* The connection of client peer:pport on the appliance's port (guest_side 0) or the guest's (1). */
+static struct conn *find(struct nat_link *l, uint32_t peer, uint16_t pport, uint16_t port, int guest_side)
+{
+	if (conn_is(&l->c[l->hot], peer, pport, port, guest_side))
+		return &l->c[l->hot];
+	for (unsigned i = 0; i < CONNS; i++)
+		if (conn_is(&l->c[i], peer, pport, port, guest_side)) {
 			l->hot = i;
-			return c;
+			return &l->c[i];
 		}
-	}
 	return NULL;
 }
 
-static struct conn *find_out(struct nat_link *l, uint32_t peer, uint16_t pport, uint16_t inner)
-{
-	struct conn *h = &l->c[l->hot];
-
-	if (h->used && h->peer == peer && h->pport == pport && h->inner == inner)
-		return h;
-	for (unsigned i = 0; i < CONNS; i++) {
-		struct conn *c = &l->c[i];
-
-		if (c->used && c->peer == peer && c->pport == pport && c->inner == inner) {
-			l->hot = i;
-			return c;
-		}
-	}
-	return NULL;
-}
-
-/* A free slot, or the one that expired first; NULL when every connection is alive. */
+/*
+ * A free slot, else the one that expired first, else the oldest closed one (FINs both ways: only a
+ * late retransmission could still need it); NULL when every connection is open.
+ */
 static struct conn *conn_new(struct nat_link *l, uint32_t now)
 {
-	struct conn *best = NULL;
+	struct conn *best = NULL, *closed = NULL;
 
 	for (unsigned i = 0; i < CONNS; i++) {
 		struct conn *c = &l->c[i];
@@ -197,8 +184,10 @@ static struct conn *conn_new(struct nat_link *l, uint32_t now)
 			return c;
 		if (expired(c, now) && (!best || now - c->last > now - best->last))
 			best = c;
+		if (c->fin == 3 && (!closed || now - c->last > now - closed->last))
+			closed = c;
 	}
-	return best;
+	return best ? best : closed;
 }
 
 /* Flags seen on a connection's segment (from: 1 the peer, 2 the guest). */
@@ -339,7 +328,7 @@ int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 	peer = get32(ip + 12);
 	pport = get16(tcp);
 	now = now_ms();
-	c = find_in(l, peer, pport, get16(tcp + 2));
+	c = find(l, peer, pport, get16(tcp + 2), 0);
 	if (!c) {
 		if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
 			l->n.stale++;
@@ -475,7 +464,7 @@ static void tcp_from_guest(struct net_nat *nat, struct nat_link *l, uint8_t *ip,
 		l->n.malformed++;
 		return;
 	}
-	c = find_out(l, peer, pport, sport);
+	c = find(l, peer, pport, sport, 1);
 	if (!c || !me) {
 		/* no connection of a client's: a reset, so the guest gives up at once (never one for a reset) */
 		l->n.denied++;

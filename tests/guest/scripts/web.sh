@@ -1,10 +1,11 @@
 # Web test guest: eth0 gets keel.addr (default 10.0.2.15/24) with keel.gw (default 10.0.2.2) as its
 # router, or a DHCP lease with keel.addr=dhcp; busybox httpd serves /www on port 80 with a CGI
-# counter (/cgi-bin/count: "count N", one more per request) and /big (keel.big= MiB of zeros).
+# counter (/cgi-bin/count: "count N", one more per request) and /cgi-bin/big (keel.big= MiB of
+# zeros, default 256, streamed: nothing is kept in guest memory).
 # "keel-test: web-start" comes before the network is configured (a snapshot there takes its lease
 # after restore), "keel-test: web-up" once httpd runs. keel.probe=HOST:PORT then tries a TCP
 # connection out to HOST:PORT every 2 s and says how it ended and how long it took.
-addr=10.0.2.15/24 gw=10.0.2.2 big=0 probe=
+addr=10.0.2.15/24 gw=10.0.2.2 big=256 probe=
 for a in $(cat /proc/cmdline); do
 	case $a in
 	keel.addr=*) addr=${a#keel.addr=} ;; keel.gw=*) gw=${a#keel.gw=} ;;
@@ -19,8 +20,12 @@ cat > /www/cgi-bin/count <<'CGI'
 n=$(cat /tmp/count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > /tmp/count
 printf 'Content-Type: text/plain\r\n\r\ncount %s\n' "$n"
 CGI
-chmod +x /www/cgi-bin/count
-[ "$big" -gt 0 ] && dd if=/dev/zero of=/www/big bs=1M count="$big" 2>/dev/null
+cat > /www/cgi-bin/big <<CGI
+#!/bin/sh
+printf 'Content-Type: application/octet-stream\r\nContent-Length: %s\r\n\r\n' $((big * 1048576))
+dd if=/dev/zero bs=65536 count=$((big * 16)) 2>/dev/null
+CGI
+chmod +x /www/cgi-bin/count /www/cgi-bin/big
 if [ ! -e /sys/class/net/eth0 ]; then
 	echo "keel-test: no eth0 (interfaces: $(ls /sys/class/net | tr '\n' ' '))"
 fi

@@ -274,3 +274,37 @@ TEST(guest_cannot_open_connections_and_gets_a_reset_at_once)
 	net_nat_guest_frame(nat, 0, f, n);
 	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
 }
+
+/* Many short connections: closed ones make room at once, open ones are never pushed out. */
+TEST(closed_connections_make_room_open_ones_are_kept)
+{
+	uint8_t f[2048], r[2048];
+	size_t n;
+	unsigned i;
+
+	setup();
+	REQUIRE(nat != NULL);
+	for (i = 0; i < 300; i++) {   /* more than the table holds, each opened and closed both ways */
+		n = tcp_frame(f, PEER, (uint16_t)(20000 + i), ME, 8080, 0x02, 1, 0, 0);
+		net_nat_uplink_frame(nat, f, n);
+		n = tcp_frame(f, GUEST, 80, PEER, (uint16_t)(20000 + i), 0x12 | 0x01, 1, 2, 0);
+		net_nat_guest_frame(nat, 0, f, n);
+		n = tcp_frame(f, PEER, (uint16_t)(20000 + i), ME, 8080, 0x11, 2, 2, 0);
+		net_nat_uplink_frame(nat, f, n);
+		while (recv_guest(r, sizeof(r)))
+			;
+	}
+	CHECK_EQ(net_nat_counts(nat, 0)->full, 0);
+	/* 256 open ones: the next client is refused, and every open one still passes */
+	setup();
+	REQUIRE(nat != NULL);
+	for (i = 0; i < 257; i++) {
+		n = tcp_frame(f, PEER, (uint16_t)(30000 + i), ME, 8080, 0x02, 1, 0, 0);
+		net_nat_uplink_frame(nat, f, n);
+	}
+	CHECK_EQ(net_nat_counts(nat, 0)->full, 1);
+	n = tcp_frame(f, GUEST, 80, PEER, 30000, 0x12, 1, 2, 0);
+	nsent = 0;
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 1);
+}
