@@ -380,8 +380,10 @@ int jail_listener(void *arg, const int *fds, int nfds, const char **store_dir, c
 	int r;
 
 	(void)arg;
+	if (!*store_dir)   /* the network process without an update port: no store at all */
+		j.bind_ro = NULL;
 	r = jail_enter(&j, err, errlen);
-	if (!r)
+	if (!r && *store_dir)
 		*store_dir = JAIL_BIND;
 	return r;
 }

@@ -100,6 +100,7 @@ struct init {
 	uint64_t net_restart_ms;     /* 0: no restart pending */
 	uint64_t net_started_ms;     /* when the running listener was forked */
 	int net_ctl_fd;              /* its activation requests (net/activate.c), -1: none */
+	int net_fwd_only;            /* it runs for the sandboxes' links alone: no update port */
 	struct init_cg cg;           /* cg.root "": no limits enforced */
 	char console_dir[INIT_PATH_MAX];  /* "" : rings are kept in memory only */
 	uint64_t console_save_ms;    /* next time dirty rings are written there */
@@ -729,6 +730,11 @@ static void net_child(struct init *in, int stop_fd, int ctl_fd)
 	c.keys = in->st.keys;   /* loaded (and any bad one reported) by init_stores_open */
 	c.nkeys = (size_t)in->st.nkeys;
 	c.tls = b->tls_cert[0] != 0;   /* net_start checked: all three files, or listener-plaintext = yes */
+	if (in->net_fwd_only) {
+		c.port = 0;
+		c.store_dir = NULL;
+		c.tls = 0;
+	}
 	c.tls_cert = b->tls_cert;
 	c.tls_key = b->tls_key;
 	c.tls_ca = b->tls_ca;
@@ -747,27 +753,38 @@ static void net_start(struct init *in)
 	pid_t pid;
 
 	in->net_restart_ms = 0;
+	in->net_fwd_only = 0;
 	if (!in->board.nic[0])
 		return;
 	if (!in->board.tls_cert[0] && !in->board.tls_key[0] && !in->board.tls_ca[0]) {
 		if (!in->board.listener_plaintext) {
 			init_log("listener: not started: board.conf names no tls-cert, tls-key and tls-ca "
 				 "(listener-plaintext = yes allows plain TCP, for labs)");
-			return;
+			goto links_only;
 		}
 		init_log("listener: PLAINTEXT (listener-plaintext = yes): anyone on the link can push, "
 			 "read what is pushed and ask which objects are installed");
 	} else if (!in->board.tls_cert[0] || !in->board.tls_key[0] || !in->board.tls_ca[0]) {
 		init_log("listener: not started: TLS needs all of tls-cert, tls-key and tls-ca in board.conf");
-		return;
+		goto links_only;
 	}
 	if (!in->st.data) {
 		init_log("listener: no data store to receive updates into; not started");
-		return;
+		goto links_only;
 	}
 	if (jail_listener_store(in->st.data_store, err, sizeof(err)) < 0) {
 		init_log("listener: not started: %s", err);
-		return;
+		goto links_only;
+	}
+	if (0) {
+links_only:
+		/* a sandbox with forwards (or net = nat said outright) still needs the network process */
+		for (int i = 0; i < in->nsb && !in->net_fwd_only; i++)
+			in->net_fwd_only = in->sb[i].link[0] >= 0 &&
+					   (in->sb[i].conf.nforward || in->sb[i].conf.net == INIT_NET_NAT);
+		if (!in->net_fwd_only)
+			return;
+		init_log("network process: for the sandboxes' links and forwards only (no update port)");
 	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		init_log("listener: socketpair: %s", strerror(errno));

@@ -224,7 +224,10 @@ static int serve(struct net_server *srv, struct net_link *link, struct net_nat *
 
 			ip4addr_ntoa_r(netif_ip4_addr(&link->netif), ip, sizeof(ip));
 			announced = 1;
-			net_log(srv, "up on %s with %s, port %u", cfg->ifname, ip, cfg->port);
+			if (cfg->port)
+				net_log(srv, "up on %s with %s, port %u", cfg->ifname, ip, cfg->port);
+			else
+				net_log(srv, "up on %s with %s, for the sandboxes' forwards only", cfg->ifname, ip);
 			if (cfg->on_ready)
 				cfg->on_ready(cfg->arg, ip, cfg->port);
 		}
@@ -262,8 +265,9 @@ int net_listen(const struct net_config *cfg)
 	char err[200];
 	int r;
 
-	if (!cfg->ifname || !cfg->store_dir || !cfg->port || (!cfg->dhcp && (!cfg->ip || cfg->prefix > 32)) ||
-	    cfg->nsandboxes > NET_MAX_SANDBOX_LINKS)
+	/* port 0: no update port, the network process serves the sandboxes' links alone */
+	if (!cfg->ifname || (cfg->port && !cfg->store_dir) || (!cfg->port && !cfg->nsandboxes) ||
+	    (!cfg->dhcp && (!cfg->ip || cfg->prefix > 32)) || cfg->nsandboxes > NET_MAX_SANDBOX_LINKS)
 		return -EINVAL;
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
@@ -309,7 +313,7 @@ int net_listen(const struct net_config *cfg)
 			goto out_link;
 		}
 	}
-	r = snap_store_open(store_dir, &srv.store);
+	r = cfg->port ? snap_store_open(store_dir, &srv.store) : 0;
 	if (r < 0) {
 		net_log(&srv, "store %s: %s", cfg->store_dir, strerror(-r));
 		goto out_link;
@@ -322,26 +326,28 @@ int net_listen(const struct net_config *cfg)
 		r = -ENOMEM;
 		goto out_netif;
 	}
-	srv.lpcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
-	if (!srv.lpcb) {
-		r = -ENOMEM;
-		goto out_dhcp;
+	if (cfg->port) {
+		srv.lpcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+		if (!srv.lpcb) {
+			r = -ENOMEM;
+			goto out_dhcp;
+		}
+		if (tcp_bind(srv.lpcb, IP_ANY_TYPE, cfg->port) != ERR_OK) {
+			tcp_close(srv.lpcb);
+			r = -EADDRINUSE;
+			goto out_dhcp;
+		}
+		srv.lpcb = tcp_listen_with_backlog(srv.lpcb, BACKLOG);
+		if (!srv.lpcb) {
+			r = -ENOMEM;
+			goto out_dhcp;
+		}
+		tcp_arg(srv.lpcb, &srv);
+		tcp_accept(srv.lpcb, on_accept);
+		link.syn_gate = syn_gate;
+		link.gate_arg = &srv;
+		srv.gc_due = 1;
 	}
-	if (tcp_bind(srv.lpcb, IP_ANY_TYPE, cfg->port) != ERR_OK) {
-		tcp_close(srv.lpcb);
-		r = -EADDRINUSE;
-		goto out_dhcp;
-	}
-	srv.lpcb = tcp_listen_with_backlog(srv.lpcb, BACKLOG);
-	if (!srv.lpcb) {
-		r = -ENOMEM;
-		goto out_dhcp;
-	}
-	tcp_arg(srv.lpcb, &srv);
-	tcp_accept(srv.lpcb, on_accept);
-	link.syn_gate = syn_gate;
-	link.gate_arg = &srv;
-	srv.gc_due = 1;
 	if (cfg->nsandboxes) {
 		struct net_nat_uplink up = { .ip = uplink_ip, .send = uplink_send, .arg = &link };
 
@@ -376,7 +382,8 @@ int net_listen(const struct net_config *cfg)
 	net_nat_free(nat);
 out_pcb:
 	net_conn_abort_all(&srv);
-	tcp_close(srv.lpcb);
+	if (srv.lpcb)
+		tcp_close(srv.lpcb);
 out_dhcp:
 	if (cfg->dhcp)
 		dhcp_stop(&link.netif);

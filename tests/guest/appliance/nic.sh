@@ -137,6 +137,28 @@ i=0; while kill -0 $ipid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1
 grep -q "listener: sandbox web link: to the guest" $T/init.log && ok "the network process counts each link at shutdown" ||
 	no "link counters at shutdown"
 grep "link: to the guest" $T/init.log | sed 's/^/nic: /'
+
+# Forwards without an update listener (no TLS files, no listener-plaintext): the network process
+# still runs, for the links alone, and nothing listens on the update port.
+cat > $T/board2.conf <<EOF
+data-dir = $D
+insecure-unsigned = yes
+verify = manifest
+nic = vk
+address = $ME/24
+sandbox.web.forward = 8080:80
+sandbox.web.health-timeout = 0
+EOF
+keel init --board $T/board2.conf > $T/init2.log 2>&1 &
+ipid=$!
+if wait_log $T/init2.log "listener ready" 60 && [ "$(get 8080 /index.html)" = "hello from keel-guest" ] &&
+	grep -q "for the sandboxes' links and forwards only" $T/init2.log && ! lan timeout 5 nc -w 2 $ME 7070 </dev/null; then
+	ok "forwards work without an update listener, and no update port is open"
+else
+	no "forwards without an update listener" "$(grep -v probe $T/init2.log | tail -n 6 | tr '\n' ' ')"
+fi
+kill -TERM $ipid
+i=0; while kill -0 $ipid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
 kill $lanl $ns 2>/dev/null
 if [ $bad != 0 ]; then
 	echo "--- init.log"; grep -v 'keel-test: probe' $T/init.log | tail -n 80
