@@ -7,7 +7,6 @@
 
 #include "keel_config.h"
 #include "lwip/dhcp.h"
-#include "lwip/etharp.h"
 #include "lwip/ip_addr.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/sys.h"

@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -350,15 +349,15 @@ int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 	/* a segment GRO merged on the uplink goes to the guest as MTU-sized ones */
 	plen = tot - ihl - thl;
 	mss = MTU - ihl - thl;
-	for (size_t off = 0, k = 0; off < plen || (off == 0 && plen == 0); off += mss, k++) {
+	for (size_t off = 0, k = 0;; k++) {   /* a bare ACK or SYN is one piece of no payload */
 		size_t n = plen - off < mss ? plen - off : mss;
 
 		segment_to_guest(nat, l, ip, ihl, thl, off, n, off == 0, off + n >= plen, inner,
 				 (uint16_t)(get16(ip + 4) + k));
-		if (plen == 0)
-			break;
+		off += n;
+		if (off >= plen)
+			return 1;
 	}
-	return 1;
 }
 
 /* ---- the guest side ---- */

@@ -47,7 +47,6 @@ struct net {
 	uint16_t status;
 	uint8_t *rx, *tx;                 /* one frame each (FRAME_MAX + 1: a longer read is too long) */
 	size_t rx_len, tx_len;            /* a frame waiting for guest buffers / for the backend */
-	uint64_t rx_frames, tx_frames, rx_dropped, tx_dropped;
 	int hello;                        /* the backend was told this VMM's MAC */
 	int link_changed;                 /* restored with another link status than the guest saw */
 };
@@ -148,8 +147,7 @@ static int rx_place(struct vmm *vm, struct vmm_virtio *d, const char **why)
 	uint16_t used = 0;
 
 	if (!live(d) || !q->ready) {
-		n->rx_len = 0;
-		n->rx_dropped++;
+		n->rx_len = 0;   /* no driver to take it: dropped */
 		return 1;
 	}
 	while (off < total) {
@@ -198,11 +196,7 @@ static int rx_place(struct vmm *vm, struct vmm_virtio *d, const char **why)
 		if (!mrg)
 			break;
 	}
-	if (off < total) {
-		n->rx_dropped++;   /* the guest's driver sees a short frame and drops it */
-	} else {
-		n->rx_frames++;
-	}
+	/* off < total: out of buffers mid-frame; the guest's driver sees a short frame and drops it */
 	if (nbufs)
 		memcpy(nbufs, &used, 2);
 	d->isr |= 1;
@@ -255,10 +249,7 @@ static int tx_flush(struct net *n)
 	w = write(n->fd, n->tx, n->tx_len);
 	if (w < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
-	if (w == (ssize_t)n->tx_len)
-		n->tx_frames++;
-	else
-		n->tx_dropped++;   /* the backend is gone or refused it: the wire lost it */
+	/* sent, or the backend is gone or refused it: the wire lost it */
 	n->tx_len = 0;
 	return 1;
 }
@@ -300,10 +291,8 @@ static int tx_run(struct vmm *vm, struct vmm_virtio *d)
 		if (vmm_vq_push(vm, q, head, 0) < 0)
 			return vmm_virtio_fault(vm, d, TXQ, "used ring outside guest RAM");
 		irq = 1;
-		if (skip || len < FRAME_MIN || len > FRAME_MAX || n->fd < 0) {
-			n->tx_dropped++;   /* malformed, oversized or no link: dropped like a bad frame on a wire */
-			continue;
-		}
+		if (skip || len < FRAME_MIN || len > FRAME_MAX || n->fd < 0)
+			continue;   /* malformed, oversized or no link: dropped like a bad frame on a wire */
 		n->tx_len = len;
 	}
 	if (n->tx_len)
@@ -358,10 +347,8 @@ static int net_ready(struct vmm *vm, struct vmm_virtio *d, short revents)
 			d->cfg_gen++;
 			return 1;
 		}
-		if (r < FRAME_MIN || r > FRAME_MAX) {
-			n->rx_dropped++;
-			continue;
-		}
+		if (r < FRAME_MIN || r > FRAME_MAX)
+			continue;   /* a runt or too long for the guest's MTU: dropped */
 		n->rx_len = (size_t)r;
 		p = rx_place(vm, d, &why);
 		if (p < 0)
