@@ -98,6 +98,16 @@ static int printable(const char *v)
 	return 1;
 }
 
+static char *trim(char *s, char *end)
+{
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+		end--;
+	*end = 0;
+	return s;
+}
+
 /* "dhcp" or A.B.C.D/P (the listener's one parser, net_parse_ipv4). */
 static int address_ok(const char *v)
 {
@@ -163,6 +173,24 @@ static int sandbox_key(struct init_board *b, const char *key, const char *v, int
 			s->net = INIT_NET_NAT;
 		else
 			return bad(err, errlen, line, "net: expected none or nat");
+	} else if (!strcmp(key, "allow")) {
+		/* "api.example.com:443, 192.0.2.0/24:*": several entries, the key given again for more */
+		char list[512];
+
+		if (set_str(list, sizeof(list), v))
+			return bad(err, errlen, line, "allow: longer than %zu bytes (give the key again)", sizeof(list) - 1);
+		for (char *e = list, *next; e; e = next) {
+			next = strchr(e, ',');
+			if (next)
+				*next++ = 0;
+			e = trim(e, e + strlen(e));
+			if (s->nallow >= NET_MAX_ALLOW)
+				return bad(err, errlen, line, "allow: at most %d entries per sandbox", NET_MAX_ALLOW);
+			if (net_parse_allow(e, &s->allow[s->nallow]))
+				return bad(err, errlen, line, "allow: '%s': expected HOST:PORT or A.B.C.D[/P]:PORT "
+					   "(PORT may be *), e.g. api.example.com:443, 192.0.2.0/24:*", e);
+			s->nallow++;
+		}
 	} else if (!strcmp(key, "forward")) {
 		unsigned outer, inner;
 		char *colon = strchr(v, ':');
@@ -257,9 +285,15 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 
 		if (net_parse_ipv4(v, 0, &gw, NULL) < 0 || set_str(b->gateway, sizeof(b->gateway), v))
 			return bad(err, errlen, line, "gateway: A.B.C.D");
+	} else if (!strcmp(key, "dns")) {
+		if (net_parse_ipv4(v, 0, &b->dns, NULL) < 0 || !b->dns)
+			return bad(err, errlen, line, "dns: A.B.C.D (the resolver of the sandboxes' allowed names)");
 	} else if (!strcmp(key, "port")) {
 		if (parse_uint(v, 1, 65535, &b->port))
 			return bad(err, errlen, line, "port: 1..65535");
+		if (b->port >= NET_NAT_PORT_FIRST && b->port <= NET_NAT_PORT_LAST)
+			return bad(err, errlen, line, "port: %u..%u are keel's for the guests' connections out",
+				   NET_NAT_PORT_FIRST, NET_NAT_PORT_LAST);
 	} else if (!strcmp(key, "insecure-unsigned")) {
 		if (strcmp(v, "yes") && strcmp(v, "no"))
 			return bad(err, errlen, line, "insecure-unsigned: 'yes' or 'no'");
@@ -303,20 +337,10 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static char *trim(char *s, char *end)
-{
-	while (s < end && (*s == ' ' || *s == '\t'))
-		s++;
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
-		end--;
-	*end = 0;
-	return s;
-}
-
 int init_board_parse(const char *buf, size_t len, struct init_board *b, char *err, size_t errlen)
 {
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
-					    "address", "gateway", "port", "tls-cert", "tls-key", "tls-ca",
+					    "address", "gateway", "dns", "port", "tls-cert", "tls-key", "tls-ca",
 					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned", "listener-plaintext",
 					    "restart-backoff-ms", "restart-reset", "watchdog-timeout", "cgroup",
 					    "console-dir", "console-rate" };
@@ -371,7 +395,12 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	for (int i = 0; i < b->nsandboxes; i++) {
 		const struct init_sandbox_conf *s = &b->sandboxes[i];
 
+		if (s->nallow && s->net == INIT_NET_NONE)
+			return bad(err, errlen, lineno, "sandbox.%s.allow with sandbox.%s.net = none", s->name, s->name);
 		for (unsigned f = 0; f < s->nforward; f++) {
+			if (s->forward[f].outer >= NET_NAT_PORT_FIRST && s->forward[f].outer <= NET_NAT_PORT_LAST)
+				return bad(err, errlen, lineno, "sandbox.%s.forward: ports %u..%u are keel's for the "
+					   "guests' connections out", s->name, NET_NAT_PORT_FIRST, NET_NAT_PORT_LAST);
 			if (s->net == INIT_NET_NONE)
 				return bad(err, errlen, lineno, "sandbox.%s.forward with sandbox.%s.net = none", s->name, s->name);
 			if (s->forward[f].outer == b->port && (b->nic[0]))

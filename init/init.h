@@ -7,6 +7,7 @@
 
 #include "init/cli.h"
 #include "keel_config.h"
+#include "net/net.h"
 
 /* One `keel <command>`: run() gets argv with argv[0] = the command name. */
 struct init_command {
@@ -61,6 +62,8 @@ struct init_sandbox_conf {
 		uint16_t outer, inner;           /* the appliance's TCP port -> the guest's */
 	} forward[INIT_MAX_FORWARDS];
 	unsigned nforward;
+	struct net_allow allow[NET_MAX_ALLOW];   /* where the guest may connect (nat); none: nowhere */
+	unsigned nallow;
 };
 
 struct init_board {
@@ -71,6 +74,7 @@ struct init_board {
 	char nic[32];
 	char address[64];                    /* "dhcp" or A.B.C.D/PREFIX */
 	char gateway[64];
+	uint32_t dns;                        /* the sandboxes' resolver (host order); 0: none */
 	unsigned port;
 	char tls_cert[INIT_PATH_MAX], tls_key[INIT_PATH_MAX], tls_ca[INIT_PATH_MAX];
 	char trusted_keys[INIT_MAX_KEYS][INIT_PATH_MAX];

@@ -715,10 +715,13 @@ static void net_child(struct init *in, int stop_fd, int ctl_fd)
 				links[n].fwd[f].inner = s->conf.forward[f].inner;
 				links[n].nfwd++;
 			}
+			memcpy(links[n].allow, s->conf.allow, sizeof(links[n].allow));
+			links[n].nallow = s->conf.nallow;
 			n++;
 		}
 		c.sandboxes = links;
 		c.nsandboxes = n;
+		c.dns = b->dns;
 	}
 	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
 		c.dhcp = 1;
@@ -1154,6 +1157,15 @@ static void links_describe(const struct init_board *b, char *out, size_t len)
 		n += (size_t)snprintf(out + n, len - n, "%s:%d", s->name, s->net);
 		for (unsigned f = 0; f < s->nforward && n < len; f++)
 			n += (size_t)snprintf(out + n, len - n, ",%u:%u", s->forward[f].outer, s->forward[f].inner);
+		if (s->nallow && n < len) {
+			/* the allow-list by its FNV-1a hash (entries are zero-filled: equal lists hash alike) */
+			uint64_t h = 1469598103934665603ull;
+			const uint8_t *p = (const uint8_t *)s->allow;
+
+			for (size_t k = 0; k < s->nallow * sizeof(s->allow[0]); k++)
+				h = (h ^ p[k]) * 1099511628211ull;
+			n += (size_t)snprintf(out + n, len - n, ",allow %u %016llx", s->nallow, (unsigned long long)h);
+		}
 		if (n < len)
 			n += (size_t)snprintf(out + n, len - n, ";");
 	}
@@ -1166,6 +1178,7 @@ static int net_differs(const struct init_board *a, const struct init_board *b)
 	links_describe(a, da, sizeof(da));
 	links_describe(b, db, sizeof(db));
 	return strcmp(da, db) || strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
+	       a->dns != b->dns ||
 	       a->port != b->port || strcmp(a->tls_cert, b->tls_cert) || strcmp(a->tls_key, b->tls_key) ||
 	       strcmp(a->tls_ca, b->tls_ca) || strcmp(a->data_dir, b->data_dir) ||
 	       a->listener_plaintext != b->listener_plaintext ||

@@ -17,48 +17,6 @@
 #include "net/net.h"
 #include "snap/snap.h"
 
-/* Pure: board.c validates board.conf with it whether or not the listener is built. */
-int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix)
-{
-	unsigned v[4], p = 32;
-	const char *q = s;
-
-	for (int i = 0; i < 4; i++) {
-		unsigned x = 0;
-		int digits = 0;
-
-		while (*q >= '0' && *q <= '9' && digits < 4) {
-			x = x * 10 + (unsigned)(*q++ - '0');
-			digits++;
-		}
-		if (!digits || digits > 3 || x > 255)
-			return -EINVAL;
-		v[i] = x;
-		if (i < 3 && *q++ != '.')
-			return -EINVAL;
-	}
-	if (*q == '/') {
-		int digits = 0;
-
-		q++;
-		p = 0;
-		while (*q >= '0' && *q <= '9' && digits < 3) {
-			p = p * 10 + (unsigned)(*q++ - '0');
-			digits++;
-		}
-		if (!digits || p > 32)
-			return -EINVAL;
-	} else if (want_prefix) {
-		return -EINVAL;
-	}
-	if (*q)
-		return -EINVAL;
-	*ip = v[0] << 24 | v[1] << 16 | v[2] << 8 | v[3];
-	if (prefix)
-		*prefix = p;
-	return 0;
-}
-
 #if CONFIG_NET
 
 /*
@@ -183,6 +141,32 @@ static int uplink_intercept(void *arg, const uint8_t *frame, size_t len)
 	return net_nat_uplink_frame(arg, frame, len);
 }
 
+/* One line: where a sandbox's guest may connect. */
+static void allow_report(struct net_server *srv, const struct net_sandbox *sb)
+{
+	char line[1024];
+	size_t n = 0;
+
+	for (unsigned k = 0; k < sb->nallow && n < sizeof(line); k++) {
+		const struct net_allow *a = &sb->allow[k];
+		unsigned prefix = 0;
+		char port[8] = "*";
+
+		while (prefix < 32 && (a->mask << prefix) & 0x80000000u)
+			prefix++;
+		if (a->port)
+			snprintf(port, sizeof(port), "%u", a->port);
+		if (a->host[0])
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s:%s", k ? ", " : "", a->host, port);
+		else
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%u.%u.%u.%u/%u:%s", k ? ", " : "",
+					      a->addr >> 24, a->addr >> 16 & 255, a->addr >> 8 & 255, a->addr & 255,
+					      prefix, port);
+	}
+	net_log(srv, "sandbox %s: connections out %s%s%s", sb->name, sb->nallow ? "to " : "none (no allow list)",
+		sb->nallow ? line : "", srv->cfg->dns || !sb->nallow ? "" : "; no dns in board.conf: names resolve nowhere");
+}
+
 static void nat_report(struct net_server *srv, struct net_nat *nat)
 {
 	const struct net_config *cfg = srv->cfg;
@@ -191,11 +175,13 @@ static void nat_report(struct net_server *srv, struct net_nat *nat)
 		const struct net_nat_counts *n = net_nat_counts(nat, i);
 
 		net_log(srv, "sandbox %s link: to the guest %llu frames (%llu bytes), out %llu packets (%llu bytes); "
-			"%llu resets to the guest, %llu DHCP answers; dropped: %llu denied, %llu malformed, "
+			"%llu DNS queries, %llu resets to the guest, %llu DHCP answers; dropped: "
+			"%llu connections out refused, %llu DNS names refused, %llu denied, %llu malformed, "
 			"%llu of no connection, %llu refused (table full), %llu link full",
 			cfg->sandboxes[i].name, (unsigned long long)n->in, (unsigned long long)n->in_bytes,
-			(unsigned long long)n->out, (unsigned long long)n->out_bytes, (unsigned long long)n->resets,
-			(unsigned long long)n->leases, (unsigned long long)n->denied, (unsigned long long)n->malformed,
+			(unsigned long long)n->out, (unsigned long long)n->out_bytes, (unsigned long long)n->dns,
+			(unsigned long long)n->resets, (unsigned long long)n->leases, (unsigned long long)n->refused,
+			(unsigned long long)n->dns_refused, (unsigned long long)n->denied, (unsigned long long)n->malformed,
 			(unsigned long long)n->stale, (unsigned long long)n->full, (unsigned long long)n->link_full);
 	}
 }
@@ -348,7 +334,8 @@ int net_listen(const struct net_config *cfg)
 		srv.gc_due = 1;
 	}
 	if (cfg->nsandboxes) {
-		struct net_nat_uplink up = { .ip = uplink_ip, .send = uplink_send, .arg = &link };
+		struct net_nat_uplink up = { .ip = uplink_ip, .send = uplink_send, .arg = &link,
+					     .log = cfg->log, .log_arg = cfg->arg, .dns = cfg->dns };
 
 		if (net_nat_new(&nat, cfg->sandboxes, cfg->nsandboxes, &up) < 0) {
 			r = -ENOMEM;
@@ -356,10 +343,12 @@ int net_listen(const struct net_config *cfg)
 		}
 		link.intercept = uplink_intercept;
 		link.intercept_arg = nat;
-		for (size_t i = 0; i < cfg->nsandboxes; i++)
+		for (size_t i = 0; i < cfg->nsandboxes; i++) {
 			for (unsigned f = 0; f < cfg->sandboxes[i].nfwd; f++)
 				net_log(&srv, "sandbox %s: port %u forwarded to its port %u", cfg->sandboxes[i].name,
 					cfg->sandboxes[i].fwd[f].outer, cfg->sandboxes[i].fwd[f].inner);
+			allow_report(&srv, &cfg->sandboxes[i]);
+		}
 	}
 
 	r = serve(&srv, &link, nat);

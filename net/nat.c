@@ -26,8 +26,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,13 +54,45 @@
 #define IDLE_MS 600000u               /* an established one without a segment */
 #define CLOSED_MS 5000u               /* after FINs both ways (the ends keep TIME_WAIT themselves) */
 #define LEASE_S 86400u
+#define PENDING 16                    /* DNS queries a guest has at the resolver at once */
+#define PENDING_MS 5000u
+#define RESOLVED 64                   /* addresses a guest's allowed names resolved to */
+#define TTL_MIN_S 60u                 /* a guest connects a little after it resolved */
+#define TTL_MAX_S 86400u
+#define LOGGED 32                     /* refused destinations said once each, per sandbox */
+/* the appliance ports of the guests' DNS queries, then of their connections out */
+#define DNS_PORTS 512
+#define OUT_PORTS (NET_NAT_PORT_LAST - NET_NAT_PORT_FIRST + 1 - DNS_PORTS)
+_Static_assert(OUT_PORTS >= NET_MAX_SANDBOX_LINKS * CONNS, "a port for every connection");
+_Static_assert(DNS_PORTS >= NET_MAX_SANDBOX_LINKS * PENDING, "a port for every query");
 
 static const uint8_t gw_mac[6] = { 0x02, 0x6b, 0x65, 0x65, 0x6c, 0x02 };
 
+/*
+ * A connection through the router: a client's to a forwarded port (outer: the appliance's port
+ * it came to, inner: the guest's), or the guest's out (out = 1; outer: the appliance's port it
+ * goes from, inner: the guest's).
+ */
 struct conn {
 	uint32_t peer, last;
 	uint16_t pport, outer, inner;
-	uint8_t used, est, fin;          /* est: the guest answered; fin: 1 from the peer, 2 from the guest */
+	uint8_t used, est, fin, out;     /* est: its SYN was answered; fin: 1 from the peer, 2 from the guest */
+};
+
+/* A guest's DNS query at the board's resolver. */
+struct query {
+	uint32_t since;
+	uint16_t gport, gid, id, port;   /* the guest's port and id; ours */
+	uint16_t rules;                  /* the allow-list entries its name matches */
+	uint16_t qlen;
+	uint8_t used;
+	uint8_t q[NET_DNS_NAME + 6];     /* its question: name, type, class */
+};
+
+/* An address an allowed name resolved to, and the entries (rules) that allowed the name. */
+struct resolved {
+	uint32_t addr, until;            /* until: now_ms() */
+	uint16_t rules;
 };
 
 struct nat_link {
@@ -66,6 +101,10 @@ struct nat_link {
 	int mac_known;
 	unsigned hot;                    /* the connection last used */
 	struct conn c[CONNS];
+	struct query q[PENDING];
+	struct resolved r[RESOLVED];
+	uint64_t logged[LOGGED];         /* refused destinations said (address << 16 | port, or a name's hash) */
+	unsigned nlogged;
 	struct net_nat_counts n;
 };
 
@@ -73,6 +112,9 @@ struct net_nat {
 	struct nat_link *l;
 	size_t n;
 	struct net_nat_uplink up;
+	/* who has an appliance port of [NET_NAT_PORT_FIRST, LAST]: 1 + link * CONNS|PENDING + slot, 0 free */
+	uint16_t owner[DNS_PORTS + OUT_PORTS];
+	unsigned next_dns, next_out;     /* where the search for a free port starts: least recently used */
 	uint8_t rx[FRAME_MAX + 1];       /* one frame from a guest (a longer one is too long) */
 	uint8_t tx[FRAME_MAX];           /* one frame to a guest */
 };
@@ -139,7 +181,75 @@ static void csum_patch32(uint8_t *c, uint32_t old, uint32_t new)
 	csum_patch(c, (uint16_t)old, (uint16_t)new);
 }
 
+/* ---- the appliance ports of the guests' connections and queries ---- */
+
+/* A free port of the owner map's [base, base + n) for who (searched from *next on); 0: none. */
+static uint16_t port_take(struct net_nat *nat, unsigned base, unsigned n, unsigned *next, uint16_t who)
+{
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = base + (*next + k) % n;
+
+		if (!nat->owner[i]) {
+			nat->owner[i] = who;
+			*next = (*next + k + 1) % n;
+			return (uint16_t)(NET_NAT_PORT_FIRST + i);
+		}
+	}
+	return 0;
+}
+
+static void port_release(struct net_nat *nat, uint16_t port)
+{
+	if (port >= NET_NAT_PORT_FIRST && port <= NET_NAT_PORT_LAST)
+		nat->owner[port - NET_NAT_PORT_FIRST] = 0;
+}
+
+/* The owner of an appliance port in [base, base + n), or 0. */
+static unsigned port_owner(const struct net_nat *nat, uint16_t port, unsigned base, unsigned n)
+{
+	if (port < NET_NAT_PORT_FIRST + base || port >= NET_NAT_PORT_FIRST + base + n)
+		return 0;
+	return nat->owner[port - NET_NAT_PORT_FIRST];
+}
+
+static void nat_log(struct net_nat *nat, const char *fmt, ...)
+{
+	char line[320];
+	va_list ap;
+
+	if (!nat->up.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	nat->up.log(nat->up.log_arg, line);
+}
+
+/* 1 the first time key (a refused destination) comes up, while there is room to remember it. */
+static int first_refusal(struct net_nat *nat, struct nat_link *l, uint64_t key)
+{
+	for (unsigned i = 0; i < l->nlogged && i < LOGGED; i++)
+		if (l->logged[i] == key)
+			return 0;
+	if (l->nlogged == LOGGED) {
+		l->nlogged++;
+		nat_log(nat, "sandbox %s: more refused destinations than %d: counted, not logged", l->cfg.name,
+			LOGGED);
+	}
+	if (l->nlogged >= LOGGED)
+		return 0;
+	l->logged[l->nlogged++] = key;
+	return 1;
+}
+
 /* ---- connections ---- */
+
+static void conn_free(struct net_nat *nat, struct conn *c)
+{
+	if (c->used && c->out)
+		port_release(nat, c->outer);
+	c->used = 0;
+}
 
 static int expired(const struct conn *c, uint32_t now)
 {
@@ -172,12 +282,12 @@ static struct conn *find(struct nat_link *l, uint32_t peer, uint16_t pport, uint
  * A free slot, else the one that expired first, else the oldest closed one (FINs both ways: only a
  * late retransmission could still need it); NULL when every connection is open.
  */
-static struct conn *conn_new(struct nat_link *l, uint32_t now)
+static struct conn *conn_new(struct net_nat *nat, struct nat_link *l, uint32_t now)
 {
-	struct conn *best = NULL, *closed = NULL;
+	struct conn *best = NULL, *closed = NULL, *c;
 
 	for (unsigned i = 0; i < CONNS; i++) {
-		struct conn *c = &l->c[i];
+		c = &l->c[i];
 
 		if (!c->used)
 			return c;
@@ -186,19 +296,22 @@ static struct conn *conn_new(struct nat_link *l, uint32_t now)
 		if (c->fin == 3 && (!closed || now - c->last > now - closed->last))
 			closed = c;
 	}
-	return best ? best : closed;
+	c = best ? best : closed;
+	if (c)
+		conn_free(nat, c);
+	return c;
 }
 
 /* Flags seen on a connection's segment (from: 1 the peer, 2 the guest). */
-static void track(struct conn *c, uint8_t flags, int from, uint32_t now)
+static void track(struct net_nat *nat, struct conn *c, uint8_t flags, int from, uint32_t now)
 {
 	if (flags & TCP_RST) {
-		c->used = 0;
+		conn_free(nat, c);
 		return;
 	}
 	if (flags & TCP_FIN)
 		c->fin |= (uint8_t)from;
-	if (from == 2)
+	if (from == (c->out ? 1 : 2))
 		c->est = 1;
 	c->last = now;
 }
@@ -297,55 +410,78 @@ static void segment_to_guest(struct net_nat *nat, struct nat_link *l, const uint
 	to_guest(l, nat->tx, ETH + ihl + thl + plen);
 }
 
+static int dns_from_resolver(struct net_nat *nat, const uint8_t *ip, size_t ihl, size_t tot);
+
+/*
+ * The connection a segment from peer to the appliance belongs to: a guest's connection out (*l
+ * set here) or one to a port forwarded to *l's guest port inner (a client's SYN makes it); NULL.
+ */
+static struct conn *conn_in(struct net_nat *nat, const uint8_t *tcp, uint32_t peer, struct nat_link **l,
+			    uint16_t inner, uint32_t now)
+{
+	uint16_t pport = get16(tcp), port = get16(tcp + 2);
+	unsigned who = port_owner(nat, port, DNS_PORTS, OUT_PORTS);
+	struct conn *c;
+
+	if (who) {
+		/* an answer to a guest's connection out */
+		*l = &nat->l[(who - 1) / CONNS];
+		c = &(*l)->c[(who - 1) % CONNS];
+		return c->used && c->out && c->peer == peer && c->pport == pport && c->outer == port ? c : NULL;
+	}
+	c = find(*l, peer, pport, port, 0);
+	if (c)
+		return c;
+	if ((tcp[13] & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN)
+		return NULL;
+	c = conn_new(nat, *l, now);
+	if (!c) {
+		(*l)->n.full++;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->used = 1;
+	c->peer = peer;
+	c->pport = pport;
+	c->outer = port;
+	c->inner = inner;
+	return c;
+}
+
 int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 {
 	const uint8_t *ip = f + ETH, *tcp;
 	size_t ihl, thl, tot, plen, mss;
-	struct nat_link *l;
+	struct nat_link *l = NULL;
 	struct conn *c;
-	uint16_t inner, pport;
-	uint32_t peer, now;
-	uint8_t flags;
+	uint16_t port, inner = 0;
+	uint32_t now;
 
-	if (!nat || len < ETH + 40 || get16(f + 12) != ET_IP || (ip[0] >> 4) != 4 || ip[9] != 6)
+	if (!nat || len < ETH + 28 || get16(f + 12) != ET_IP || (ip[0] >> 4) != 4 || (ip[9] != 6 && ip[9] != 17))
 		return 0;
 	ihl = (size_t)(ip[0] & 15) * 4;
 	tot = get16(ip + 2);
-	if (ihl < 20 || tot < ihl + 20 || tot > len - ETH || (get16(ip + 6) & 0x3fff) ||
+	if (ihl < 20 || tot < ihl + 8 || tot > len - ETH || (get16(ip + 6) & 0x3fff) ||
 	    get32(ip + 16) != nat->up.ip(nat->up.arg))
-		return 0;   /* not a whole TCP segment to us: lwIP's to judge */
-	tcp = ip + ihl;
-	l = forward_of(nat, get16(tcp + 2), &inner);
-	if (!l)
+		return 0;   /* not a whole segment to us: lwIP's to judge */
+	if (ip[9] == 17)
+		return dns_from_resolver(nat, ip, ihl, tot);
+	if (tot < ihl + 20)
 		return 0;
+	tcp = ip + ihl;
+	port = get16(tcp + 2);
+	if (!port_owner(nat, port, DNS_PORTS, OUT_PORTS) && !(l = forward_of(nat, port, &inner)))
+		return 0;
+	now = now_ms();
+	c = conn_in(nat, tcp, get32(ip + 12), &l, inner, now);
 	thl = (size_t)(tcp[12] >> 4) * 4;
-	if (thl < 20 || ihl + thl > tot) {
-		l->n.stale++;
+	if (!c || thl < 20 || ihl + thl > tot) {
+		if (l)
+			l->n.stale++;
 		return 1;
 	}
-	flags = tcp[13];
-	peer = get32(ip + 12);
-	pport = get16(tcp);
-	now = now_ms();
-	c = find(l, peer, pport, get16(tcp + 2), 0);
-	if (!c) {
-		if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
-			l->n.stale++;
-			return 1;
-		}
-		c = conn_new(l, now);
-		if (!c) {
-			l->n.full++;
-			return 1;
-		}
-		memset(c, 0, sizeof(*c));
-		c->used = 1;
-		c->peer = peer;
-		c->pport = pport;
-		c->outer = get16(tcp + 2);
-		c->inner = inner;
-	}
-	track(c, flags, 1, now);
+	track(nat, c, tcp[13], 1, now);
+	inner = c->inner;   /* track may have freed c: a reset still goes to the guest */
 	/* a segment GRO merged on the uplink goes to the guest as MTU-sized ones */
 	plen = tot - ihl - thl;
 	mss = MTU - ihl - thl;
@@ -450,6 +586,282 @@ static void dhcp(struct net_nat *nat, struct nat_link *l, const uint8_t *b, size
 	to_guest(l, nat->tx, ETH + 20 + 8 + n);
 }
 
+/* ---- the guest's way out: its allow-list ---- */
+
+/* A UDP datagram from the router's src:sport to the guest's dport (id >= 0: a DNS id put first). */
+static void udp_to_guest(struct net_nat *nat, struct nat_link *l, uint16_t sport, uint16_t dport,
+			 const uint8_t *data, size_t n, int id)
+{
+	uint8_t *ip = eth_to_guest(l, nat->tx, ET_IP), *u = ip + 20;
+
+	memset(ip, 0, 28);
+	memcpy(u + 8, data, n);
+	if (id >= 0)
+		put16(u + 8, (uint16_t)id);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(28 + n));
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 12, GW_IP);
+	put32(ip + 16, GUEST_IP);
+	ip_csum(ip, 20);
+	put16(u, sport);
+	put16(u + 2, dport);
+	put16(u + 4, (uint16_t)(8 + n));
+	l4_csum(ip, u, 8 + n, 6);
+	to_guest(l, nat->tx, ETH + 28 + n);
+}
+
+/* An ICMP message from the router to the guest: type, code, the 4 bytes after its checksum, data. */
+static void icmp_to_guest(struct net_nat *nat, struct nat_link *l, uint8_t type, uint8_t code, const uint8_t *rest,
+			  const uint8_t *data, size_t n)
+{
+	uint8_t *ip = eth_to_guest(l, nat->tx, ET_IP), *m = ip + 20;
+
+	if (n > MTU - 28)
+		n = MTU - 28;
+	memset(ip, 0, 28);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(28 + n));
+	ip[8] = 64;
+	ip[9] = 1;
+	put32(ip + 12, GW_IP);
+	put32(ip + 16, GUEST_IP);
+	ip_csum(ip, 20);
+	m[0] = type;
+	m[1] = code;
+	memcpy(m + 4, rest, 4);
+	memcpy(m + 8, data, n);
+	put16(m + 2, fold(sum16(0, m, 8 + n)));
+	to_guest(l, nat->tx, ETH + 28 + n);
+}
+
+/* 1 when the allow-list of l lets its guest connect to peer:port (by address, or by a name it resolved). */
+static int allowed(const struct nat_link *l, uint32_t peer, uint16_t port, uint32_t now)
+{
+	const struct net_sandbox *sb = &l->cfg;
+	unsigned a = peer >> 24;
+
+	/* nothing of this host, the guests' network, loopback, multicast or broadcast */
+	if (!a || a == 127 || a >= 224 || (peer & MASK) == (GUEST_IP & MASK))
+		return 0;
+	for (unsigned k = 0; k < sb->nallow; k++)
+		if (!sb->allow[k].host[0] && (peer & sb->allow[k].mask) == sb->allow[k].addr &&
+		    (!sb->allow[k].port || sb->allow[k].port == port))
+			return 1;
+	for (unsigned i = 0; i < RESOLVED; i++) {
+		const struct resolved *r = &l->r[i];
+
+		if (!r->rules || r->addr != peer || (int32_t)(r->until - now) <= 0)
+			continue;
+		for (unsigned k = 0; k < sb->nallow; k++)
+			if ((r->rules >> k & 1) && (!sb->allow[k].port || sb->allow[k].port == port))
+				return 1;
+	}
+	return 0;
+}
+
+/* Addresses an allowed name (of allow-list entries rules) resolved to, for ttl seconds. */
+static void remember(struct nat_link *l, const uint32_t *addrs, int n, uint16_t rules, uint32_t ttl, uint32_t now)
+{
+	uint32_t until;
+
+	ttl = ttl < TTL_MIN_S ? TTL_MIN_S : ttl > TTL_MAX_S ? TTL_MAX_S : ttl;
+	until = now + ttl * 1000u;
+	for (int k = 0; k < n; k++) {
+		struct resolved *r = NULL;
+
+		for (unsigned i = 0; i < RESOLVED && !r; i++)
+			if (l->r[i].rules && l->r[i].addr == addrs[k])
+				r = &l->r[i];
+		if (r) {
+			r->rules |= rules;
+			if ((int32_t)(until - r->until) > 0)
+				r->until = until;
+			continue;
+		}
+		/* a free entry, else the one that runs out first */
+		r = &l->r[0];
+		for (unsigned i = 0; i < RESOLVED; i++) {
+			if (!l->r[i].rules || (int32_t)(l->r[i].until - now) <= 0) {
+				r = &l->r[i];
+				break;
+			}
+			if ((int32_t)(l->r[i].until - r->until) < 0)
+				r = &l->r[i];
+		}
+		r->addr = addrs[k];
+		r->rules = rules;
+		r->until = until;
+	}
+}
+
+/* The guest's connection out to peer:pport from its port sport, on an appliance port of its own. */
+static struct conn *conn_out(struct net_nat *nat, struct nat_link *l, uint32_t peer, uint16_t pport,
+			     uint16_t sport, uint32_t now)
+{
+	struct conn *c = conn_new(nat, l, now);
+	uint16_t port = 0;
+
+	if (c)
+		port = port_take(nat, DNS_PORTS, OUT_PORTS, &nat->next_out,
+				 (uint16_t)(1 + (size_t)(l - nat->l) * CONNS + (size_t)(c - l->c)));
+	if (!port) {
+		l->n.full++;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->used = c->out = 1;
+	c->peer = peer;
+	c->pport = pport;
+	c->outer = port;
+	c->inner = sport;
+	c->last = now;
+	return c;
+}
+
+static void refuse_log(struct net_nat *nat, struct nat_link *l, uint32_t peer, uint16_t port)
+{
+	l->n.refused++;
+	if (first_refusal(nat, l, (uint64_t)peer << 16 | port))
+		nat_log(nat, "sandbox %s: connection to %u.%u.%u.%u:%u refused (not on its allow list)", l->cfg.name,
+			peer >> 24, peer >> 16 & 255, peer >> 8 & 255, peer & 255, port);
+}
+
+static uint64_t name_key(const char *name)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a; the top bit set: never an address's key */
+
+	while (*name)
+		h = (h ^ (uint8_t)*name++) * 1099511628211ull;
+	return h | 1ull << 63;
+}
+
+/*
+ * A guest's query to the router's port 53: a name on its allow-list goes to the board's resolver
+ * from an appliance port of its own, under an id of keel's; any other name is answered NXDOMAIN
+ * at once (REFUSED for a name no host could have), so the guest fails fast.
+ */
+static void dns_from_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *ip, size_t ihl, size_t tot)
+{
+	const uint8_t *u = ip + ihl, *m = u + 8;
+	size_t ulen = get16(u + 4), n, qend;
+	char name[NET_DNS_NAME];
+	uint8_t answer[NET_DNS_NAME + 32];
+	uint16_t qtype, rules = 0, id;
+	uint32_t me = nat->up.ip(nat->up.arg), now = now_ms();
+	struct query *q;
+	uint8_t *o;
+	int r;
+
+	if (ulen < 8 || ulen > tot - ihl || (n = ulen - 8) > MTU - 28) {
+		l->n.malformed++;
+		return;
+	}
+	r = net_dns_query(m, n, name, &qtype, &qend);
+	if (r == -1 || qend > sizeof(answer)) {
+		l->n.malformed++;
+		return;
+	}
+	l->n.dns++;
+	for (unsigned k = 0; k < l->cfg.nallow && r == 0; k++)
+		if (l->cfg.allow[k].host[0] && net_host_match(l->cfg.allow[k].host, name))
+			rules |= (uint16_t)(1u << k);
+	if (!rules || !nat->up.dns || !me) {
+		if (!rules) {
+			l->n.dns_refused++;
+			if (r == 0 && first_refusal(nat, l, name_key(name)))
+				nat_log(nat, "sandbox %s: DNS name %s refused (not on its allow list)", l->cfg.name, name);
+		}
+		/* NXDOMAIN for a name not listed, REFUSED for one no host has, SERVFAIL with no resolver */
+		udp_to_guest(nat, l, 53, get16(u), answer, net_dns_refusal(answer, m, qend, r ? 5 : rules ? 2 : 3), -1);
+		return;
+	}
+	/* a free slot, else the oldest query (its answer is late) */
+	q = &l->q[0];
+	for (unsigned i = 0; i < PENDING; i++) {
+		if (!l->q[i].used) {
+			q = &l->q[i];
+			break;
+		}
+		if (now - l->q[i].since > now - q->since)
+			q = &l->q[i];
+	}
+	if (q->used)
+		port_release(nat, q->port);
+	memset(q, 0, sizeof(*q));
+	q->port = port_take(nat, 0, DNS_PORTS, &nat->next_dns,
+			    (uint16_t)(1 + (size_t)(l - nat->l) * PENDING + (size_t)(q - l->q)));
+	if (!q->port) {
+		l->n.full++;
+		return;
+	}
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id))
+		id = (uint16_t)(now ^ (now >> 16) ^ q->port);
+	q->used = 1;
+	q->since = now;
+	q->gport = get16(u);
+	q->gid = get16(m);
+	q->id = id;
+	q->rules = rules;
+	q->qlen = (uint16_t)(qend - 12);
+	memcpy(q->q, m + 12, q->qlen);
+	/* the query as the appliance's, from its port */
+	o = nat->tx + ETH;
+	memset(o, 0, 28);
+	memcpy(o + 28, m, n);
+	put16(o + 28, id);
+	o[0] = 0x45;
+	put16(o + 2, (uint16_t)(28 + n));
+	o[8] = 64;
+	o[9] = 17;
+	put32(o + 12, me);
+	put32(o + 16, nat->up.dns);
+	ip_csum(o, 20);
+	put16(o + 20, q->port);
+	put16(o + 22, 53);
+	put16(o + 24, (uint16_t)(8 + n));
+	l4_csum(o, o + 20, 8 + n, 6);
+	if (nat->up.send(nat->up.arg, o, 28 + n, nat->up.dns) == 0) {
+		l->n.out++;
+		l->n.out_bytes += 28 + n;
+	} else {
+		l->n.link_full++;
+	}
+}
+
+/*
+ * The resolver's answer to a guest's query: its addresses allow that guest's connections under
+ * the entries its name matched, and it goes to the guest with the guest's id. 1: consumed.
+ */
+static int dns_from_resolver(struct net_nat *nat, const uint8_t *ip, size_t ihl, size_t tot)
+{
+	const uint8_t *u = ip + ihl, *m = u + 8;
+	unsigned who = port_owner(nat, get16(u + 2), 0, DNS_PORTS);
+	size_t ulen = get16(u + 4), n;
+	uint32_t addrs[16], ttl;
+	struct nat_link *l;
+	struct query *q;
+	int k;
+
+	if (!who)
+		return 0;   /* lwIP's */
+	l = &nat->l[(who - 1) / PENDING];
+	q = &l->q[(who - 1) % PENDING];
+	if (ulen < 8 + 12 || ulen > tot - ihl || (n = ulen - 8) > MTU - 28 || !nat->up.dns ||
+	    get32(ip + 12) != nat->up.dns || get16(u) != 53 || !q->used || q->port != get16(u + 2) ||
+	    get16(m) != q->id || (k = net_dns_answer(m, n, q->q, q->qlen, addrs, 16, &ttl)) < 0) {
+		l->n.stale++;   /* late, spoofed or not an answer: the guest asks again */
+		return 1;
+	}
+	remember(l, addrs, k, q->rules, ttl, now_ms());
+	l->n.in++;
+	udp_to_guest(nat, l, 53, q->gport, m, n, q->gid);
+	port_release(nat, q->port);
+	q->used = 0;
+	return 1;
+}
+
 static void tcp_from_guest(struct net_nat *nat, struct nat_link *l, uint8_t *ip, size_t ihl, size_t tot)
 {
 	uint8_t *t = ip + ihl;
@@ -458,21 +870,28 @@ static void tcp_from_guest(struct net_nat *nat, struct nat_link *l, uint8_t *ip,
 	uint16_t pport = get16(t + 2), sport = get16(t);
 	uint8_t flags = t[13];
 	struct conn *c;
+	int refused = 0;
 
 	if (thl < 20 || ihl + thl > tot) {
 		l->n.malformed++;
 		return;
 	}
 	c = find(l, peer, pport, sport, 1);
+	if (!c && me && (flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) == TCP_SYN) {
+		if (peer != me && allowed(l, peer, pport, now))
+			c = conn_out(nat, l, peer, pport, sport, now);
+		else
+			refuse_log(nat, l, peer, pport), refused = 1;
+	}
 	if (!c || !me) {
 		/* no connection of a client's: a reset, so the guest gives up at once (never one for a reset) */
-		l->n.denied++;
+		l->n.denied += !refused;
 		if (!(flags & TCP_RST))
 			reset_guest(nat, l, peer, pport, sport, get32(t + 4), get32(t + 8), flags,
 				    (uint32_t)(tot - ihl - thl));
 		return;
 	}
-	track(c, flags, 2, now);
+	track(nat, c, flags, 2, now);
 	put32(ip + 12, me);
 	put16(t, c->outer);
 	csum_patch32(ip + 10, GUEST_IP, me);
@@ -510,8 +929,15 @@ void net_nat_guest_frame(struct net_nat *nat, size_t i, const uint8_t *f0, size_
 	l->mac_known = 1;
 	type = get16(f + 12);
 	if (type == ET_HELLO) {
-		/* its VMM (re)started: what was connected to the sandbox before is gone */
+		/* its VMM (re)started: what was connected to the sandbox, and what it resolved, is gone */
+		for (unsigned k = 0; k < CONNS; k++)
+			conn_free(nat, &l->c[k]);
+		for (unsigned k = 0; k < PENDING; k++)
+			if (l->q[k].used)
+				port_release(nat, l->q[k].port);
 		memset(l->c, 0, sizeof(l->c));
+		memset(l->q, 0, sizeof(l->q));
+		memset(l->r, 0, sizeof(l->r));
 		return;
 	}
 	if (type == ET_ARP) {
@@ -537,11 +963,26 @@ void net_nat_guest_frame(struct net_nat *nat, size_t i, const uint8_t *f0, size_
 		dhcp(nat, l, ip + ihl + 8, tot - ihl - 8);
 		return;
 	}
-	if (get32(ip + 12) != GUEST_IP || ip[9] != 6) {
-		l->n.denied++;   /* a spoofed source, or traffic nothing forwards */
+	if (get32(ip + 12) != GUEST_IP) {
+		l->n.denied++;   /* a spoofed source */
 		return;
 	}
-	tcp_from_guest(nat, l, ip, ihl, tot);
+	if (ip[9] == 6) {
+		tcp_from_guest(nat, l, ip, ihl, tot);
+		return;
+	}
+	if (ip[9] == 17 && get32(ip + 16) == GW_IP && get16(ip + ihl + 2) == 53) {
+		dns_from_guest(nat, l, ip, ihl, tot);
+		return;
+	}
+	if (ip[9] == 1 && get32(ip + 16) == GW_IP && ip[ihl] == 8 && ip[ihl + 1] == 0) {
+		/* an echo request to the router: its reply */
+		icmp_to_guest(nat, l, 0, 0, ip + ihl + 4, ip + ihl + 8, tot - ihl - 8);
+		return;
+	}
+	l->n.denied++;
+	if (ip[9] == 17)   /* UDP nothing routes: "administratively prohibited", at once */
+		icmp_to_guest(nat, l, 3, 13, (const uint8_t[4]){ 0 }, ip, ihl + 8);
 	return;
 bad:
 	l->n.malformed++;

@@ -14,6 +14,8 @@ struct net_nat_counts {
 	uint64_t resets, leases;         /* resets sent to the guest; DHCP answers */
 	uint64_t malformed;              /* from the guest: not Ethernet/ARP/IPv4 as it must be */
 	uint64_t denied;                 /* from the guest: no connection, not to the router, spoofed */
+	uint64_t refused;                /* connections out to a destination not on the allow-list */
+	uint64_t dns, dns_refused;       /* the guest's DNS queries; those for names not on the list */
 	uint64_t stale;                  /* from the uplink: a segment of no connection */
 	uint64_t full;                   /* new connections refused: the sandbox's table is full */
 	uint64_t link_full;              /* frames the guest's link had no room for */
@@ -25,6 +27,9 @@ struct net_nat_uplink {
 	/* Sends an IPv4 packet (header included) to dst (host order) out of the board NIC. */
 	int (*send)(void *arg, const uint8_t *pkt, size_t len, uint32_t dst);
 	void *arg;
+	void (*log)(void *log_arg, const char *line);   /* refusals, once per destination; may be NULL */
+	void *log_arg;
+	uint32_t dns;                    /* the board's resolver (host order); 0: names are not served */
 };
 
 struct net_nat;
@@ -39,5 +44,22 @@ void net_nat_poll(struct net_nat *nat, size_t i, int max);
 /* One frame from sandbox i's guest (net_nat_poll's step; fuzz_nat calls it directly). */
 void net_nat_guest_frame(struct net_nat *nat, size_t i, const uint8_t *f, size_t len);
 const struct net_nat_counts *net_nat_counts(const struct net_nat *nat, size_t i);
+
+/* ---- net/dns.c: the DNS messages of the guests' gateway ---- */
+#define NET_DNS_NAME 256
+/*
+ * A guest's query m (n bytes): its name (lower case, dotted), type and where its question ends.
+ * 0; -1 not a one-question standard query; -2 a name of characters no host name has (name is
+ * then "", *qtype and *qend are set).
+ */
+int net_dns_query(const uint8_t *m, size_t n, char name[NET_DNS_NAME], uint16_t *qtype, size_t *qend);
+/*
+ * The resolver's answer m to the question q (qlen bytes from the query's name to its class):
+ * the IPv4 addresses it gives (up to max) and their least TTL; -1 not an answer to q.
+ */
+int net_dns_answer(const uint8_t *m, size_t n, const uint8_t *q, size_t qlen, uint32_t *addrs, int max,
+		   uint32_t *ttl);
+/* The answer to query (its header and question, qend bytes) with rcode and nothing else, in out. */
+size_t net_dns_refusal(uint8_t *out, const uint8_t *query, size_t qend, unsigned rcode);
 
 #endif

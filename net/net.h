@@ -37,6 +37,27 @@ struct snap_pubkey;
  */
 #define NET_MAX_FORWARDS 8
 #define NET_MAX_SANDBOX_LINKS 32
+#define NET_MAX_ALLOW 16
+#define NET_HOST_MAX 253
+
+/*
+ * One entry of a sandbox's outbound allow-list (board.conf sandbox.NAME.allow): a host name
+ * ("api.example.com", or "*.example.com" for every name under it) or an address range, and a
+ * TCP port (0: any). A name allows the addresses keel's DNS answered the guest for it.
+ */
+struct net_allow {
+	char host[NET_HOST_MAX + 1];   /* lower case; "": an address rule */
+	uint32_t addr, mask;           /* host order */
+	uint16_t port;                 /* 0: every port */
+};
+
+/*
+ * The appliance ports keel's nat takes for the guests' connections out and their DNS queries
+ * (a forward or the listener may not use them; lwIP's own are above).
+ */
+#define NET_NAT_PORT_FIRST 40448
+#define NET_NAT_PORT_LAST 49151
+
 struct net_sandbox {
 	char name[65];
 	int fd;                        /* one Ethernet frame per message */
@@ -44,6 +65,8 @@ struct net_sandbox {
 	struct {
 		uint16_t outer, inner;     /* TCP: the appliance's port -> the guest's */
 	} fwd[NET_MAX_FORWARDS];
+	unsigned nallow;               /* 0: no connection out */
+	struct net_allow allow[NET_MAX_ALLOW];
 };
 
 /* What PID 1 (or `keel net listen`) hands to net_listen(). */
@@ -92,6 +115,7 @@ struct net_config {
 	/* Sandbox links in nat mode: their port forwards are served beside the update port. */
 	const struct net_sandbox *sandboxes;
 	size_t nsandboxes;
+	uint32_t dns;                  /* the board's resolver (host order) for the guests' names; 0: none */
 };
 
 /* Fills c with the Kconfig defaults (no interface, no store, port CONFIG_NET_PORT). */
@@ -121,8 +145,13 @@ const char *net_stack_version(void);
 /* Runs a known-answer check of the BearSSL primitives keel uses; returns a short verdict. */
 const char *net_tls_selftest(void);
 
+/* Pure (net/allow.c): board.c validates board.conf with them whether or not the listener is built. */
 /* Parses "A.B.C.D/P" (prefix required when want_prefix) into host-order address; 0 or -EINVAL. */
 int net_parse_ipv4(const char *s, int want_prefix, uint32_t *ip, unsigned *prefix);
+/* Parses one allow-list entry "HOST:PORT", "HOST:*", "A.B.C.D[/P]:PORT|*"; 0 or -EINVAL. */
+int net_parse_allow(const char *s, struct net_allow *a);
+/* 1 when host name `name` (lower case, no trailing dot) is what rule pattern `host` names. */
+int net_host_match(const char *host, const char *name);
 
 /* ---- the push client (net/push.c) ------------------------------------------ */
 

@@ -1,7 +1,9 @@
 /*
  * libFuzzer target for keel's side of a sandbox link (net/nat.c): a script of frames of any
  * bytes and length from the guest and from the uplink (the LAN), with shortcuts that make the
- * uplink frames well-formed TCP segments to forwarded ports so connections really open.
+ * uplink frames well-formed TCP segments to forwarded ports so connections really open, the
+ * guest's frames DNS queries to its router, and the uplink's the resolver's answers to them
+ * (under the id keel chose) and segments to the ports of the guest's connections out.
  * Invariants: everything sent to the uplink is a well-formed IPv4 packet with a right header
  * checksum, from the appliance's address; every frame to the guest fits the link's MTU and is
  * addressed from the router; ASan+UBSan catch any read outside a frame.
@@ -28,6 +30,8 @@ static uint16_t csum(const uint8_t *p, size_t n)
 	return (uint16_t)~s;
 }
 
+static uint16_t dns_id;   /* the id of the last query keel sent the resolver */
+
 static uint32_t my_ip(void *arg)
 {
 	(void)arg;
@@ -42,14 +46,18 @@ static int uplink(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
 	    csum(pkt, (size_t)(pkt[0] & 15) * 4) != 0 ||
 	    (uint32_t)(pkt[12] << 24 | pkt[13] << 16 | pkt[14] << 8 | pkt[15]) != ME)
 		abort();
+	if (len >= 30 && pkt[9] == 17 && pkt[22] == 0 && pkt[23] == 53)
+		dns_id = (uint16_t)(pkt[28] << 8 | pkt[29]);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct net_sandbox sb[2] = { { .name = "a", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } } },
+	struct net_sandbox sb[2] = { { .name = "a", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } }, .nallow = 2,
+				       .allow = { { .addr = 0xc0a83200u, .mask = 0xffffff00u },
+						  { .host = "*.example.com", .port = 443 } } },
 				     { .name = "b", .nfwd = 1, .fwd = { { 9090, 22 } } } };
-	struct net_nat_uplink up = { .ip = my_ip, .send = uplink };
+	struct net_nat_uplink up = { .ip = my_ip, .send = uplink, .dns = 0xc0a83235u };
 	struct net_nat *nat;
 	int sv[2][2];
 	uint8_t f[4096], r[4096];
@@ -78,6 +86,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				f[26] = 10, f[27] = 0, f[28] = 2, f[29] = 15;
 				if (op & 8)   /* to the client of a connection the uplink script opened */
 					f[30] = 192, f[31] = 168, f[32] = 50, f[33] = 1 + (op >> 4 & 1), f[34] = 0, f[35] = 80;
+				if (op & 0x20) {   /* a DNS query to the router (one question, no answers) */
+					f[23] = 17;
+					f[30] = 10, f[31] = 0, f[32] = 2, f[33] = 2, f[36] = 0, f[37] = 53;
+					f[38] = (uint8_t)((len - 34) >> 8), f[39] = (uint8_t)(len - 34);
+					f[44] &= 7, f[46] = 0, f[47] = 1, f[48] = f[49] = f[50] = f[51] = 0;
+				}
 				f[24] = f[25] = 0;
 				uint16_t c = csum(f + 14, 20);
 				f[24] = (uint8_t)(c >> 8), f[25] = (uint8_t)c;
@@ -93,6 +107,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				f[46] = 0x50;   /* a 20-byte TCP header */
 				if (op & 4)
 					f[47] = 0x02;   /* SYN */
+				if (op & 0x40)   /* to one of the first ports of the guests' connections out */
+					f[36] = 0xa0, f[37] = (uint8_t)(op >> 7);
+				if (op & 0x20) {   /* the resolver's answer to the last query */
+					f[23] = 17;
+					f[26] = 192, f[27] = 168, f[28] = 50, f[29] = 53, f[34] = 0, f[35] = 53;
+					f[36] = 0x9e, f[37] = (uint8_t)(op >> 7);
+					f[38] = (uint8_t)((len - 34) >> 8), f[39] = (uint8_t)(len - 34);
+					f[42] = (uint8_t)(dns_id >> 8), f[43] = (uint8_t)dns_id;
+				}
 			}
 			net_nat_uplink_frame(nat, f, len);
 		}

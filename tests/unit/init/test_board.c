@@ -151,3 +151,31 @@ TEST(board_load_reports_missing_file)
 	CHECK_EQ(init_board_load("/nonexistent/board.conf", &b, err, sizeof(err)), -ENOENT);
 	CHECK(strstr(err, "/nonexistent/board.conf"));
 }
+
+TEST(board_allow_lists_and_dns)
+{
+	REQUIRE(parse("dns = 192.168.50.53\n"
+		      "sandbox.app.allow = api.example.com:443, 192.0.2.0/24:*\n"
+		      "sandbox.app.allow = *.cdn.example:80\n") == 0);
+	CHECK_EQ(b.dns, 0xc0a83235u);
+	REQUIRE(b.nsandboxes == 1);
+	REQUIRE(b.sandboxes[0].nallow == 3);
+	CHECK_STR(b.sandboxes[0].allow[0].host, "api.example.com");
+	CHECK_EQ(b.sandboxes[0].allow[0].port, 443);
+	CHECK_EQ(b.sandboxes[0].allow[1].addr, 0xc0000200u);
+	CHECK_STR(b.sandboxes[0].allow[2].host, "*.cdn.example");
+	CHECK_EQ(parse("sandbox.app.allow = api.example.com\n"), -EINVAL);
+	CHECK(strstr(err, "line 1") && strstr(err, "api.example.com"));
+	CHECK_EQ(parse("sandbox.app.allow = a:1, b:2,\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.app.net = none\nsandbox.app.allow = a.b:1\n"), -EINVAL);
+	CHECK(strstr(err, "net = none"));
+	CHECK_EQ(parse("dns = 0.0.0.0\n"), -EINVAL);
+	CHECK_EQ(parse("dns = 1.2.3.4\ndns = 1.2.3.5\n"), -EINVAL);
+	/* keel's ports for the guests' connections out are no forward's and not the listener's */
+	CHECK_EQ(parse("sandbox.app.forward = 45000:80\n"), -EINVAL);
+	CHECK(strstr(err, "keel's"));
+	CHECK_EQ(parse("port = 41000\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.app.allow = a.b:1,a.b:2,a.b:3,a.b:4,a.b:5,a.b:6,a.b:7,a.b:8,a.b:9,a.b:10,"
+		       "a.b:11,a.b:12,a.b:13,a.b:14,a.b:15,a.b:16,a.b:17\n"), -EINVAL);
+	CHECK(strstr(err, "at most"));
+}

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -268,7 +269,8 @@ TEST(guest_cannot_open_connections_and_gets_a_reset_at_once)
 	net_nat_guest_frame(nat, 0, f, 10);
 	CHECK_EQ(nsent, 0);
 	CHECK_EQ(net_nat_counts(nat, 0)->malformed, 2);
-	CHECK_EQ(net_nat_counts(nat, 0)->denied, 3);
+	CHECK_EQ(net_nat_counts(nat, 0)->denied, 2);
+	CHECK_EQ(net_nat_counts(nat, 0)->refused, 1);      /* the SYN out: no allow list */
 	/* and it never answers a reset with a reset */
 	n = tcp_frame(f, GUEST, 33333, PEER, 9999, 0x04, 1, 0, 0);
 	net_nat_guest_frame(nat, 0, f, n);
@@ -307,4 +309,314 @@ TEST(closed_connections_make_room_open_ones_are_kept)
 	nsent = 0;
 	net_nat_guest_frame(nat, 0, f, n);
 	CHECK_EQ(nsent, 1);
+}
+
+/* ---- egress: the allow-list, keel's DNS for the guest ---- */
+
+#define RESOLVER 0xc0a83235u   /* 192.168.50.53 */
+#define API 0xcb007105u        /* 203.0.113.5: what api.example.com resolves to */
+
+static char logged[64][320];
+static unsigned nlogged;
+
+static void log_line(void *arg, const char *line)
+{
+	(void)arg;
+	if (nlogged < 64)
+		snprintf(logged[nlogged], sizeof(logged[0]), "%s", line);
+	nlogged++;
+}
+
+static void setup_allow(void)
+{
+	static const char *const rules[] = { "192.0.2.0/24:*", "api.example.com:443", "*.cdn.example:80" };
+	struct net_sandbox sb = { .name = "app" };
+	struct net_nat_uplink up = { .ip = my_ip, .send = record, .log = log_line, .dns = RESOLVER };
+	int sv[2];
+
+	nsent = 0;
+	nlogged = 0;
+	for (unsigned k = 0; k < 3; k++)
+		if (net_parse_allow(rules[k], &sb.allow[sb.nallow++]))
+			return;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0)
+		return;
+	sb.fd = sv[0];
+	guest = sv[1];
+	net_nat_new(&nat, &sb, 1, &up);
+}
+
+/* Ethernet + IPv4 + UDP with whole checksums around payload p (n bytes); returns the frame's length. */
+static size_t udp_frame(uint8_t *f, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport, const uint8_t *p,
+			size_t n)
+{
+	uint8_t *ip = f + 14, *u = ip + 20;
+	uint32_t s;
+
+	memset(f, 0, 14 + 28);
+	memcpy(f, (uint8_t[]){ 0x02, 0x6b, 0x65, 0x65, 0x6c, 0x02 }, 6);
+	memcpy(f + 6, (uint8_t[]){ 0x52, 0x54, 0, 0x12, 0x34, 0x56 }, 6);
+	put16(f + 12, 0x0800);
+	ip[0] = 0x45;
+	put16(ip + 2, (unsigned)(28 + n));
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 12, src);
+	put32(ip + 16, dst);
+	put16(ip + 10, csum(0, ip, 20));
+	put16(u, sport);
+	put16(u + 2, dport);
+	put16(u + 4, (unsigned)(8 + n));
+	memcpy(u + 8, p, n);
+	s = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + 17 + (uint32_t)(8 + n);
+	put16(u + 6, csum(s, u, 8 + n));
+	return 14 + 28 + n;
+}
+
+/* A query for name's A record (id); its length. */
+static size_t dns_query(uint8_t *m, uint16_t id, const char *name)
+{
+	size_t n = 12;
+
+	memset(m, 0, 12);
+	put16(m, id);
+	m[2] = 0x01;   /* RD */
+	put16(m + 4, 1);
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t len = dot ? (size_t)(dot - name) : strlen(name);
+
+		m[n++] = (uint8_t)len;
+		memcpy(m + n, name, len);
+		n += len;
+		name += len + (dot ? 1 : 0);
+	}
+	m[n++] = 0;
+	put16(m + n, 1);
+	put16(m + n + 2, 1);
+	return n + 4;
+}
+
+/* The resolver's answer to query q (qn bytes) under id: one A record addr (name by pointer). */
+static size_t dns_answer(uint8_t *m, const uint8_t *q, size_t qn, uint16_t id, uint32_t addr)
+{
+	memcpy(m, q, qn);
+	put16(m, id);
+	m[2] |= 0x80;
+	m[3] = 0x80;
+	put16(m + 6, 1);
+	m[qn] = 0xc0, m[qn + 1] = 12;
+	put16(m + qn + 2, 1);
+	put16(m + qn + 4, 1);
+	put32(m + qn + 6, 300);
+	put16(m + qn + 10, 4);
+	put32(m + qn + 12, addr);
+	return qn + 16;
+}
+
+TEST(allow_list_entries_parse_strictly)
+{
+	struct net_allow a;
+
+	CHECK_EQ(net_parse_allow("API.Example.com.:443", &a), 0);
+	CHECK(!strcmp(a.host, "api.example.com"));
+	CHECK_EQ(a.port, 443);
+	CHECK_EQ(net_parse_allow("192.0.2.0/24:*", &a), 0);
+	CHECK_EQ(a.addr, 0xc0000200u);
+	CHECK_EQ(a.mask, 0xffffff00u);
+	CHECK_EQ(a.port, 0);
+	CHECK_EQ(net_parse_allow("10.1.2.3:22", &a), 0);
+	CHECK_EQ(a.mask, 0xffffffffu);
+	CHECK(net_host_match("*.cdn.example", "a.b.cdn.example"));
+	CHECK(!net_host_match("*.cdn.example", "cdn.example"));
+	CHECK(!net_host_match("*.cdn.example", "evilcdn.example"));
+	CHECK(!net_host_match("api.example.com", "api.example.com.evil"));
+	CHECK_EQ(net_parse_allow("192.0.2.1/24:*", &a), -EINVAL);   /* host bits set */
+	CHECK_EQ(net_parse_allow("api.example.com", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow("api.example.com:0", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow("api.example.com:65536", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow("a..b:80", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow("a b:80", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow(":80", &a), -EINVAL);
+	CHECK_EQ(net_parse_allow("*:80", &a), -EINVAL);
+}
+
+TEST(a_connection_out_to_an_allowed_address_is_translated_both_ways)
+{
+	uint8_t f[2048], r[2048];
+	uint16_t outer;
+	size_t n;
+
+	setup_allow();
+	REQUIRE(nat != NULL);
+	n = tcp_frame(f, GUEST, 33333, 0xc0000207u, 22, 0x02, 100, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	REQUIRE(nsent == 1);
+	CHECK_EQ(sent_to, 0xc0000207u);
+	CHECK_EQ(get32(sent[0] + 12), ME);
+	outer = (uint16_t)get16(sent[0] + 20);
+	CHECK(outer >= NET_NAT_PORT_FIRST && outer <= NET_NAT_PORT_LAST);
+	CHECK(ip_ok(sent[0]));
+	memcpy(f + 14, sent[0], sent_len[0]);
+	CHECK(net_frame_l4_csum_ok(f, 14 + sent_len[0]));
+	/* the server's SYN-ACK reaches the guest's port from the server */
+	n = tcp_frame(f, 0xc0000207u, 22, ME, outer, 0x12, 900, 101, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 54);
+	CHECK_EQ(get32(r + 14 + 12), 0xc0000207u);
+	CHECK_EQ(get32(r + 14 + 16), GUEST);
+	CHECK_EQ(get16(r + 34 + 2), 33333);
+	CHECK(net_frame_l4_csum_ok(r, n));
+	/* anyone else at that appliance port is nobody's */
+	n = tcp_frame(f, PEER, 22, ME, outer, 0x12, 900, 101, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	/* the guest's reset ends it: the port is free again, lwIP's to answer (with its own reset) */
+	n = tcp_frame(f, GUEST, 33333, 0xc0000207u, 22, 0x04, 101, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 2);
+	n = tcp_frame(f, 0xc0000207u, 22, ME, outer, 0x10, 901, 101, 0);
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 0);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	CHECK_EQ(net_nat_counts(nat, 0)->stale, 1);
+	CHECK_EQ(net_nat_counts(nat, 0)->refused, 0);
+}
+
+/*
+ * The attacks on a name rule: connecting to its address before (or without) asking keel's DNS,
+ * to a port the rule does not list, a spoofed answer from the LAN; and names not on the list.
+ */
+TEST(a_listed_name_allows_only_what_keels_resolver_answered)
+{
+	uint8_t f[2048], r[2048], q[512], a[512];
+	size_t n, qn;
+	uint16_t qport, qid;
+
+	setup_allow();
+	REQUIRE(nat != NULL);
+	n = tcp_frame(f, GUEST, 33333, API, 443, 0x02, 100, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);                     /* by address, unresolved: refused */
+	CHECK_EQ(nsent, 0);
+	REQUIRE(recv_guest(r, sizeof(r)) == 54);
+	CHECK_EQ(r[34 + 13], 0x14);
+	REQUIRE(nlogged == 1);
+	CHECK(strstr(logged[0], "203.0.113.5:443") != NULL);
+	/* the guest asks the router: the query goes to the board's resolver under keel's id and port */
+	qn = dns_query(q, 0x1234, "API.example.com");
+	n = udp_frame(f, GUEST, 5353, GW, 53, q, qn);
+	net_nat_guest_frame(nat, 0, f, n);
+	REQUIRE(nsent == 1);
+	CHECK_EQ(sent_to, RESOLVER);
+	CHECK_EQ(get32(sent[0] + 12), ME);
+	CHECK_EQ(get16(sent[0] + 22), 53);
+	qport = (uint16_t)get16(sent[0] + 20);
+	qid = (uint16_t)get16(sent[0] + 28);
+	CHECK(qport >= NET_NAT_PORT_FIRST && qport <= NET_NAT_PORT_LAST);
+	CHECK(!memcmp(sent[0] + 28 + 2, q + 2, qn - 2));
+	/* spoofed answers: from another address, under another id: consumed, nothing allowed */
+	n = udp_frame(f, PEER, 53, ME, qport, a, dns_answer(a, q, qn, qid, API));
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	n = udp_frame(f, RESOLVER, 53, ME, qport, a, dns_answer(a, q, qn, (uint16_t)(qid + 1), API));
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	n = tcp_frame(f, GUEST, 33334, API, 443, 0x02, 100, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 1);
+	recv_guest(r, sizeof(r));
+	/* the resolver's answer: to the guest under its own id, and the address is allowed on 443 */
+	n = udp_frame(f, RESOLVER, 53, ME, qport, a, dns_answer(a, q, qn, qid, API));
+	CHECK_EQ(net_nat_uplink_frame(nat, f, n), 1);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 14 + 28 + qn + 16);
+	CHECK(net_frame_l4_csum_ok(r, n));
+	CHECK_EQ(get32(r + 14 + 12), GW);
+	CHECK_EQ(get16(r + 34 + 2), 5353);
+	CHECK_EQ(get16(r + 42), 0x1234);
+	CHECK_EQ(get32(r + 42 + qn + 12), API);
+	n = tcp_frame(f, GUEST, 33335, API, 443, 0x02, 100, 0, 0);
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 2);
+	CHECK_EQ(get16(sent[1] + 22), 443);
+	n = tcp_frame(f, GUEST, 33336, API, 80, 0x02, 100, 0, 0);   /* not the rule's port */
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 2);
+	REQUIRE(recv_guest(r, sizeof(r)) == 54);
+	CHECK_EQ(r[34 + 13], 0x14);
+	/* names not listed: NXDOMAIN at once, nothing to the resolver; a wildcard's names go */
+	qn = dns_query(q, 7, "evil.example.org");
+	n = udp_frame(f, GUEST, 5353, GW, 53, q, qn);
+	net_nat_guest_frame(nat, 0, f, n);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 14 + 28 + qn);
+	CHECK_EQ(r[42 + 3] & 15, 3);
+	CHECK_EQ(get16(r + 42), 7);
+	qn = dns_query(q, 8, "cdn.example");
+	net_nat_guest_frame(nat, 0, f, udp_frame(f, GUEST, 5353, GW, 53, q, qn));
+	REQUIRE(recv_guest(r, sizeof(r)) > 0);
+	CHECK_EQ(r[42 + 3] & 15, 3);
+	CHECK_EQ(nsent, 2);
+	qn = dns_query(q, 9, "img.cdn.example");
+	net_nat_guest_frame(nat, 0, f, udp_frame(f, GUEST, 5353, GW, 53, q, qn));
+	CHECK_EQ(nsent, 3);
+	CHECK_EQ(net_nat_counts(nat, 0)->dns, 4);
+	CHECK_EQ(net_nat_counts(nat, 0)->dns_refused, 2);
+	CHECK_EQ(net_nat_counts(nat, 0)->refused, 3);
+}
+
+TEST(refusals_are_said_once_per_destination_and_the_log_is_bounded)
+{
+	uint8_t f[2048], r[2048];
+	size_t n;
+
+	setup_allow();
+	REQUIRE(nat != NULL);
+	for (unsigned i = 0; i < 10000; i++) {
+		n = tcp_frame(f, GUEST, (uint16_t)(1024 + i % 50000), 0x08080000u + i % 100, 443, 0x02, i, 0, 0);
+		net_nat_guest_frame(nat, 0, f, n);
+		recv_guest(r, sizeof(r));
+	}
+	CHECK_EQ(nsent, 0);
+	CHECK_EQ(net_nat_counts(nat, 0)->refused, 10000);
+	CHECK_EQ(net_nat_counts(nat, 0)->resets, 10000);
+	CHECK_EQ(nlogged, 32 + 1);   /* 32 destinations said, then once that the rest are counted */
+	CHECK(strstr(logged[32], "not logged") != NULL);
+}
+
+TEST(udp_elsewhere_is_unreachable_at_once_and_the_router_answers_ping)
+{
+	uint8_t f[2048], r[2048], p[64];
+	size_t n;
+
+	setup_allow();
+	REQUIRE(nat != NULL);
+	memset(p, 'x', sizeof(p));
+	n = udp_frame(f, GUEST, 5353, 0x08080808u, 53, p, 20);   /* another resolver */
+	net_nat_guest_frame(nat, 0, f, n);
+	CHECK_EQ(nsent, 0);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 14 + 28 + 28);
+	CHECK_EQ(r[14 + 9], 1);
+	CHECK_EQ(r[34], 3);
+	CHECK_EQ(r[35], 13);
+	CHECK_EQ(csum(0, r + 34, 8 + 28), 0);
+	CHECK_EQ(get32(r + 42 + 16), 0x08080808u);   /* the refused datagram's header, quoted */
+	/* an echo request to the router */
+	memset(f, 0, 14 + 28 + 16);
+	n = udp_frame(f, GUEST, 0, GW, 0, p, 16);
+	f[14 + 9] = 1;
+	f[14 + 10] = f[14 + 11] = 0;
+	put16(f + 14 + 10, csum(0, f + 14, 20));
+	memset(f + 34, 0, 8);
+	f[34] = 8;
+	put16(f + 34 + 4, 0x55);
+	put16(f + 34 + 6, 1);
+	put16(f + 34 + 2, csum(0, f + 34, 8 + 16));
+	net_nat_guest_frame(nat, 0, f, n);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 14 + 28 + 16);
+	CHECK_EQ(r[34], 0);
+	CHECK_EQ(get16(r + 34 + 4), 0x55);
+	CHECK_EQ(csum(0, r + 34, 8 + 16), 0);
+	CHECK_EQ(nsent, 0);
 }
