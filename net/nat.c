@@ -537,7 +537,10 @@ static const uint8_t *dhcp_opt(const uint8_t *p, const uint8_t *end, uint8_t cod
 	return NULL;
 }
 
-/* A DHCP server of one address: DISCOVER gets an OFFER, REQUEST an ACK, of 10.0.2.15/24 via 10.0.2.2. */
+/*
+ * A DHCP server of one address: DISCOVER gets an OFFER, REQUEST an ACK, of 10.0.2.15/24 via
+ * 10.0.2.2, which is also the guest's DNS server.
+ */
 static void dhcp(struct net_nat *nat, struct nat_link *l, const uint8_t *b, size_t len)
 {
 	const uint8_t *t;
@@ -569,6 +572,7 @@ static void dhcp(struct net_nat *nat, struct nat_link *l, const uint8_t *b, size
 	o[n++] = 51, o[n++] = 4, put32(o + n, LEASE_S), n += 4;
 	o[n++] = 1, o[n++] = 4, put32(o + n, MASK), n += 4;
 	o[n++] = 3, o[n++] = 4, put32(o + n, GW_IP), n += 4;
+	o[n++] = 6, o[n++] = 4, put32(o + n, GW_IP), n += 4;   /* keel's DNS for the allowed names */
 	o[n++] = 255;
 	n = 300;                           /* BOOTP's minimum message */
 	ip[0] = 0x45;

@@ -2,7 +2,8 @@
 # Build the busybox test guest's initramfs: build/guest/initramfs.cpio (newc, uncompressed).
 # /init mounts proc/sys/devtmpfs, loads the virtio modules, prints "keel-guest: ready", then runs
 # /etc/keel/NAME.sh when the kernel command line has keel.cmd=NAME (tests/guest/scripts/NAME.sh), else a
-# shell on the console. Rebuilt only when an input changed.
+# shell on the console. The small C programs of tests/guest/tools (a hostile guest's connection
+# storm, ...) are built static with musl-gcc into /bin. Rebuilt only when an input changed.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 B=${KEEL_BUILD_DIR:-$top/build}
@@ -11,9 +12,10 @@ AP_NAME=mkguest.sh
 export LC_ALL=C
 
 out=$B/guest/initramfs.cpio
-scripts=$top/tests/guest/scripts
+scripts=$top/tests/guest/scripts tools=$top/tests/guest/tools
 inputs=("$B/kernel/.stamp" "$top/tests/appliance/mkguest.sh" "$top/tests/appliance/lib.sh" /bin/busybox)
 [ -d "$scripts" ] && inputs+=("$scripts")
+[ -d "$tools" ] && inputs+=("$tools")
 [ -f "$B/kernel/.stamp" ] || ap_die "build/kernel missing: run tests/appliance/kernel.sh first"
 # A deleted script changes the directory's mtime, so find -newer on the directory catches removals too.
 ap_newer "$out" "${inputs[@]}" || exit 0
@@ -30,6 +32,10 @@ if [ -d "$scripts" ]; then
 		[ -f "$s" ] && cp "$s" "$st/etc/keel/"
 	done
 fi
+for c in "$tools"/*.c; do
+	[ -f "$c" ] || continue
+	musl-gcc -static -O2 -Wall -Werror -o "$st/bin/$(basename "$c" .c)" "$c" || ap_die "guest tool $c does not build"
+done
 cat > "$st/init" <<'INIT'
 #!/bin/busybox sh
 # keel test guest init (tests/appliance/mkguest.sh).

@@ -30,17 +30,9 @@ snap nonet "keel-test: web-up" --cmdline "$CL" >/dev/null
 grep -q "keel-test: no eth0" $T/snap-nonet.log && ok "a guest snapshotted without --nic has no NIC" ||
 	no "a guest snapshotted without --nic has no NIC"
 
-# The LAN: a namespace (held by a sleeping process) behind veth pair vk (keel's) <-> veth0.
-ip link add vk type veth peer vl
-unshare -n sleep 100000 &
-ns=$!
-sleep 0.3
-ip link set veth0 netns $ns
-ip link set vk up
-lan() { nsenter -t $ns -n "$@"; }
-lan ip link set lo up
-lan ip link set veth0 up
-lan ip addr add $LAN/24 dev veth0
+# The LAN: a namespace behind veth pair vk (keel's) <-> veth0 (lan.sh).
+. /lib/keel-test/lan.sh
+lan_up $LAN/24
 # a listener on the LAN that no guest may reach (no outbound traffic in nat mode)
 lan sh -c "while :; do nc -l -p 9999 </dev/null >> $T/reached 2>&1; echo connection >> $T/reached; done" &
 lanl=$!
@@ -159,7 +151,8 @@ else
 fi
 kill -TERM $ipid
 i=0; while kill -0 $ipid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
-kill $lanl $ns 2>/dev/null
+kill $lanl 2>/dev/null
+lan_down
 if [ $bad != 0 ]; then
 	echo "--- init.log"; grep -v 'keel-test: probe' $T/init.log | tail -n 80
 fi
