@@ -28,6 +28,7 @@ void init_board_defaults(struct init_board *b)
 	b->restart_backoff_ms = 500;
 	b->restart_reset_s = 60;
 	b->console_rate = 4096;
+	b->net_stats_s = 300;
 }
 
 struct init_sandbox_conf *init_board_sandbox(struct init_board *b, const char *name)
@@ -171,8 +172,10 @@ static int sandbox_key(struct init_board *b, const char *key, const char *v, int
 			s->net = INIT_NET_NONE;
 		else if (!strcmp(v, "nat"))
 			s->net = INIT_NET_NAT;
+		else if (!strcmp(v, "bridge"))
+			s->net = INIT_NET_BRIDGE;
 		else
-			return bad(err, errlen, line, "net: expected none or nat");
+			return bad(err, errlen, line, "net: expected none, nat or bridge");
 	} else if (!strcmp(key, "allow")) {
 		/* "api.example.com:443, 192.0.2.0/24:*": several entries, the key given again for more */
 		char list[512];
@@ -285,6 +288,9 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 
 		if (net_parse_ipv4(v, 0, &gw, NULL) < 0 || set_str(b->gateway, sizeof(b->gateway), v))
 			return bad(err, errlen, line, "gateway: A.B.C.D");
+	} else if (!strcmp(key, "bridge")) {
+		if (parse_bool(v, &b->bridge))
+			return bad(err, errlen, line, "bridge: expected yes or no");
 	} else if (!strcmp(key, "dns")) {
 		if (net_parse_ipv4(v, 0, &b->dns, NULL) < 0 || !b->dns)
 			return bad(err, errlen, line, "dns: A.B.C.D (the resolver of the sandboxes' allowed names)");
@@ -321,6 +327,10 @@ static int one_key(struct init_board *b, const char *key, const char *v, int lin
 	} else if (!strcmp(key, "restart-reset")) {
 		if (parse_uint(v, 1, 86400, &b->restart_reset_s))
 			return bad(err, errlen, line, "restart-reset: seconds, 1..86400");
+	} else if (!strcmp(key, "net-stats")) {
+		if (parse_uint(v, 0, 86400, &b->net_stats_s))
+			return bad(err, errlen, line, "net-stats: seconds between the sandbox links' counter lines, 0..86400 "
+				   "(0: at shutdown only)");
 	} else if (!strcmp(key, "console-rate")) {
 		if (parse_uint(v, 64, 1 << 20, &b->console_rate))
 			return bad(err, errlen, line, "console-rate: bytes per second per sandbox, 64..1048576");
@@ -340,10 +350,10 @@ static int ends_with(const char *s, const char *suffix)
 int init_board_parse(const char *buf, size_t len, struct init_board *b, char *err, size_t errlen)
 {
 	static const char *const once[] = { "image", "data-device", "data-dir", "data-fstype", "nic",
-					    "address", "gateway", "dns", "port", "tls-cert", "tls-key", "tls-ca",
+					    "address", "gateway", "dns", "bridge", "port", "tls-cert", "tls-key", "tls-ca",
 					    "watchdog", "runner", "verify", "shutdown-timeout", "insecure-unsigned", "listener-plaintext",
 					    "restart-backoff-ms", "restart-reset", "watchdog-timeout", "cgroup",
-					    "console-dir", "console-rate" };
+					    "console-dir", "console-rate", "net-stats" };
 	unsigned seen = 0;
 	char line[1024];
 	size_t pos = 0;
@@ -395,8 +405,15 @@ int init_board_parse(const char *buf, size_t len, struct init_board *b, char *er
 	for (int i = 0; i < b->nsandboxes; i++) {
 		const struct init_sandbox_conf *s = &b->sandboxes[i];
 
-		if (s->nallow && s->net == INIT_NET_NONE)
-			return bad(err, errlen, lineno, "sandbox.%s.allow with sandbox.%s.net = none", s->name, s->name);
+		if (s->nallow && (s->net == INIT_NET_NONE || s->net == INIT_NET_BRIDGE))
+			return bad(err, errlen, lineno, "sandbox.%s.allow with sandbox.%s.net = %s (an allow-list is nat's)",
+				   s->name, s->name, s->net == INIT_NET_NONE ? "none" : "bridge");
+		if (s->net == INIT_NET_BRIDGE && !b->bridge)
+			return bad(err, errlen, lineno, "sandbox.%s.net = bridge: this board does not allow it (bridge = yes)",
+				   s->name);
+		if (s->net == INIT_NET_BRIDGE && s->nforward)
+			return bad(err, errlen, lineno, "sandbox.%s.forward with sandbox.%s.net = bridge (a bridged guest "
+				   "has its own address on the LAN)", s->name, s->name);
 		for (unsigned f = 0; f < s->nforward; f++) {
 			if (s->forward[f].outer >= NET_NAT_PORT_FIRST && s->forward[f].outer <= NET_NAT_PORT_LAST)
 				return bad(err, errlen, lineno, "sandbox.%s.forward: ports %u..%u are keel's for the "

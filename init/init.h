@@ -46,6 +46,7 @@ enum init_net {
 	INIT_NET_POLICY,                     /* as the manifest says: nat for policy-net on, else none */
 	INIT_NET_NONE,                       /* no link: a NIC the snapshot has stays without carrier */
 	INIT_NET_NAT,                        /* a private link to keel's network process, port forwards */
+	INIT_NET_BRIDGE,                     /* a station of the board NIC's LAN (board.conf bridge = yes) */
 };
 
 struct init_sandbox_conf {
@@ -75,6 +76,8 @@ struct init_board {
 	char address[64];                    /* "dhcp" or A.B.C.D/PREFIX */
 	char gateway[64];
 	uint32_t dns;                        /* the sandboxes' resolver (host order); 0: none */
+	int bridge;                          /* sandboxes may be net = bridge */
+	unsigned net_stats_s;                /* the links' counters on the console every N s (if moved); 0: never */
 	unsigned port;
 	char tls_cert[INIT_PATH_MAX], tls_key[INIT_PATH_MAX], tls_ca[INIT_PATH_MAX];
 	char trusted_keys[INIT_MAX_KEYS][INIT_PATH_MAX];

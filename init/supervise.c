@@ -171,9 +171,11 @@ static int net_for(const struct sandbox *s, const struct init_policy *p, int *fd
 
 	*fd = -1;
 	if (!p->net) {
-		if (s->conf.net == INIT_NET_NAT || s->conf.nforward) {
+		if (s->conf.net == INIT_NET_NAT || s->conf.net == INIT_NET_BRIDGE || s->conf.nforward || s->conf.nallow) {
 			snprintf(desc, len, "board.conf sandbox.%s.%s is wider than the manifest's policy-net off "
-				 "(the snapshot has no NIC)", s->conf.name, s->conf.nforward ? "forward" : "net = nat");
+				 "(the snapshot has no NIC)", s->conf.name,
+				 s->conf.nforward ? "forward" : s->conf.nallow ? "allow" :
+				 s->conf.net == INIT_NET_NAT ? "net = nat" : "net = bridge");
 			return -EPERM;
 		}
 		snprintf(desc, len, "none (policy-net off: no NIC)");
@@ -187,11 +189,15 @@ static int net_for(const struct sandbox *s, const struct init_policy *p, int *fd
 		snprintf(desc, len, "none (no network process: board.conf names no nic; its NIC has no link)");
 		return 0;
 	}
+	*fd = s->link[1];
+	if (s->conf.net == INIT_NET_BRIDGE) {
+		snprintf(desc, len, "bridge: a station of the board NIC's LAN (its address is the LAN's to give)");
+		return 0;
+	}
 	n = (size_t)snprintf(desc, len, "nat: 10.0.2.15/24 via 10.0.2.2 (DHCP), %s", s->conf.nforward ? "" : "nothing forwarded");
 	for (unsigned f = 0; f < s->conf.nforward && n < len; f++)
 		n += (size_t)snprintf(desc + n, len - n, "%sport %u -> %u", f ? ", " : "forwards ", s->conf.forward[f].outer,
 				      s->conf.forward[f].inner);
-	*fd = s->link[1];
 	return 0;
 }
 
@@ -717,11 +723,13 @@ static void net_child(struct init *in, int stop_fd, int ctl_fd)
 			}
 			memcpy(links[n].allow, s->conf.allow, sizeof(links[n].allow));
 			links[n].nallow = s->conf.nallow;
+			links[n].bridge = s->conf.net == INIT_NET_BRIDGE;
 			n++;
 		}
 		c.sandboxes = links;
 		c.nsandboxes = n;
 		c.dns = b->dns;
+		c.stats_s = b->net_stats_s;
 	}
 	if (!strcmp(b->address, "dhcp") || !b->address[0]) {
 		c.dhcp = 1;
@@ -784,7 +792,8 @@ links_only:
 		/* a sandbox with forwards (or net = nat said outright) still needs the network process */
 		for (int i = 0; i < in->nsb && !in->net_fwd_only; i++)
 			in->net_fwd_only = in->sb[i].link[0] >= 0 &&
-					   (in->sb[i].conf.nforward || in->sb[i].conf.net == INIT_NET_NAT);
+					   (in->sb[i].conf.nforward || in->sb[i].conf.nallow ||
+					    in->sb[i].conf.net == INIT_NET_NAT || in->sb[i].conf.net == INIT_NET_BRIDGE);
 		if (!in->net_fwd_only)
 			return;
 		init_log("network process: for the sandboxes' links and forwards only (no update port)");
@@ -1178,7 +1187,7 @@ static int net_differs(const struct init_board *a, const struct init_board *b)
 	links_describe(a, da, sizeof(da));
 	links_describe(b, db, sizeof(db));
 	return strcmp(da, db) || strcmp(a->nic, b->nic) || strcmp(a->address, b->address) || strcmp(a->gateway, b->gateway) ||
-	       a->dns != b->dns ||
+	       a->dns != b->dns || a->bridge != b->bridge || a->net_stats_s != b->net_stats_s ||
 	       a->port != b->port || strcmp(a->tls_cert, b->tls_cert) || strcmp(a->tls_key, b->tls_key) ||
 	       strcmp(a->tls_ca, b->tls_ca) || strcmp(a->data_dir, b->data_dir) ||
 	       a->listener_plaintext != b->listener_plaintext ||

@@ -136,6 +136,16 @@ static int uplink_send(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
 	return e == ERR_OK ? 0 : -EIO;
 }
 
+static int uplink_send_frame(void *arg, const uint8_t *frame, size_t len)
+{
+	return net_link_send(arg, frame, len);
+}
+
+static int uplink_bridge(void *arg, const uint8_t *frame, size_t len)
+{
+	return net_nat_bridge_frame(arg, frame, len);
+}
+
 static int uplink_intercept(void *arg, const uint8_t *frame, size_t len)
 {
 	return net_nat_uplink_frame(arg, frame, len);
@@ -163,26 +173,36 @@ static void allow_report(struct net_server *srv, const struct net_sandbox *sb)
 					      a->addr >> 24, a->addr >> 16 & 255, a->addr >> 8 & 255, a->addr & 255,
 					      prefix, port);
 	}
+	if (sb->bridge) {
+		net_log(srv, "sandbox %s: bridged onto %s's LAN", sb->name, srv->cfg->ifname);
+		return;
+	}
 	net_log(srv, "sandbox %s: connections out %s%s%s", sb->name, sb->nallow ? "to " : "none (no allow list)",
 		sb->nallow ? line : "", srv->cfg->dns || !sb->nallow ? "" : "; no dns in board.conf: names resolve nowhere");
 }
 
-static void nat_report(struct net_server *srv, struct net_nat *nat)
+/* A line per sandbox link with its counters (moved: only the links whose counters moved since the last call). */
+static void nat_report(struct net_server *srv, struct net_nat *nat, int moved)
 {
+	static struct net_nat_counts last[NET_MAX_SANDBOX_LINKS];
 	const struct net_config *cfg = srv->cfg;
 
 	for (size_t i = 0; i < cfg->nsandboxes; i++) {
 		const struct net_nat_counts *n = net_nat_counts(nat, i);
 
+		if (moved && !memcmp(n, &last[i], sizeof(*n)))
+			continue;
+		last[i] = *n;
 		net_log(srv, "sandbox %s link: to the guest %llu frames (%llu bytes), out %llu packets (%llu bytes); "
 			"%llu DNS queries, %llu resets to the guest, %llu DHCP answers; dropped: "
 			"%llu connections out refused, %llu DNS names refused, %llu denied, %llu malformed, "
-			"%llu of no connection, %llu refused (table full), %llu link full",
+			"%llu of no connection, %llu refused (table full), %llu link full, %llu spoofed",
 			cfg->sandboxes[i].name, (unsigned long long)n->in, (unsigned long long)n->in_bytes,
 			(unsigned long long)n->out, (unsigned long long)n->out_bytes, (unsigned long long)n->dns,
 			(unsigned long long)n->resets, (unsigned long long)n->leases, (unsigned long long)n->refused,
 			(unsigned long long)n->dns_refused, (unsigned long long)n->denied, (unsigned long long)n->malformed,
-			(unsigned long long)n->stale, (unsigned long long)n->full, (unsigned long long)n->link_full);
+			(unsigned long long)n->stale, (unsigned long long)n->full, (unsigned long long)n->link_full,
+			(unsigned long long)n->spoofed);
 	}
 }
 
@@ -191,7 +211,7 @@ static int serve(struct net_server *srv, struct net_link *link, struct net_nat *
 {
 	const struct net_config *cfg = srv->cfg;
 	int announced = 0;
-	u32_t gc_tried = sys_now() - 1000;
+	u32_t gc_tried = sys_now() - 1000, stats_at = sys_now();
 
 	for (;;) {
 		struct pollfd pfd[2 + NET_MAX_SANDBOX_LINKS] = { { link->fd, POLLIN, 0 }, { cfg->stop_fd, POLLIN, 0 } };
@@ -238,6 +258,10 @@ static int serve(struct net_server *srv, struct net_link *link, struct net_nat *
 			gc_tried = sys_now();
 			collect(srv);
 		}
+		if (nat && cfg->stats_s && sys_now() - stats_at >= cfg->stats_s * 1000u) {
+			stats_at = sys_now();
+			nat_report(srv, nat, 1);
+		}
 	}
 }
 
@@ -248,7 +272,7 @@ int net_listen(const struct net_config *cfg)
 	struct net_link link;
 	struct net_nat *nat = NULL;
 	char err[200];
-	int r;
+	int r, promisc = 0;
 
 	/* port 0: no update port, the network process serves the sandboxes' links alone */
 	if (!cfg->ifname || (cfg->port && !cfg->store_dir) || (!cfg->port && !cfg->nsandboxes) ||
@@ -282,6 +306,12 @@ int net_listen(const struct net_config *cfg)
 		net_log(&srv, "interface %s: %s", cfg->ifname, strerror(-r));
 		goto out_creds;
 	}
+	/* bridged guests are stations of the LAN: frames to their MACs too (before the jail forbids it) */
+	for (size_t i = 0; i < cfg->nsandboxes && !promisc; i++)
+		if (cfg->sandboxes[i].bridge) {
+			promisc = net_link_promisc(&link);
+			promisc = promisc < 0 ? promisc : 1;
+		}
 	if (cfg->confine) {
 		int fds[3 + NET_MAX_SANDBOX_LINKS], nfds = 0;
 
@@ -335,14 +365,23 @@ int net_listen(const struct net_config *cfg)
 	}
 	if (cfg->nsandboxes) {
 		struct net_nat_uplink up = { .ip = uplink_ip, .send = uplink_send, .arg = &link,
-					     .log = cfg->log, .log_arg = cfg->arg, .dns = cfg->dns };
+					     .log = cfg->log, .log_arg = cfg->arg, .dns = cfg->dns,
+					     .send_frame = uplink_send_frame };
 
+		memcpy(up.mac, link.mac, 6);
 		if (net_nat_new(&nat, cfg->sandboxes, cfg->nsandboxes, &up) < 0) {
 			r = -ENOMEM;
 			goto out_pcb;
 		}
 		link.intercept = uplink_intercept;
 		link.intercept_arg = nat;
+		if (net_nat_bridged(nat)) {
+			if (promisc < 0)
+				net_log(&srv, "bridge: promiscuous mode on %s: %s (bridged guests get broadcasts only)",
+					cfg->ifname, strerror(-promisc));
+			link.bridge = uplink_bridge;
+			link.bridge_arg = nat;
+		}
 		for (size_t i = 0; i < cfg->nsandboxes; i++) {
 			for (unsigned f = 0; f < cfg->sandboxes[i].nfwd; f++)
 				net_log(&srv, "sandbox %s: port %u forwarded to its port %u", cfg->sandboxes[i].name,
@@ -365,8 +404,9 @@ int net_listen(const struct net_config *cfg)
 		(unsigned long long)link.tx_errors);
 
 	if (nat)
-		nat_report(&srv, nat);
+		nat_report(&srv, nat, 0);
 	link.intercept = NULL;
+	link.bridge = NULL;
 	net_nat_free(nat);
 out_pcb:
 	net_conn_abort_all(&srv);

@@ -99,6 +99,7 @@ struct nat_link {
 	struct net_sandbox cfg;
 	uint8_t mac[6];
 	int mac_known;
+	int dup;                         /* bridged: its MAC is another bridged guest's (clones) */
 	unsigned hot;                    /* the connection last used */
 	struct conn c[CONNS];
 	struct query q[PENDING];
@@ -110,7 +111,7 @@ struct nat_link {
 
 struct net_nat {
 	struct nat_link *l;
-	size_t n;
+	size_t n, nbridged;
 	struct net_nat_uplink up;
 	/* who has an appliance port of [NET_NAT_PORT_FIRST, LAST]: 1 + link * CONNS|PENDING + slot, 0 free */
 	uint16_t owner[DNS_PORTS + OUT_PORTS];
@@ -162,9 +163,11 @@ static void ip_csum(uint8_t *ip, size_t ihl)
 static void l4_csum(const uint8_t *ip, uint8_t *l4, size_t len, size_t csum_off)
 {
 	uint32_t s = sum16(0, ip + 12, 8) + ip[9] + (uint32_t)len;
+	uint16_t v;
 
 	put16(l4 + csum_off, 0);
-	put16(l4 + csum_off, fold(sum16(s, l4, len)));
+	v = fold(sum16(s, l4, len));
+	put16(l4 + csum_off, v || ip[9] != 17 ? v : 0xffff);   /* UDP's 0 says "none" */
 }
 
 /* RFC 1624: the checksum at c after one 16-bit word changed from old to new. */
@@ -385,22 +388,23 @@ static struct nat_link *forward_of(struct net_nat *nat, uint16_t port, uint16_t 
 
 /*
  * One segment to the guest: ip's header (ihl) and TCP header (thl) with the payload's
- * [off, off + plen), its destination rewritten; flags other than the first segment's or the
- * last one's dropped where a cut needs it.
+ * [off, off + plen), to dst:dport; flags other than the first segment's or the last one's
+ * dropped where a cut needs it. eth: the frame's Ethernet header (NULL: the router's).
  */
-static void segment_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *ip, size_t ihl, size_t thl,
-			     size_t off, size_t plen, int first, int last, uint16_t inner, uint16_t id)
+static void segment_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *eth, const uint8_t *ip,
+			     size_t ihl, size_t thl, size_t off, size_t plen, int first, int last, uint32_t dst,
+			     uint16_t dport, uint16_t id)
 {
-	uint8_t *o = eth_to_guest(l, nat->tx, ET_IP), *t = o + ihl;
+	uint8_t *o = eth ? (uint8_t *)memcpy(nat->tx, eth, ETH) + ETH : eth_to_guest(l, nat->tx, ET_IP), *t = o + ihl;
 	const uint8_t *tcp = ip + ihl;
 
 	memcpy(o, ip, ihl + thl);
 	memcpy(t + thl, tcp + thl + off, plen);
 	put16(o + 2, (uint16_t)(ihl + thl + plen));
 	put16(o + 4, id);
-	put32(o + 16, GUEST_IP);
+	put32(o + 16, dst);
 	ip_csum(o, ihl);
-	put16(t + 2, inner);
+	put16(t + 2, dport);
 	put32(t + 4, get32(tcp + 4) + (uint32_t)off);
 	if (!last)
 		t[13] &= (uint8_t)~(TCP_FIN | 0x08);   /* FIN and PSH stay with the last piece */
@@ -411,6 +415,23 @@ static void segment_to_guest(struct net_nat *nat, struct nat_link *l, const uint
 }
 
 static int dns_from_resolver(struct net_nat *nat, const uint8_t *ip, size_t ihl, size_t tot);
+
+/* A TCP segment (tot bytes of IP) to the guest's dst:dport, cut to MTU-sized pieces if merged (GRO, GSO). */
+static void cut_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *eth, const uint8_t *ip, size_t ihl,
+			 size_t thl, size_t tot, uint32_t dst, uint16_t dport)
+{
+	size_t plen = tot - ihl - thl, mss = MTU - ihl - thl;
+
+	for (size_t off = 0, k = 0;; k++) {   /* a bare ACK or SYN is one piece of no payload */
+		size_t n = plen - off < mss ? plen - off : mss;
+
+		segment_to_guest(nat, l, eth, ip, ihl, thl, off, n, off == 0, off + n >= plen, dst, dport,
+				 (uint16_t)(get16(ip + 4) + k));
+		off += n;
+		if (off >= plen)
+			return;
+	}
+}
 
 /*
  * The connection a segment from peer to the appliance belongs to: a guest's connection out (*l
@@ -451,7 +472,7 @@ static struct conn *conn_in(struct net_nat *nat, const uint8_t *tcp, uint32_t pe
 int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 {
 	const uint8_t *ip = f + ETH, *tcp;
-	size_t ihl, thl, tot, plen, mss;
+	size_t ihl, thl, tot;
 	struct nat_link *l = NULL;
 	struct conn *c;
 	uint16_t port, inner = 0;
@@ -481,19 +502,125 @@ int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 		return 1;
 	}
 	track(nat, c, tcp[13], 1, now);
-	inner = c->inner;   /* track may have freed c: a reset still goes to the guest */
-	/* a segment GRO merged on the uplink goes to the guest as MTU-sized ones */
-	plen = tot - ihl - thl;
-	mss = MTU - ihl - thl;
-	for (size_t off = 0, k = 0;; k++) {   /* a bare ACK or SYN is one piece of no payload */
-		size_t n = plen - off < mss ? plen - off : mss;
+	/* track may have freed c (a reset): the segment still goes to the guest */
+	cut_to_guest(nat, l, NULL, ip, ihl, thl, tot, GUEST_IP, c->inner);
+	return 1;
+}
 
-		segment_to_guest(nat, l, ip, ihl, thl, off, n, off == 0, off + n >= plen, inner,
-				 (uint16_t)(get16(ip + 4) + k));
-		off += n;
-		if (off >= plen)
-			return 1;
+/* ---- bridge mode: the guest is a station of the board NIC's LAN ---- */
+
+static int mac_eq(const uint8_t *a, const uint8_t *b)
+{
+	return !memcmp(a, b, 6);
+}
+
+static struct nat_link *bridged_mac(struct net_nat *nat, const uint8_t *mac)
+{
+	for (size_t i = 0; i < nat->n; i++)
+		if (nat->l[i].cfg.bridge && nat->l[i].mac_known && !nat->l[i].dup && mac_eq(nat->l[i].mac, mac))
+			return &nat->l[i];
+	return NULL;
+}
+
+/*
+ * The guest's MAC, learnt from its VMM's hello (or its first frame): refused when it is the
+ * board NIC's or another bridged guest's (clones of one snapshot share theirs); then every
+ * frame of the link is dropped until a VMM says hello with a MAC of its own.
+ */
+static void bridge_learn(struct net_nat *nat, struct nat_link *l, const uint8_t *mac)
+{
+	struct nat_link *o;
+	char m[18];
+
+	l->mac_known = 0;
+	o = bridged_mac(nat, mac);
+	memcpy(l->mac, mac, 6);
+	l->mac_known = 1;
+	l->dup = (o && o != l) || mac_eq(mac, nat->up.mac);
+	if (l->dup) {
+		snprintf(m, sizeof(m), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+		nat_log(nat, "sandbox %s: not bridged: its MAC %s is %s's (clones of one snapshot share it)", l->cfg.name,
+			m, o && o != l ? o->cfg.name : "the board NIC");
 	}
+}
+
+/* A frame from a bridged guest: out of the board NIC, if it is its own and for the LAN. */
+static void bridge_from_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *f, size_t len)
+{
+	if (get16(f + 12) == ET_HELLO || !l->mac_known) {
+		bridge_learn(nat, l, f + 6);
+		if (get16(f + 12) == ET_HELLO)
+			return;
+	}
+	/* its own source MAC only; nothing to another sandbox or to the appliance itself */
+	if (l->dup || !mac_eq(f + 6, l->mac) || (!(f[0] & 1) && (bridged_mac(nat, f) || mac_eq(f, nat->up.mac)))) {
+		l->n.spoofed++;
+		return;
+	}
+	if (nat->up.send_frame && nat->up.send_frame(nat->up.arg, f, len) == 0) {
+		l->n.out++;
+		l->n.out_bytes += len;
+	} else {
+		l->n.link_full++;
+	}
+}
+
+/*
+ * A frame of the LAN to a bridged guest as a guest's NIC (no offloads) takes it: TCP and UDP
+ * checksums whole (a local veth leaves them partial), a segment merged by GSO or GRO cut.
+ */
+static void bridge_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t *f, size_t len)
+{
+	const uint8_t *ip = f + ETH;
+	size_t ihl = 0, tot = 0, thl;
+	int l4 = 0;
+
+	if (len >= ETH + 20 && get16(f + 12) == ET_IP && (ip[0] >> 4) == 4) {
+		ihl = (size_t)(ip[0] & 15) * 4;
+		tot = get16(ip + 2);
+		l4 = ihl >= 20 && tot >= ihl + 8 && tot <= len - ETH && !(get16(ip + 6) & 0x3fff) &&
+		     (ip[9] == 6 || ip[9] == 17);
+	}
+	if (l4 && ip[9] == 6 && tot > MTU) {
+		thl = (size_t)(ip[ihl + 12] >> 4) * 4;
+		if (thl >= 20 && ihl + thl <= tot)
+			cut_to_guest(nat, l, f, ip, ihl, thl, tot, get32(ip + 16), get16(ip + ihl + 2));
+		else
+			l->n.malformed++;
+		return;
+	}
+	if (len > FRAME_MAX || (l4 && tot > MTU)) {
+		l->n.malformed++;   /* too long for the guest's MTU, and nothing to cut */
+		return;
+	}
+	memcpy(nat->tx, f, len);
+	if (l4 && (ip[9] == 17 ? tot >= ihl + 8 : tot >= ihl + 20))
+		l4_csum(nat->tx + ETH, nat->tx + ETH + ihl, tot - ihl, ip[9] == 6 ? 16 : 6);
+	to_guest(l, nat->tx, len);
+}
+
+int net_nat_bridge_frame(struct net_nat *nat, const uint8_t *f, size_t len)
+{
+	struct nat_link *l;
+
+	if (!nat || !nat->nbridged || len < ETH)
+		return 0;
+	if (f[0] & 1) {
+		for (size_t i = 0; i < nat->n; i++)
+			if (nat->l[i].cfg.bridge && nat->l[i].mac_known && !nat->l[i].dup)
+				bridge_to_guest(nat, &nat->l[i], f, len);
+		return 0;
+	}
+	l = bridged_mac(nat, f);
+	if (!l)
+		return 0;
+	bridge_to_guest(nat, l, f, len);
+	return 1;
+}
+
+size_t net_nat_bridged(const struct net_nat *nat)
+{
+	return nat ? nat->nbridged : 0;
 }
 
 /* ---- the guest side ---- */
@@ -926,6 +1053,10 @@ void net_nat_guest_frame(struct net_nat *nat, size_t i, const uint8_t *f0, size_
 		l->n.malformed++;
 		return;
 	}
+	if (l->cfg.bridge) {
+		bridge_from_guest(nat, l, f0, len);
+		return;
+	}
 	if (f0 != f)
 		memcpy(f, f0, len);
 	/* the guest's MAC is whatever it sends from: the link is point to point */
@@ -1027,6 +1158,7 @@ int net_nat_new(struct net_nat **out, const struct net_sandbox *sb, size_t n, co
 	nat->up = *up;
 	for (size_t i = 0; i < n; i++) {
 		nat->l[i].cfg = sb[i];
+		nat->nbridged += sb[i].bridge != 0;
 		if (sb[i].fd >= 0)
 			fcntl(sb[i].fd, F_SETFL, fcntl(sb[i].fd, F_GETFL) | O_NONBLOCK);
 	}

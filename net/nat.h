@@ -19,6 +19,7 @@ struct net_nat_counts {
 	uint64_t stale;                  /* from the uplink: a segment of no connection */
 	uint64_t full;                   /* new connections refused: the sandbox's table is full */
 	uint64_t link_full;              /* frames the guest's link had no room for */
+	uint64_t spoofed;                /* bridged: frames from a MAC not the guest's, or to a sibling's */
 };
 
 /* The board NIC's side, as the listener's lwIP has it. */
@@ -30,6 +31,9 @@ struct net_nat_uplink {
 	void (*log)(void *log_arg, const char *line);   /* refusals, once per destination; may be NULL */
 	void *log_arg;
 	uint32_t dns;                    /* the board's resolver (host order); 0: names are not served */
+	/* Bridge mode: an Ethernet frame out of the board NIC as it is; the NIC's own MAC. */
+	int (*send_frame)(void *arg, const uint8_t *frame, size_t len);
+	uint8_t mac[6];
 };
 
 struct net_nat;
@@ -38,6 +42,13 @@ int net_nat_new(struct net_nat **out, const struct net_sandbox *sb, size_t n, co
 void net_nat_free(struct net_nat *nat);
 /* An Ethernet frame from the uplink: 1 when it was a forwarded port's (consumed), 0 lwIP's. */
 int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len);
+/*
+ * Bridge mode: any Ethernet frame from the uplink. 1: it was a bridged guest's (consumed); 0:
+ * not (a broadcast or multicast one was copied to every bridged guest and is lwIP's too).
+ */
+int net_nat_bridge_frame(struct net_nat *nat, const uint8_t *f, size_t len);
+/* The number of bridged links. */
+size_t net_nat_bridged(const struct net_nat *nat);
 int net_nat_fd(const struct net_nat *nat, size_t i);
 /* Reads and handles up to max frames from sandbox i's link. */
 void net_nat_poll(struct net_nat *nat, size_t i, int max);

@@ -67,6 +67,7 @@ struct net_sandbox {
 	} fwd[NET_MAX_FORWARDS];
 	unsigned nallow;               /* 0: no connection out */
 	struct net_allow allow[NET_MAX_ALLOW];
+	int bridge;                    /* 1: no nat, the guest is a station of the board NIC's LAN */
 };
 
 /* What PID 1 (or `keel net listen`) hands to net_listen(). */
@@ -116,6 +117,7 @@ struct net_config {
 	const struct net_sandbox *sandboxes;
 	size_t nsandboxes;
 	uint32_t dns;                  /* the board's resolver (host order) for the guests' names; 0: none */
+	unsigned stats_s;              /* every stats_s seconds, a line per link whose counters moved; 0: at stop only */
 };
 
 /* Fills c with the Kconfig defaults (no interface, no store, port CONFIG_NET_PORT). */

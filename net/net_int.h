@@ -22,6 +22,12 @@ struct net_link {
 	/* Sees every frame (checksums checked) before lwIP does: 1 took it (sandbox forwards, nat.c). */
 	int (*intercept)(void *arg, const uint8_t *frame, size_t len);
 	void *intercept_arg;
+	/*
+	 * Bridge mode (nat.c): sees every frame of the wire, the ones to other MACs too (checksums
+	 * checked); 1 took it. Frames to other MACs it did not take are dropped.
+	 */
+	int (*bridge)(void *arg, const uint8_t *frame, size_t len);
+	void *bridge_arg;
 	/* Sees every IPv4 TCP SYN (without ACK) before lwIP does: 0 drops it (listen.c). */
 	int (*syn_gate)(void *arg, uint32_t src_ip, uint16_t dst_port);
 	void *gate_arg;
@@ -35,6 +41,10 @@ int net_link_add(struct net_link *l, uint32_t ip, uint32_t mask, uint32_t gw);
 /* Feeds up to max pending frames into lwIP; returns how many, or -errno on a dead link. */
 int net_link_poll(struct net_link *l, int max);
 void net_link_close(struct net_link *l);
+/* Bridge mode: frames to every MAC reach the socket (promiscuous); 0 or -errno. */
+int net_link_promisc(struct net_link *l);
+/* One Ethernet frame out as it is; 0 or -errno (a full socket buffer drops it, like a busy wire). */
+int net_link_send(struct net_link *l, const uint8_t *frame, size_t len);
 
 /* Internet checksum (RFC 1071) of buf folded into 16 bits, not inverted, starting from sum. */
 uint32_t net_csum_add(uint32_t sum, const void *buf, size_t len);

@@ -435,8 +435,8 @@ int net_link_poll(struct net_link *l, int max)
 			continue;
 		}
 		if (!l->is_tap) {
-			if (from.sll_pkttype == PACKET_OUTGOING || from.sll_pkttype == PACKET_OTHERHOST ||
-			    from.sll_ifindex != l->ifindex)
+			if (from.sll_pkttype == PACKET_OUTGOING || from.sll_ifindex != l->ifindex ||
+			    (from.sll_pkttype == PACKET_OTHERHOST && !l->bridge))
 				continue;
 			for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 				if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA) {
@@ -451,9 +451,46 @@ int net_link_poll(struct net_link *l, int max)
 			if (status == ~0u)
 				continue;
 		}
+		if (l->bridge) {
+			if (!(status & (TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID)) && !net_frame_l4_csum_ok(l->buf, (size_t)r)) {
+				l->rx_bad_csum++;
+				continue;
+			}
+			if (l->bridge(l->bridge_arg, l->buf, (size_t)r)) {
+				l->rx_frames++;
+				l->rx_bytes += (size_t)r;
+				continue;
+			}
+			if (!l->is_tap && from.sll_pkttype == PACKET_OTHERHOST)
+				continue;
+		}
 		link_input(l, (size_t)r, status);
 	}
 	return n;
+}
+
+int net_link_promisc(struct net_link *l)
+{
+	struct packet_mreq mr = { .mr_ifindex = l->ifindex, .mr_type = PACKET_MR_PROMISC };
+
+	if (l->is_tap)
+		return 0;   /* a TAP hands over every frame */
+	return setsockopt(l->fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr)) < 0 ? -errno : 0;
+}
+
+int net_link_send(struct net_link *l, const uint8_t *frame, size_t len)
+{
+	ssize_t r;
+
+	do
+		r = write(l->fd, frame, len);
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)len) {
+		l->tx_errors++;
+		return r < 0 ? -errno : -EIO;
+	}
+	l->tx_frames++;
+	return 0;
 }
 
 void net_link_close(struct net_link *l)

@@ -8,6 +8,9 @@
 #    with a host forward (slirp: QEMU's own user-space NAT);
 #  - keel TAP: `keel vm restore --nic tap:` (the VMM on a TAP, the kernel routes); its peer:
 #    QEMU with a TAP NIC. keel TAP vs keel nat is the cost of keel's network process.
+#  - outbound: the guest downloads 256 MiB from a LAN server through its allow-list (keel nat,
+#    board.conf sandbox.web.allow) beside QEMU user-mode's guest downloading from the host, and
+#    beside keel's own inbound (forwarded) figure.
 #  - the VMM's RSS (minus guest pages) with and without a NIC.
 # Runs only in `./build.sh bench`.
 set -u
@@ -47,14 +50,22 @@ keel vm run --kernel $K --initrd $I --mem 256 --nic none --cmdline "$CL" --snaps
 keel vm run --kernel $K --initrd $I --mem 256 --cmdline "$CL" --snapshot-on "keel-test: web-up" \
 	--store $S --name plain </dev/null > $T/snap2.log 2>&1
 
+# a server of MB MiB of zeros for the guests' outbound downloads (LAN and appliance alike)
+mkdir -p $T/www/cgi-bin
+printf '#!/bin/sh\nprintf "Content-Type: application/octet-stream\\r\\nContent-Length: %%s\\r\\n\\r\\n" %s\ndd if=/dev/zero bs=65536 count=%s 2>/dev/null\n' \
+	$((MB * 1048576)) $((MB * 16)) > $T/www/cgi-bin/big
+chmod +x $T/www/cgi-bin/big
+# WHO URL [nsenter prefix...]: the guest's CGI that pulls the server's big file
+pull() {
+	who=$1 url=$2; shift 2
+	r=$("$@" wget -q -O- "$url" 2>/dev/null)
+	echo "bench-nic $who dl $(echo "$r" | sed -n 's/pulled \([0-9]*\) in \([0-9.]*\) s/\1 \2/p')"
+}
+
 # ---- keel nat, from a LAN namespace through the forwarded port ----
-ip link add vk type veth peer vl
-unshare -n sleep 100000 &
-ns=$!
-sleep 0.3
-ip link set veth0 netns $ns
-ip link set vk up
-nsenter -t $ns -n sh -c 'ip link set lo up; ip link set veth0 up; ip addr add 192.168.50.2/24 dev veth0'
+. /lib/keel-test/lan.sh
+lan_up 192.168.50.2/24
+lan httpd -p 192.168.50.2:9000 -h $T/www
 cat > $T/board.conf <<EOF
 data-dir = $T/data
 insecure-unsigned = yes
@@ -64,6 +75,7 @@ address = 192.168.50.1/24
 listener-plaintext = yes
 port = 7070
 sandbox.web.forward = 8080:80
+sandbox.web.allow = 192.168.50.2:9000
 sandbox.web.health-timeout = 0
 EOF
 keel init --board $T/board.conf > $T/init.log 2>&1 &
@@ -71,6 +83,7 @@ ip_=$!
 wait_log $T/init.log "listener ready" 120
 sleep 1
 measure keel-nat http://192.168.50.1:8080 nsenter -t $ns -n
+pull keel-out "http://192.168.50.1:8080/cgi-bin/pull?192.168.50.2:9000/cgi-bin/big" nsenter -t $ns -n
 vp=$(sed -n 's/.*sandbox web: restoring .*(pid \([0-9]*\)).*/\1/p' $T/init.log | tail -n 1)
 echo "bench-rss keel-nic $(own_rss $vp)"
 kill -TERM $ip_; wait $ip_
@@ -106,13 +119,16 @@ ip link del qt0 2>/dev/null
 $Q -serial file:$T/qu.log -kernel $K -initrd $I -append "$CL" \
 	-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80 -device virtio-net-device,netdev=n0 </dev/null &
 qp=$!
-wait_log $T/qu.log "keel-test: web-up" 180 && sleep 1 && measure qemu-user http://127.0.0.1:8080
+httpd -p 127.0.0.1:9001 -h $T/www
+wait_log $T/qu.log "keel-test: web-up" 180 && sleep 1 && measure qemu-user http://127.0.0.1:8080 &&
+	pull qemu-out "http://127.0.0.1:8080/cgi-bin/pull?10.0.2.2:9001/cgi-bin/big"
 kill $qp; wait $qp 2>/dev/null
-kill $ns 2>/dev/null
+lan_down
 IN
 
 st=0
-bash "$KEEL_TOP/tests/appliance/vmtest.sh" --timeout 2400 --with-qemu --keel "$KEEL" "$tmp/inside.sh" \
+bash "$KEEL_TOP/tests/appliance/vmtest.sh" --timeout 2400 --with-qemu --keel "$KEEL" \
+	--add "$KEEL_TOP/tests/guest/appliance/lan.sh:/lib/keel-test/lan.sh" "$tmp/inside.sh" \
 	> "$tmp/console" 2> "$tmp/err" || st=$?
 out=$(tr -d '\r' < "$tmp/console")
 grep -q "^bench-nic " <<< "$out" || {
@@ -124,10 +140,14 @@ rss() { awk -v w="$1" '$1 == "bench-rss" && $2 == w { print $3; exit }' <<< "$ou
 mbs() { awk -v b="$(val "$1" dl 4)" -v s="$(val "$1" dl 5)" 'BEGIN { printf "%.1f", (s > 0 ? b / 1048576 / s : 0) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 nic_rss=$(rss keel-nic) nonic_rss=$(rss keel-nonic)
+for w in keel-out qemu-out; do
+	echo "nic: $w: the guest downloaded $(val $w dl 4) bytes in $(val $w dl 5) s ($(mbs $w) MiB/s)"
+done
 for w in keel-nat keel-tap qemu-tap qemu-user; do
 	echo "nic: $w: download $(val $w dl 4) bytes in $(val $w dl 5) s ($(mbs $w) MiB/s), $(val $w reqs 4) small requests in $(val $w reqs 5) s"
 done
 echo "nic download 256 MiB through a forwarded port (appliance, TCG): keel nat $(mbs keel-nat) MiB/s vs QEMU user-mode hostfwd $(mbs qemu-user) MiB/s = $(ratio "$(mbs keel-nat)" "$(mbs qemu-user)") (higher is better); on a TAP: keel $(mbs keel-tap) vs QEMU $(mbs qemu-tap) MiB/s = $(ratio "$(mbs keel-tap)" "$(mbs qemu-tap)")"
 echo "nic 1000 small requests (one wget each): keel nat $(val keel-nat reqs 5) s vs QEMU user-mode $(val qemu-user reqs 5) s = $(ratio "$(val keel-nat reqs 5)" "$(val qemu-user reqs 5)") (lower is better); on a TAP: keel $(val keel-tap reqs 5) s vs QEMU $(val qemu-tap reqs 5) s = $(ratio "$(val keel-tap reqs 5)" "$(val qemu-tap reqs 5)")"
+echo "nic outbound 256 MiB, the guest downloading through its allow-list (appliance, TCG): keel nat $(mbs keel-out) MiB/s vs QEMU user-mode $(mbs qemu-out) MiB/s = $(ratio "$(mbs keel-out)" "$(mbs qemu-out)") (higher is better); vs keel's inbound forwarded download $(mbs keel-nat) MiB/s = $(ratio "$(mbs keel-out)" "$(mbs keel-nat)")"
 echo "nic VMM RSS minus guest pages: keel with a NIC (after the download) $(rss keel-nic) KiB, without $(rss keel-nonic) KiB (extra per NIC: $(( ${nic_rss:-0} - ${nonic_rss:-0} )) KiB); QEMU with a TAP NIC $(rss qemu-nic) KiB"
 grep "^bench-info" <<< "$out" | sed 's/^bench-info /nic: /'

@@ -30,7 +30,16 @@ static uint16_t csum(const uint8_t *p, size_t n)
 	return (uint16_t)~s;
 }
 
-static uint16_t dns_id;   /* the id of the last query keel sent the resolver */
+static uint16_t dns_id;
+
+/* Bridge mode's frames out: from the bridged guest's own MAC, never multicast-sourced, MTU-sized. */
+static int wire(void *arg, const uint8_t *f, size_t len)
+{
+	(void)arg;
+	if (len < 14 || len > 14 + 4 + 1500 || (f[6] & 1))
+		abort();
+	return 0;
+}   /* the id of the last query keel sent the resolver */
 
 static uint32_t my_ip(void *arg)
 {
@@ -53,21 +62,23 @@ static int uplink(void *arg, const uint8_t *pkt, size_t len, uint32_t dst)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct net_sandbox sb[2] = { { .name = "a", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } }, .nallow = 2,
+	struct net_sandbox sb[3] = { { .name = "a", .nfwd = 2, .fwd = { { 8080, 80 }, { 8081, 80 } }, .nallow = 2,
 				       .allow = { { .addr = 0xc0a83200u, .mask = 0xffffff00u },
 						  { .host = "*.example.com", .port = 443 } } },
-				     { .name = "b", .nfwd = 1, .fwd = { { 9090, 22 } } } };
-	struct net_nat_uplink up = { .ip = my_ip, .send = uplink, .dns = 0xc0a83235u };
+				     { .name = "b", .nfwd = 1, .fwd = { { 9090, 22 } } },
+				     { .name = "c", .bridge = 1 } };
+	struct net_nat_uplink up = { .ip = my_ip, .send = uplink, .dns = 0xc0a83235u, .send_frame = wire,
+				     .mac = { 0x02, 0x11, 0, 0, 0, 9 } };
 	struct net_nat *nat;
-	int sv[2][2];
+	int sv[3][2];
 	uint8_t f[4096], r[4096];
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv[i]) < 0)
 			abort();
 		sb[i].fd = sv[i][0];
 	}
-	if (net_nat_new(&nat, sb, 2, &up) < 0)
+	if (net_nat_new(&nat, sb, 3, &up) < 0)
 		abort();
 	while (size >= 3) {
 		unsigned op = data[0], len = (unsigned)(data[1] | data[2] << 8) % sizeof(f);
@@ -96,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				uint16_t c = csum(f + 14, 20);
 				f[24] = (uint8_t)(c >> 8), f[25] = (uint8_t)c;
 			}
-			net_nat_guest_frame(nat, (op >> 1) & 1, f, len);
+			net_nat_guest_frame(nat, (op >> 1) % 3, f, len);
 		} else {
 			if ((op & 2) && len >= 54) {   /* make it a TCP segment to us that parses */
 				unsigned ports[3] = { 8080, 8081, 9090 };
@@ -117,18 +128,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					f[42] = (uint8_t)(dns_id >> 8), f[43] = (uint8_t)dns_id;
 				}
 			}
-			net_nat_uplink_frame(nat, f, len);
+			if ((op & 0x80) && len >= 14)   /* to the bridged guest's MAC, as it said hello with */
+				net_nat_bridge_frame(nat, f, len);
+			else
+				net_nat_uplink_frame(nat, f, len);
 		}
-		for (int i = 0; i < 2; i++) {
+		for (int i = 0; i < 3; i++) {
 			ssize_t n;
 
 			while ((n = read(sv[i][1], r, sizeof(r))) > 0)
-				if (n < 14 || n > 14 + 1500 || r[6] != 0x02 || r[7] != 0x6b)
-					abort();   /* too long for the guest's MTU, or not from the router */
+				if (n < 14 || n > 14 + 4 + 1500 || (i < 2 && (r[6] != 0x02 || r[7] != 0x6b)))
+					abort();   /* too long for the guest's MTU, or (nat) not from the router */
 		}
 	}
 	net_nat_free(nat);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		close(sv[i][0]);
 		close(sv[i][1]);
 	}

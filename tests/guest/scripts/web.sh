@@ -11,6 +11,8 @@
 #   /cgi-bin/fetch?HOST:PORT/P  wget of http://HOST:PORT/P: its first line, or "failed rc=N in S s"
 #   /cgi-bin/storm?A:PORT:N:K   storm (tests/guest/tools/storm.c): N connections to A..A+K-1
 #   /cgi-bin/lookup?NAME        nslookup NAME at the router: its answer lines, "rc=N in S s"
+#   /cgi-bin/neigh              the guest's neighbour table (ip neigh)
+#   /cgi-bin/pull?HOST:PORT/P   downloads http://HOST:PORT/P: "pulled BYTES in S s"
 addr=10.0.2.15/24 gw=10.0.2.2 big=256 probe=
 for a in $(cat /proc/cmdline); do
 	case $a in
@@ -60,7 +62,19 @@ a=$(echo "$QUERY_STRING" | tr -cd 'A-Za-z0-9.-'); t0=$(cut -d' ' -f1 /proc/uptim
 timeout 5 nslookup "$a" 10.0.2.2 2>&1 | grep -i 'address\|find\|NXDOMAIN\|refused' | grep -v '10.0.2.2'
 echo "rc=$? in $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $t0}") s"
 CGI
-chmod +x /www/cgi-bin/count /www/cgi-bin/big /www/cgi-bin/try /www/cgi-bin/fetch /www/cgi-bin/storm /www/cgi-bin/lookup
+cat > /www/cgi-bin/pull <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+a=$(echo "$QUERY_STRING" | tr -cd 'A-Za-z0-9.:/_-'); t0=$(cut -d' ' -f1 /proc/uptime)
+b=$(wget -q -O- "http://$a" 2>/dev/null | wc -c)
+echo "pulled $b in $(awk "BEGIN{print $(cut -d' ' -f1 /proc/uptime) - $t0}") s"
+CGI
+cat > /www/cgi-bin/neigh <<'CGI'
+#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+ip neigh
+CGI
+chmod +x /www/cgi-bin/pull /www/cgi-bin/neigh /www/cgi-bin/count /www/cgi-bin/big /www/cgi-bin/try /www/cgi-bin/fetch /www/cgi-bin/storm /www/cgi-bin/lookup
 if [ ! -e /sys/class/net/eth0 ]; then
 	echo "keel-test: no eth0 (interfaces: $(ls /sys/class/net | tr '\n' ' '))"
 fi

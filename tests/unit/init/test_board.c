@@ -179,3 +179,17 @@ TEST(board_allow_lists_and_dns)
 		       "a.b:11,a.b:12,a.b:13,a.b:14,a.b:15,a.b:16,a.b:17\n"), -EINVAL);
 	CHECK(strstr(err, "at most"));
 }
+
+TEST(board_bridge_mode_only_where_the_board_allows_it)
+{
+	REQUIRE(parse("bridge = yes\nsandbox.lan.net = bridge\nnet-stats = 60\n") == 0);
+	CHECK_EQ(b.sandboxes[0].net, INIT_NET_BRIDGE);
+	CHECK_EQ(b.net_stats_s, 60);
+	CHECK_EQ(parse("sandbox.lan.net = bridge\n"), -EINVAL);
+	CHECK(strstr(err, "bridge = yes"));
+	CHECK_EQ(parse("bridge = yes\nsandbox.lan.net = bridge\nsandbox.lan.forward = 8080:80\n"), -EINVAL);
+	CHECK_EQ(parse("bridge = yes\nsandbox.lan.net = bridge\nsandbox.lan.allow = a.b:1\n"), -EINVAL);
+	CHECK_EQ(parse("sandbox.lan.net = switch\n"), -EINVAL);
+	REQUIRE(parse("image = /dev/vda\n") == 0);
+	CHECK_EQ(b.net_stats_s, 300);
+}

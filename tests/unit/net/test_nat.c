@@ -620,3 +620,159 @@ TEST(udp_elsewhere_is_unreachable_at_once_and_the_router_answers_ping)
 	CHECK_EQ(csum(0, r + 34, 8 + 16), 0);
 	CHECK_EQ(nsent, 0);
 }
+
+/* ---- bridge mode ---- */
+
+static const uint8_t MAC_A[6] = { 0x02, 0xaa, 0, 0, 0, 1 }, MAC_B[6] = { 0x02, 0xbb, 0, 0, 0, 2 },
+		     MAC_ME[6] = { 0x02, 0x11, 0, 0, 0, 9 }, MAC_LAN[6] = { 0x02, 0x22, 0, 0, 0, 7 };
+static uint8_t wire[8][2048];
+static size_t wire_len[8], nwire;
+static int guest_b = -1;
+
+static int to_wire(void *arg, const uint8_t *f, size_t len)
+{
+	(void)arg;
+	if (nwire < 8 && len <= sizeof(wire[0])) {
+		memcpy(wire[nwire], f, len);
+		wire_len[nwire] = len;
+	}
+	nwire++;
+	return 0;
+}
+
+static void setup_bridge(void)
+{
+	struct net_sandbox sb[2] = { { .name = "a", .bridge = 1 }, { .name = "b", .bridge = 1 } };
+	struct net_nat_uplink up = { .ip = my_ip, .send = record, .log = log_line, .send_frame = to_wire };
+	int sv[2], sw[2];
+
+	memcpy(up.mac, MAC_ME, 6);
+	nwire = nsent = nlogged = 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sw) < 0)
+		return;
+	sb[0].fd = sv[0];
+	guest = sv[1];
+	sb[1].fd = sw[0];
+	guest_b = sw[1];
+	net_nat_new(&nat, sb, 2, &up);
+}
+
+/* A frame dst <- src of ethertype type with n bytes of payload p (NULL: zeros). */
+static size_t eth_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src, unsigned type, size_t n)
+{
+	memset(f, 0, 14 + n);
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	put16(f + 12, type);
+	return 14 + (n < 46 ? 46 : n);
+}
+
+static void hello(size_t i, const uint8_t *mac)
+{
+	uint8_t f[64];
+	static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+	net_nat_guest_frame(nat, i, f, eth_frame(f, bc, mac, 0x88b5, 0));
+}
+
+TEST(bridged_guests_are_stations_of_the_lan_and_never_see_each_other)
+{
+	static const uint8_t bc[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	uint8_t f[2048], r[2048];
+	size_t n;
+
+	setup_bridge();
+	REQUIRE(nat != NULL);
+	CHECK_EQ(net_nat_bridged(nat), 2);
+	hello(0, MAC_A);
+	hello(1, MAC_B);
+	CHECK_EQ(nlogged, 0);
+	/* a's broadcast (its ARP, its DHCP) goes out as it is; so does its unicast to the LAN */
+	n = eth_frame(f, bc, MAC_A, 0x0806, 28);
+	net_nat_guest_frame(nat, 0, f, n);
+	n = eth_frame(f, MAC_LAN, MAC_A, 0x0800, 100);
+	net_nat_guest_frame(nat, 0, f, n);
+	REQUIRE(nwire == 2);
+	CHECK(!memcmp(wire[0], bc, 6) && !memcmp(wire[0] + 6, MAC_A, 6));
+	CHECK(!memcmp(wire[1], MAC_LAN, 6));
+	/* the attacks: another source MAC, a frame to the other sandbox, one to the appliance itself */
+	net_nat_guest_frame(nat, 0, f, eth_frame(f, MAC_LAN, MAC_LAN, 0x0800, 100));
+	net_nat_guest_frame(nat, 0, f, eth_frame(f, MAC_B, MAC_A, 0x0800, 100));
+	net_nat_guest_frame(nat, 0, f, eth_frame(f, MAC_ME, MAC_A, 0x0800, 100));
+	CHECK_EQ(nwire, 2);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	CHECK_EQ(read(guest_b, r, sizeof(r)), -1);
+	CHECK_EQ(net_nat_counts(nat, 0)->spoofed, 3);
+	/* from the LAN: a's unicast to a alone; a broadcast to both (and lwIP's too); others' not ours */
+	CHECK_EQ(net_nat_bridge_frame(nat, f, eth_frame(f, MAC_A, MAC_LAN, 0x0806, 28)), 1);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 60);
+	CHECK_EQ(read(guest_b, r, sizeof(r)), -1);
+	CHECK_EQ(net_nat_bridge_frame(nat, f, eth_frame(f, bc, MAC_LAN, 0x0806, 28)), 0);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 60);
+	CHECK_EQ(read(guest_b, r, sizeof(r)), 60);
+	CHECK_EQ(net_nat_bridge_frame(nat, f, eth_frame(f, MAC_LAN, MAC_ME, 0x0800, 100)), 0);
+	CHECK_EQ(net_nat_bridge_frame(nat, f, eth_frame(f, MAC_ME, MAC_LAN, 0x0800, 100)), 0);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 0);
+	CHECK_EQ(nsent, 0);
+}
+
+TEST(a_clone_with_a_bridged_guests_mac_is_not_bridged)
+{
+	uint8_t f[2048], r[2048];
+
+	setup_bridge();
+	REQUIRE(nat != NULL);
+	hello(0, MAC_A);
+	hello(1, MAC_A);   /* b restored from a's snapshot: the same MAC */
+	REQUIRE(nlogged == 1);
+	CHECK(strstr(logged[0], "sandbox b: not bridged") && strstr(logged[0], "is a's"));
+	net_nat_guest_frame(nat, 1, f, eth_frame(f, MAC_LAN, MAC_A, 0x0800, 100));
+	CHECK_EQ(nwire, 0);
+	CHECK_EQ(net_nat_counts(nat, 1)->spoofed, 1);
+	/* frames to that MAC go to a only */
+	CHECK_EQ(net_nat_bridge_frame(nat, f, eth_frame(f, MAC_A, MAC_LAN, 0x0806, 28)), 1);
+	CHECK_EQ(recv_guest(r, sizeof(r)), 60);
+	CHECK_EQ(read(guest_b, r, sizeof(r)), -1);
+	/* nor may a guest take the board NIC's own MAC */
+	hello(1, MAC_ME);
+	CHECK_EQ(nlogged, 2);
+	/* once its VMM says hello with a MAC of its own, it is a station */
+	hello(1, MAC_B);
+	net_nat_guest_frame(nat, 1, f, eth_frame(f, MAC_LAN, MAC_B, 0x0800, 100));
+	CHECK_EQ(nwire, 1);
+}
+
+TEST(a_bridged_guest_gets_whole_checksums_and_mtu_sized_segments)
+{
+	uint8_t f[8192], r[2048];
+	size_t n, total = 0, k = 0;
+
+	setup_bridge();
+	REQUIRE(nat != NULL);
+	hello(0, MAC_A);
+	/* a LAN host's segment with the partial sum a local veth leaves */
+	n = tcp_frame(f, PEER, 40000, 0xc0a83265u, 80, 0x18, 1, 1, 100);
+	memcpy(f, MAC_A, 6);
+	memcpy(f + 6, MAC_LAN, 6);
+	put16(f + 34 + 16, 0x1234);
+	CHECK_EQ(net_nat_bridge_frame(nat, f, n), 1);
+	n = recv_guest(r, sizeof(r));
+	REQUIRE(n == 14 + 40 + 100);
+	CHECK(net_frame_l4_csum_ok(r, n));
+	CHECK_EQ(get32(r + 14 + 16), 0xc0a83265u);   /* nothing rewritten */
+	/* a GSO segment of 4000 bytes: three pieces */
+	n = tcp_frame(f, PEER, 40000, 0xc0a83265u, 80, 0x18, 101, 1, 4000);
+	memcpy(f, MAC_A, 6);
+	memcpy(f + 6, MAC_LAN, 6);
+	CHECK_EQ(net_nat_bridge_frame(nat, f, n), 1);
+	while ((n = recv_guest(r, sizeof(r))) > 0) {
+		CHECK(n <= 14 + 1500);
+		CHECK(!memcmp(r + 6, MAC_LAN, 6));
+		CHECK(net_frame_l4_csum_ok(r, n));
+		total += n - 54;
+		k++;
+	}
+	CHECK_EQ(total, 4000);
+	CHECK_EQ(k, 3);
+}
