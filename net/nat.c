@@ -159,6 +159,19 @@ static void ip_csum(uint8_t *ip, size_t ihl)
 	put16(ip + 10, fold(sum16(0, ip, ihl)));
 }
 
+/* A 20-byte IPv4 header of keel's own: tot bytes in all, proto, src -> dst (host order). */
+static void ip_header(uint8_t *ip, size_t tot, uint8_t proto, uint32_t src, uint32_t dst)
+{
+	memset(ip, 0, 20);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)tot);
+	ip[8] = 64;
+	ip[9] = proto;
+	put32(ip + 12, src);
+	put32(ip + 16, dst);
+	ip_csum(ip, 20);
+}
+
 /* The checksum of a TCP or UDP segment l4 (len bytes, its checksum field at csum_off) in ip. */
 static void l4_csum(const uint8_t *ip, uint8_t *l4, size_t len, size_t csum_off)
 {
@@ -350,14 +363,8 @@ static void reset_guest(struct net_nat *nat, struct nat_link *l, uint32_t src, u
 {
 	uint8_t *ip = eth_to_guest(l, nat->tx, ET_IP), *t = ip + 20;
 
-	memset(ip, 0, 40);
-	ip[0] = 0x45;
-	put16(ip + 2, 40);
-	ip[8] = 64;
-	ip[9] = 6;
-	put32(ip + 12, src);
-	put32(ip + 16, GUEST_IP);
-	ip_csum(ip, 20);
+	ip_header(ip, 40, 6, src, GUEST_IP);
+	memset(t, 0, 20);
 	put16(t, sport);
 	put16(t + 2, dport);
 	if (flags & TCP_ACK) {
@@ -702,13 +709,7 @@ static void dhcp(struct net_nat *nat, struct nat_link *l, const uint8_t *b, size
 	o[n++] = 6, o[n++] = 4, put32(o + n, GW_IP), n += 4;   /* keel's DNS for the allowed names */
 	o[n++] = 255;
 	n = 300;                           /* BOOTP's minimum message */
-	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(20 + 8 + n));
-	ip[8] = 64;
-	ip[9] = 17;
-	put32(ip + 12, GW_IP);
-	put32(ip + 16, 0xffffffffu);
-	ip_csum(ip, 20);
+	ip_header(ip, 20 + 8 + n, 17, GW_IP, 0xffffffffu);
 	put16(u, 67);
 	put16(u + 2, 68);
 	put16(u + 4, (uint16_t)(8 + n));
@@ -725,17 +726,10 @@ static void udp_to_guest(struct net_nat *nat, struct nat_link *l, uint16_t sport
 {
 	uint8_t *ip = eth_to_guest(l, nat->tx, ET_IP), *u = ip + 20;
 
-	memset(ip, 0, 28);
 	memcpy(u + 8, data, n);
 	if (id >= 0)
 		put16(u + 8, (uint16_t)id);
-	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(28 + n));
-	ip[8] = 64;
-	ip[9] = 17;
-	put32(ip + 12, GW_IP);
-	put32(ip + 16, GUEST_IP);
-	ip_csum(ip, 20);
+	ip_header(ip, 28 + n, 17, GW_IP, GUEST_IP);
 	put16(u, sport);
 	put16(u + 2, dport);
 	put16(u + 4, (uint16_t)(8 + n));
@@ -751,16 +745,10 @@ static void icmp_to_guest(struct net_nat *nat, struct nat_link *l, uint8_t type,
 
 	if (n > MTU - 28)
 		n = MTU - 28;
-	memset(ip, 0, 28);
-	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(28 + n));
-	ip[8] = 64;
-	ip[9] = 1;
-	put32(ip + 12, GW_IP);
-	put32(ip + 16, GUEST_IP);
-	ip_csum(ip, 20);
+	ip_header(ip, 28 + n, 1, GW_IP, GUEST_IP);
 	m[0] = type;
 	m[1] = code;
+	put16(m + 2, 0);
 	memcpy(m + 4, rest, 4);
 	memcpy(m + 8, data, n);
 	put16(m + 2, fold(sum16(0, m, 8 + n)));
@@ -939,16 +927,9 @@ static void dns_from_guest(struct net_nat *nat, struct nat_link *l, const uint8_
 	memcpy(q->q, m + 12, q->qlen);
 	/* the query as the appliance's, from its port */
 	o = nat->tx + ETH;
-	memset(o, 0, 28);
 	memcpy(o + 28, m, n);
 	put16(o + 28, id);
-	o[0] = 0x45;
-	put16(o + 2, (uint16_t)(28 + n));
-	o[8] = 64;
-	o[9] = 17;
-	put32(o + 12, me);
-	put32(o + 16, nat->up.dns);
-	ip_csum(o, 20);
+	ip_header(o, 28 + n, 17, me, nat->up.dns);
 	put16(o + 20, q->port);
 	put16(o + 22, 53);
 	put16(o + 24, (uint16_t)(8 + n));
