@@ -28,6 +28,8 @@ static const char help[] =
 	"    --memory-file FILE   guest memory, split into chunks (all-zero chunks are left out)\n"
 	"    --memory BYTES       guest memory size (default: the memory file's, rounded up)\n"
 	"    --chunk BYTES        chunk size (default CONFIG_SNAP_CHUNK_KIB)\n"
+	"    --disk NAME=FILE     a read-only disk image (up to 4; NAME [a-z0-9]{1,16}), split into\n"
+	"                         --disk-chunk BYTES pieces (default 65536; all-zero ones left out)\n"
 	"    --vcpu VALUE         one per vCPU, in order (default: one empty state)\n"
 	"    --vm-state VALUE  --devices VALUE   (default: empty objects)\n"
 	"    --cpu-quota PERCENT  --net on|off  --health-marker TEXT  --health-timeout SECONDS\n"
@@ -352,12 +354,62 @@ static int parse_u64_arg(const char *what, const char *v, uint64_t max, uint64_t
 	return 0;
 }
 
+/*
+ * Splits fd's first `size` bytes into chunk_bytes pieces stored as objects, all-zero ones left
+ * out (absent chunks read as zeros: they cost nothing); a short last piece is stored as it is.
+ * *list gets room for every chunk. 0 or an exit code.
+ */
+static int store_chunks(struct snap_store *s, const char *what, int fd, uint64_t size, uint64_t chunk_bytes,
+			struct snap_manifest_chunk **list, size_t *n)
+{
+	uint64_t chunks = (size + chunk_bytes - 1) / chunk_bytes;
+	uint8_t *buf = malloc(chunk_bytes), id[SNAP_HASH_LEN];
+	int ret = 0;
+
+	*list = calloc(chunks ? chunks : 1, sizeof(**list));
+	*n = 0;
+	if (!buf || !*list) {
+		free(buf);
+		return cli_error(CMD, "out of memory");
+	}
+	for (uint64_t i = 0; i < chunks; i++) {
+		size_t want = (size_t)(size - i * chunk_bytes < chunk_bytes ? size - i * chunk_bytes : chunk_bytes), got = 0;
+		int zero = 1;
+
+		while (got < want) {
+			ssize_t r = pread(fd, buf + got, want - got, (off_t)(i * chunk_bytes + got));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				ret = cli_error(CMD, "%s: %s", what, strerror(errno));
+				goto out;
+			}
+			if (r == 0)
+				break;
+			got += (size_t)r;
+		}
+		memset(buf + got, 0, want - got);   /* a file that shrank under us reads as zeros */
+		for (size_t j = 0; j < want && zero; j++)
+			zero = buf[j] == 0;
+		if (zero)
+			continue;
+		if (snap_store_put_buf(s, SNAP_KIND_OBJECT, buf, want, id) < 0) {
+			ret = cli_error(CMD, "%s: cannot store a chunk", what);
+			goto out;
+		}
+		(*list)[*n].index = i;
+		memcpy((*list)[*n].id, id, SNAP_HASH_LEN);
+		(*n)++;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
 static int add_memory_file(struct snap_store *s, struct snap_manifest *m, const char *path, int have_memory)
 {
-	uint8_t *buf = NULL, id[SNAP_HASH_LEN];
 	struct stat st;
-	uint64_t chunks, i;
-	int fd, ret = 0;
+	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -370,43 +422,58 @@ static int add_memory_file(struct snap_store *s, struct snap_manifest *m, const 
 		ret = cli_usage(CMD, "--memory-file %s is larger than --memory", path);
 		goto out;
 	}
-	chunks = m->memory_bytes / m->chunk_bytes;
-	buf = malloc(m->chunk_bytes);
-	m->chunks = calloc(chunks ? chunks : 1, sizeof(*m->chunks));
-	if (!buf || !m->chunks) {
-		ret = cli_error(CMD, "out of memory");
+	/* memory chunks are whole: the file's tail is padded with zeros */
+	ret = store_chunks(s, "--memory-file", fd, m->memory_bytes, m->chunk_bytes, &m->chunks, &m->nchunks);
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* --disk NAME=FILE: a read-only disk image, split into disk_chunk pieces. 0 or an exit code. */
+static int add_disk(struct snap_store *s, struct snap_manifest *m, const char *spec, uint64_t disk_chunk)
+{
+	struct snap_manifest_disk *d;
+	const char *eq = strchr(spec, '=');
+	struct stat st;
+	int fd, ret;
+
+	if (!eq || eq == spec || (size_t)(eq - spec) > SNAP_DISK_NAME_MAX)
+		return cli_usage(CMD, "--disk wants NAME=FILE (NAME [a-z0-9]{1,%d})", SNAP_DISK_NAME_MAX);
+	for (const char *c = spec; c < eq; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9')))
+			return cli_usage(CMD, "--disk wants NAME=FILE (NAME [a-z0-9]{1,%d})", SNAP_DISK_NAME_MAX);
+	if (m->ndisks == SNAP_MAX_DISKS)
+		return cli_usage(CMD, "more than %d --disk", SNAP_MAX_DISKS);
+	/* disks in name order, each name once */
+	d = &m->disks[m->ndisks];
+	memset(d, 0, sizeof(*d));
+	memcpy(d->name, spec, (size_t)(eq - spec));
+	for (size_t i = 0; i < m->ndisks; i++)
+		if (!strcmp(m->disks[i].name, d->name))
+			return cli_usage(CMD, "--disk %s given twice", d->name);
+	fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = cli_error(CMD, "--disk %s: %s", eq + 1, strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < chunks && i * m->chunk_bytes < (uint64_t)st.st_size; i++) {
-		size_t got = 0;
-		int zero = 1;
-		while (got < m->chunk_bytes) {
-			ssize_t n = pread(fd, buf + got, m->chunk_bytes - got, (off_t)(i * m->chunk_bytes + got));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				ret = cli_error(CMD, "--memory-file %s: %s", path, strerror(errno));
-				goto out;
-			}
-			if (n == 0)
-				break;
-			got += (size_t)n;
-		}
-		memset(buf + got, 0, m->chunk_bytes - got);
-		for (size_t j = 0; j < m->chunk_bytes && zero; j++)
-			zero = buf[j] == 0;
-		if (zero)
-			continue;   /* absent chunks are zero: they cost nothing */
-		if (snap_store_put_buf(s, SNAP_KIND_OBJECT, buf, m->chunk_bytes, id) < 0) {
-			ret = cli_error(CMD, "cannot store a memory chunk");
-			goto out;
-		}
-		m->chunks[m->nchunks].index = i;
-		memcpy(m->chunks[m->nchunks].id, id, SNAP_HASH_LEN);
-		m->nchunks++;
+	if (st.st_size == 0 || st.st_size % 512) {
+		ret = cli_usage(CMD, "--disk %s: %lld bytes is not a non-zero multiple of 512", eq + 1,
+				(long long)st.st_size);
+		goto out;
+	}
+	d->bytes = (uint64_t)st.st_size;
+	d->chunk_bytes = disk_chunk;
+	ret = store_chunks(s, "--disk", fd, d->bytes, disk_chunk, &d->chunks, &d->nchunks);
+	m->ndisks++;
+	while (!ret && d > m->disks && strcmp(d[-1].name, d->name) > 0) {
+		struct snap_manifest_disk t = d[-1];
+
+		d[-1] = *d;
+		*d = t;
+		d--;
 	}
 out:
-	free(buf);
 	if (fd >= 0)
 		close(fd);
 	return ret;
@@ -417,11 +484,11 @@ static int do_create(int argc, char **argv)
 	struct snap_manifest m;
 	struct snap_store *s = NULL;
 	struct snap_privkey k;
-	const char *dir = NULL, *memfile = NULL, *signkey = NULL;
+	const char *dir = NULL, *memfile = NULL, *signkey = NULL, *disks[SNAP_MAX_DISKS + 1];
 	const char *kernel = NULL, *initrd = NULL, *vm_state = NULL, *devices = NULL, *vcpu[SNAP_MAX_VCPUS];
 	uint8_t *text = NULL, id[SNAP_HASH_LEN];
-	size_t tlen, nvcpu = 0;
-	uint64_t v;
+	size_t tlen, nvcpu = 0, ndisk = 0;
+	uint64_t v, disk_chunk = 65536;
 	int have_memory = 0, have_created = 0, activate = 0, ret = 0, r;
 	char err[200];
 
@@ -462,6 +529,15 @@ static int do_create(int argc, char **argv)
 		} else if (!strcmp(o, "--chunk")) {
 			if ((r = parse_u64_arg("--chunk", val, (uint64_t)1 << 40, &m.chunk_bytes)))
 				return r;
+		} else if (!strcmp(o, "--disk")) {
+			if (ndisk > SNAP_MAX_DISKS)
+				return cli_usage(CMD, "more than %d --disk", SNAP_MAX_DISKS);
+			disks[ndisk++] = val;
+		} else if (!strcmp(o, "--disk-chunk")) {
+			if ((r = parse_u64_arg("--disk-chunk", val, (uint64_t)1 << 30, &disk_chunk)))
+				return r;
+			if (disk_chunk < 4096 || (disk_chunk & (disk_chunk - 1)))
+				return cli_usage(CMD, "--disk-chunk must be a power of two >= 4096");
 		} else if (!strcmp(o, "--vcpu")) {
 			if (nvcpu == SNAP_MAX_VCPUS)
 				return cli_usage(CMD, "too many --vcpu");
@@ -518,6 +594,9 @@ static int do_create(int argc, char **argv)
 	m.has_initrd = !!initrd;
 	if (memfile && (ret = add_memory_file(s, &m, memfile, have_memory)))
 		goto out;
+	for (size_t i = 0; i < ndisk; i++)
+		if ((ret = add_disk(s, &m, disks[i], disk_chunk)))
+			goto out;
 	if (nvcpu == 0) {
 		snap_store_put_buf(s, SNAP_KIND_OBJECT, "", 0, m.vcpu[0]);
 		nvcpu = 1;

@@ -22,14 +22,20 @@
 
 enum field {
 	F_NAME, F_PARENT, F_KERNEL, F_INITRD, F_CMDLINE, F_MEMORY, F_CHUNK, F_VCPUS, F_VCPU, F_VM_STATE,
-	F_DEVICES, F_CPU_QUOTA, F_NET, F_MARKER, F_TIMEOUT, F_CREATED, F_SIGNATURE, F_COUNT
+	F_DEVICES, F_DISK, F_DISK_CHUNK, F_CPU_QUOTA, F_NET, F_MARKER, F_TIMEOUT, F_CREATED, F_SIGNATURE, F_COUNT
 };
 
 static const char *const field_names[F_COUNT] = {
 	"name", "parent", "kernel", "initrd", "cmdline", "memory", "chunk", "vcpus", "vcpu", "vm-state",
-	"devices", "policy-cpu-quota", "policy-net", "policy-health-marker", "policy-health-timeout",
-	"created", "signature",
+	"devices", "disk", "disk-chunk", "policy-cpu-quota", "policy-net", "policy-health-marker",
+	"policy-health-timeout", "created", "signature",
 };
+
+/* Lines that may be left out (runs of zero or more). */
+static int optional(int f)
+{
+	return f == F_CHUNK || f == F_DISK || f == F_DISK_CHUNK;
+}
 
 struct parser {
 	const char *p;          /* the current line's value (after "field ") */
@@ -164,20 +170,37 @@ static int parse_text(struct parser *ps, const char *what, char *out, size_t max
 	return 0;
 }
 
-static int add_chunk(struct snap_manifest *m, size_t *cap, uint64_t index, const uint8_t id[SNAP_HASH_LEN])
+/* Appends a chunk to a list of *n (room for *cap). */
+static int add_chunk(struct snap_manifest_chunk **list, size_t *n, size_t *cap, uint64_t index,
+		     const uint8_t id[SNAP_HASH_LEN])
 {
-	if (m->nchunks == *cap) {
+	if (*n == *cap) {
 		size_t ncap = *cap ? 2 * *cap : 64;
-		struct snap_manifest_chunk *n = realloc(m->chunks, ncap * sizeof(*n));
-		if (!n)
+		struct snap_manifest_chunk *l = realloc(*list, ncap * sizeof(*l));
+		if (!l)
 			return -ENOMEM;
-		m->chunks = n;
+		*list = l;
 		*cap = ncap;
 	}
-	m->chunks[m->nchunks].index = index;
-	memcpy(m->chunks[m->nchunks].id, id, SNAP_HASH_LEN);
-	m->nchunks++;
+	(*list)[*n].index = index;
+	memcpy((*list)[*n].id, id, SNAP_HASH_LEN);
+	(*n)++;
 	return 0;
+}
+
+static int disk_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > SNAP_DISK_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+static uint64_t disk_chunks(const struct snap_manifest_disk *d)
+{
+	return (d->bytes + d->chunk_bytes - 1) / d->chunk_bytes;
 }
 
 void snap_manifest_init(struct snap_manifest *m)
@@ -194,6 +217,12 @@ void snap_manifest_free(struct snap_manifest *m)
 	free(m->chunks);
 	m->chunks = NULL;
 	m->nchunks = 0;
+	for (size_t i = 0; i < m->ndisks; i++) {
+		free(m->disks[i].chunks);
+		m->disks[i].chunks = NULL;
+		m->disks[i].nchunks = 0;
+	}
+	m->ndisks = 0;
 }
 
 /* One line's field, checked against the fixed order. */
@@ -241,7 +270,49 @@ static int parse_field(struct parser *ps, struct snap_manifest *m, enum field f,
 			return fail(ps, "chunk index %llu is not strictly ascending", (unsigned long long)v);
 		if (parse_hex(ps, "chunk id", id) < 0)
 			return -EINVAL;
-		r = add_chunk(m, chunk_cap, v, id);
+		r = add_chunk(&m->chunks, &m->nchunks, chunk_cap, v, id);
+		return r < 0 ? fail(ps, "out of memory"), r : 0;
+	}
+	case F_DISK: {
+		struct snap_manifest_disk *d = &m->disks[m->ndisks];
+
+		if (token(ps, &t, &n) < 0 || !disk_name_ok(t, n))
+			return fail(ps, "bad disk name (want [a-z0-9]{1,%d})", SNAP_DISK_NAME_MAX);
+		if (m->ndisks == SNAP_MAX_DISKS)
+			return fail(ps, "more than %d disks", SNAP_MAX_DISKS);
+		memcpy(d->name, t, n);
+		d->name[n] = 0;
+		if (m->ndisks && strcmp(m->disks[m->ndisks - 1].name, d->name) >= 0)
+			return fail(ps, "disk '%s' is not after '%s' in name order", d->name, m->disks[m->ndisks - 1].name);
+		if (parse_u64(ps, "disk bytes", (uint64_t)1 << 50, &v) < 0 ||
+		    parse_u64(ps, "disk chunk bytes", (uint64_t)1 << 40, &w) < 0)
+			return -EINVAL;
+		if (v == 0 || v % 512)
+			return fail(ps, "disk bytes %llu is not a non-zero multiple of 512", (unsigned long long)v);
+		if (w < 4096 || (w & (w - 1)))
+			return fail(ps, "disk chunk bytes %llu is not a power of two >= 4096", (unsigned long long)w);
+		if (token(ps, &t, &n) < 0 || n != 2 || memcmp(t, "ro", 2))
+			return fail(ps, "a disk in a manifest is read-only: want 'ro' after its chunk size");
+		d->bytes = v;
+		d->chunk_bytes = w;
+		*chunk_cap = 0;
+		m->ndisks++;
+		return 0;
+	}
+	case F_DISK_CHUNK: {
+		struct snap_manifest_disk *d;
+		uint8_t id[SNAP_HASH_LEN];
+
+		if (!m->ndisks)
+			return fail(ps, "disk-chunk before any disk line");
+		d = &m->disks[m->ndisks - 1];
+		if (parse_u64(ps, "disk chunk index", disk_chunks(d) - 1, &v) < 0)
+			return -EINVAL;
+		if (d->nchunks && v <= d->chunks[d->nchunks - 1].index)
+			return fail(ps, "disk chunk index %llu is not strictly ascending", (unsigned long long)v);
+		if (parse_hex(ps, "disk chunk id", id) < 0)
+			return -EINVAL;
+		r = add_chunk(&d->chunks, &d->nchunks, chunk_cap, v, id);
 		return r < 0 ? fail(ps, "out of memory"), r : 0;
 	}
 	case F_VCPUS:
@@ -384,9 +455,9 @@ int snap_manifest_parse(const void *buf, size_t len, struct snap_manifest *m, ch
 			if (ps.failed)
 				goto err;
 		} else {
-			/* Skipping ahead is fine only over the optional runs (chunk lines). */
+			/* Skipping ahead is fine only over the optional runs (chunk and disk lines). */
 			for (int g = next; g < f; g++) {
-				if (g == F_CHUNK)
+				if (optional(g))
 					continue;
 				if (g == F_VCPU && m->vcpus == vcpu_seen)
 					continue;
@@ -420,12 +491,14 @@ int snap_manifest_parse(const void *buf, size_t len, struct snap_manifest *m, ch
 		next = f + 1;
 		if (f == F_CHUNK || f == F_VCPU)
 			next = f;       /* more of the same may follow */
+		if (f == F_DISK || f == F_DISK_CHUNK)
+			next = F_DISK;  /* a disk's chunks, or the next disk */
 		line = nl + 1;
 	}
 	if (seen_last < F_CREATED) {
 		ps.line++;   /* the line where the missing field was due */
 		for (int g = next; g <= F_CREATED; g++) {
-			if (g == F_CHUNK || (g == F_VCPU && vcpu_seen == m->vcpus))
+			if (optional(g) || (g == F_VCPU && vcpu_seen == m->vcpus))
 				continue;
 			fail(&ps, "missing field '%s' at the end of the manifest", field_names[g]);
 			break;
@@ -521,6 +594,20 @@ int snap_manifest_format(const struct snap_manifest *m, char **buf, size_t *len)
 		if (m->chunks[i].index >= m->memory_bytes / m->chunk_bytes ||
 		    (i && m->chunks[i].index <= m->chunks[i - 1].index))
 			return -EINVAL;
+	if (m->ndisks > SNAP_MAX_DISKS)
+		return -EINVAL;
+	for (size_t i = 0; i < m->ndisks; i++) {
+		const struct snap_manifest_disk *d = &m->disks[i];
+
+		if (!disk_name_ok(d->name, strnlen(d->name, sizeof(d->name))) || d->name[SNAP_DISK_NAME_MAX] ||
+		    (i && strcmp(m->disks[i - 1].name, d->name) >= 0) || !d->bytes || d->bytes % 512 ||
+		    d->bytes > (uint64_t)1 << 50 || d->chunk_bytes < 4096 || (d->chunk_bytes & (d->chunk_bytes - 1)) ||
+		    d->chunk_bytes > (uint64_t)1 << 40)
+			return -EINVAL;
+		for (size_t k = 0; k < d->nchunks; k++)
+			if (d->chunks[k].index >= disk_chunks(d) || (k && d->chunks[k].index <= d->chunks[k - 1].index))
+				return -EINVAL;
+	}
 
 	put(&sb, "%s", SNAP_MANIFEST_MAGIC);
 	put(&sb, "name %s\n", m->name);
@@ -542,6 +629,16 @@ int snap_manifest_format(const struct snap_manifest *m, char **buf, size_t *len)
 	put(&sb, "vm-state %s\n", hex);
 	snap_hex(m->devices, hex);
 	put(&sb, "devices %s\n", hex);
+	for (size_t i = 0; i < m->ndisks; i++) {
+		const struct snap_manifest_disk *d = &m->disks[i];
+
+		put(&sb, "disk %s %llu %llu ro\n", d->name, (unsigned long long)d->bytes,
+		    (unsigned long long)d->chunk_bytes);
+		for (size_t k = 0; k < d->nchunks; k++) {
+			snap_hex(d->chunks[k].id, hex);
+			put(&sb, "disk-chunk %llu %s\n", (unsigned long long)d->chunks[k].index, hex);
+		}
+	}
 	put(&sb, "policy-cpu-quota %u\n", m->cpu_quota);
 	put(&sb, "policy-net %s\n", m->net ? "on" : "off");
 	put(&sb, "policy-health-marker %s\n", m->health_marker);
@@ -580,5 +677,11 @@ int snap_manifest_each_object(const struct snap_manifest *m, int (*fn)(void *arg
 			return r;
 	if ((r = fn(arg, m->vm_state)))
 		return r;
-	return fn(arg, m->devices);
+	if ((r = fn(arg, m->devices)))
+		return r;
+	for (size_t i = 0; i < m->ndisks; i++)
+		for (size_t k = 0; k < m->disks[i].nchunks; k++)
+			if ((r = fn(arg, m->disks[i].chunks[k].id)))
+				return r;
+	return 0;
 }

@@ -244,6 +244,21 @@ struct snap_manifest_chunk {
 	uint8_t id[SNAP_HASH_LEN];
 };
 
+/*
+ * A read-only disk of the snapshot ("disk NAME BYTES CHUNK-BYTES ro", then its "disk-chunk INDEX
+ * ID" lines): its image split into chunks like memory, so versions that share most of a root
+ * filesystem share most of its objects. Chunks not listed read as zeros. Disks in name order.
+ */
+#define SNAP_MAX_DISKS 4
+#define SNAP_DISK_NAME_MAX 16            /* [a-z0-9]{1,16} */
+struct snap_manifest_disk {
+	char name[SNAP_DISK_NAME_MAX + 1];
+	uint64_t bytes;                      /* a non-zero multiple of 512 (the last chunk may be short) */
+	uint64_t chunk_bytes;                /* a power of two >= 4096 */
+	struct snap_manifest_chunk *chunks;  /* malloc'd, index strictly ascending */
+	size_t nchunks;
+};
+
 struct snap_manifest {
 	char name[SNAP_NAME_MAX + 1];
 	int has_parent, has_kernel, has_initrd;      /* 0: "none" */
@@ -259,6 +274,8 @@ struct snap_manifest {
 	uint8_t vcpu[SNAP_MAX_VCPUS][SNAP_HASH_LEN];
 	uint8_t vm_state[SNAP_HASH_LEN];
 	uint8_t devices[SNAP_HASH_LEN];
+	struct snap_manifest_disk disks[SNAP_MAX_DISKS];
+	size_t ndisks;
 	uint32_t cpu_quota;                          /* percent, 1..100*vcpus */
 	int net;                                     /* policy-net on */
 	char health_marker[SNAP_MARKER_MAX + 1];

@@ -404,3 +404,78 @@ TEST(openssl_keys_sec1_and_pkcs8_load_and_agree)
 	snprintf(path, sizeof(path), "%s/p384.pub", d);
 	CHECK_EQ(snap_key_load_pub(path, &p), -ENOTSUP);
 }
+
+/* good with read-only disks after its devices line (line 14). */
+static char *with_disks(const char *disks)
+{
+	char line14[1024], *t;
+
+	snprintf(line14, sizeof(line14), "devices " H2 "\n%s", disks);
+	line14[strlen(line14) - 1] = 0;   /* edit() adds the last newline */
+	t = edit(14, line14);
+	return t;
+}
+
+TEST(disks_round_trip_and_their_chunks_are_objects)
+{
+	char *t = with_disks("disk root 1049088 65536 ro\n"
+			     "disk-chunk 0 " H1 "\n"
+			     "disk-chunk 16 " H3 "\n"
+			     "disk swap 4096 4096 ro\n"
+			     "disk var 8192 4096 ro\n"
+			     "disk-chunk 1 " H2 "\n");
+	struct snap_manifest m;
+	char *out, err[200];
+	size_t len;
+	int c[256] = { 0 };
+
+	REQUIRE(snap_manifest_parse(t, strlen(t), &m, err, sizeof(err)) == 0);
+	REQUIRE(m.ndisks == 3);
+	CHECK_STR(m.disks[0].name, "root");
+	CHECK_EQ(m.disks[0].bytes, 1049088);
+	CHECK_EQ(m.disks[0].nchunks, 2);
+	CHECK_EQ(m.disks[0].chunks[1].index, 16);   /* the short last chunk of 17 */
+	CHECK_EQ(m.disks[1].nchunks, 0);             /* all zeros */
+	CHECK_EQ(m.disks[2].chunks[0].index, 1);
+	CHECK_EQ(snap_manifest_each_object(&m, count_ids, c), 0);
+	CHECK_EQ(c[0x33], 1);   /* a disk chunk (the parent is not an object) */
+	CHECK_EQ(c[0x22], 4);
+	REQUIRE(snap_manifest_format(&m, &out, &len) == 0);
+	CHECK_EQ(len, strlen(t));
+	CHECK(!memcmp(out, t, len));
+	free(out);
+	snap_manifest_free(&m);
+	free(t);
+}
+
+TEST(bad_disk_lines_are_refused_naming_the_line)
+{
+	static const struct {
+		const char *disks;
+		unsigned line;
+		const char *what;
+	} bad[] = {
+		{ "disk Root 4096 4096 ro\n", 15, "bad disk name" },
+		{ "disk root 4096 4096 rw\n", 15, "read-only" },
+		{ "disk root 4096 4096\n", 15, "read-only" },
+		{ "disk root 1000 4096 ro\n", 15, "multiple of 512" },
+		{ "disk root 4096 3000 ro\n", 15, "power of two" },
+		{ "disk root 8192 4096 ro\ndisk-chunk 2 " H1 "\n", 16, "disk chunk index" },
+		{ "disk root 8192 4096 ro\ndisk-chunk 1 " H1 "\ndisk-chunk 1 " H2 "\n", 17, "ascending" },
+		{ "disk-chunk 0 " H1 "\n", 15, "before any disk" },
+		{ "disk var 4096 4096 ro\ndisk root 4096 4096 ro\n", 16, "name order" },
+		{ "disk root 4096 4096 ro\ndisk root 4096 4096 ro\n", 16, "name order" },
+		{ "disk a 4096 4096 ro\ndisk b 4096 4096 ro\ndisk c 4096 4096 ro\ndisk d 4096 4096 ro\n"
+		  "disk e 4096 4096 ro\n", 19, "more than 4" },
+		{ "disk root 4096 4096 ro\ndisk-chunk 0 " H1 " x\n", 16, "" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *t = with_disks(bad[i].disks);
+
+		refuse(t, strlen(t), bad[i].line, bad[i].what);
+		free(t);
+	}
+	/* a disk line elsewhere is out of order */
+	refuse_edit(6, "disk root 4096 4096 ro", 6, "out of order");
+}
