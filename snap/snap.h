@@ -298,6 +298,20 @@ int snap_manifest_parse(const void *buf, size_t len, struct snap_manifest *m, ch
 /* Canonical bytes of m (signature line included when m->has_signature); malloc'd. */
 int snap_manifest_format(const struct snap_manifest *m, char **buf, size_t *len);
 void snap_manifest_free(struct snap_manifest *m);
+/*
+ * A manifest's read-only disk, read straight from its chunk objects in src (snap/disk.c).
+ * open: every listed chunk must be in src with its length, else a negative errno and err names
+ * the object. read: [off, off + len) of the disk into buf; chunks not listed are zeros; each
+ * chunk is re-hashed the first time it is read, and a corrupt one fails every read of it
+ * (-EBADMSG, err names the object). src must outlive the disk.
+ */
+struct snap_disk;
+int snap_disk_open(const struct snap_source *src, const struct snap_manifest_disk *d, struct snap_disk **out,
+		   char *err, size_t errlen);
+int snap_disk_read(struct snap_disk *k, void *buf, size_t len, uint64_t off, char *err, size_t errlen);
+uint64_t snap_disk_bytes(const struct snap_disk *k);
+void snap_disk_close(struct snap_disk *k);
+
 /* Calls fn for each object id m references (not parent); stops on non-zero and returns it. */
 int snap_manifest_each_object(const struct snap_manifest *m,
 			      int (*fn)(void *arg, const uint8_t id[SNAP_HASH_LEN]), void *arg);
