@@ -354,56 +354,13 @@ static int parse_u64_arg(const char *what, const char *v, uint64_t max, uint64_t
 	return 0;
 }
 
-/*
- * Splits fd's first `size` bytes into chunk_bytes pieces stored as objects, all-zero ones left
- * out (absent chunks read as zeros: they cost nothing); a short last piece is stored as it is.
- * *list gets room for every chunk. 0 or an exit code.
- */
+/* snap_chunks_put with its failure said as the command's one line. 0 or an exit code. */
 static int store_chunks(struct snap_store *s, const char *what, int fd, uint64_t size, uint64_t chunk_bytes,
 			struct snap_manifest_chunk **list, size_t *n)
 {
-	uint64_t chunks = (size + chunk_bytes - 1) / chunk_bytes;
-	uint8_t *buf = malloc(chunk_bytes), id[SNAP_HASH_LEN];
-	int ret = 0;
+	int r = snap_chunks_put(s, fd, size, chunk_bytes, list, n);
 
-	*list = calloc(chunks ? chunks : 1, sizeof(**list));
-	*n = 0;
-	if (!buf || !*list) {
-		free(buf);
-		return cli_error(CMD, "out of memory");
-	}
-	for (uint64_t i = 0; i < chunks; i++) {
-		size_t want = (size_t)(size - i * chunk_bytes < chunk_bytes ? size - i * chunk_bytes : chunk_bytes), got = 0;
-		int zero = 1;
-
-		while (got < want) {
-			ssize_t r = pread(fd, buf + got, want - got, (off_t)(i * chunk_bytes + got));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				ret = cli_error(CMD, "%s: %s", what, strerror(errno));
-				goto out;
-			}
-			if (r == 0)
-				break;
-			got += (size_t)r;
-		}
-		memset(buf + got, 0, want - got);   /* a file that shrank under us reads as zeros */
-		for (size_t j = 0; j < want && zero; j++)
-			zero = buf[j] == 0;
-		if (zero)
-			continue;
-		if (snap_store_put_buf(s, SNAP_KIND_OBJECT, buf, want, id) < 0) {
-			ret = cli_error(CMD, "%s: cannot store a chunk", what);
-			goto out;
-		}
-		(*list)[*n].index = i;
-		memcpy((*list)[*n].id, id, SNAP_HASH_LEN);
-		(*n)++;
-	}
-out:
-	free(buf);
-	return ret;
+	return r < 0 ? cli_error(CMD, "%s: cannot store its chunks: %s", what, strerror(-r)) : 0;
 }
 
 static int add_memory_file(struct snap_store *s, struct snap_manifest *m, const char *path, int have_memory)

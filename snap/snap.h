@@ -311,6 +311,13 @@ int snap_disk_open(const struct snap_source *src, const struct snap_manifest_dis
 int snap_disk_read(struct snap_disk *k, void *buf, size_t len, uint64_t off, char *err, size_t errlen);
 uint64_t snap_disk_bytes(const struct snap_disk *k);
 void snap_disk_close(struct snap_disk *k);
+/*
+ * Splits fd's first size bytes into chunk_bytes pieces stored as objects in s, all-zero ones
+ * left out, a short last piece stored as it is; *list (malloc'd, room for every chunk) gets the
+ * stored ones in order, *n how many. 0 or -errno.
+ */
+int snap_chunks_put(struct snap_store *s, int fd, uint64_t size, uint64_t chunk_bytes,
+		    struct snap_manifest_chunk **list, size_t *n);
 
 /* Calls fn for each object id m references (not parent); stops on non-zero and returns it. */
 int snap_manifest_each_object(const struct snap_manifest *m,

@@ -293,6 +293,21 @@ static int restore_from(const struct snap_source *src, const char *name, const s
 	for (i = 0; i < cfg->ndisks; i++)
 		vm->disks[i] = cfg->disks[i];
 	vm->ndisks = cfg->ndisks;
+	if (m.ndisks && cfg->ndisks) {
+		r = fail(err, errlen, -EINVAL, "%s has its own disks (in its manifest): give no --disk", name);
+		goto out;
+	}
+	/* the manifest's read-only disks, read from their chunk objects in the snapshot's source */
+	for (i = 0; i < (int)m.ndisks && i < VMM_MAX_DISKS; i++) {
+		r = snap_disk_open(src, &m.disks[i], &vm->obj_disks[i], err, errlen);
+		if (r)
+			goto out;
+		snprintf(vm->obj_names[i], sizeof(vm->obj_names[i]), "%s", m.disks[i].name);
+		vm->disks[i].path = vm->obj_names[i];
+		vm->disks[i].ro = 1;
+		vm->disks[i].object = vm->obj_disks[i];
+		vm->ndisks = i + 1;
+	}
 	vm->net_fd = cfg->nic ? cfg->net_fd : -1;
 	memcpy(vm->net_mac, cfg->net_mac, 6);
 	if (cfg->health_marker && *cfg->health_marker)

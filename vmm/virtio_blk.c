@@ -1,4 +1,9 @@
-/* virtio-blk backed by a host file, read-only or read-write; requests are served synchronously. */
+/*
+ * virtio-blk backed by a host file, read-only or read-write, or by a manifest's read-only disk
+ * read straight from its chunk objects (snap/disk.c: each chunk re-hashed on its first read; a
+ * corrupt one is an I/O error for the guest and one line naming the object). Requests are
+ * served synchronously.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -6,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snap/snap.h"
 #include "vmm/vmm_int.h"
 
 #define BLK_F_SEG_MAX (1ULL << 2)
@@ -23,7 +29,11 @@ struct blk {
 	int fd;
 	int ro;
 	uint64_t capacity;     /* 512-byte sectors */
-	char path[256];
+	struct snap_disk *obj; /* or an object disk (not owned) */
+	void (*warn)(void *ctx, const char *line);
+	void *warn_ctx;
+	int warned;
+	char path[200];
 };
 _Static_assert(sizeof(struct blk) <= VMM_DEV_PRIV, "virtio-blk state must fit the device's room");
 
@@ -43,9 +53,20 @@ static int blk_init(struct vmm_virtio *d, const struct vmm_config *cfg, int i, c
 	int ro = cfg->disks[i].ro;
 	struct blk *b = blk(d);
 	struct stat st;
-	int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	int fd;
 
 	b->fd = -1;
+	b->warn = cfg->warn;
+	b->warn_ctx = cfg->warn_ctx;
+	if (cfg->disks[i].object) {
+		b->obj = cfg->disks[i].object;
+		b->ro = 1;
+		b->capacity = snap_disk_bytes(b->obj) / 512;
+		snprintf(b->path, sizeof(b->path), "%s (chunk objects)", path ? path : "disk");
+		d->features |= BLK_F_SEG_MAX | BLK_F_FLUSH | BLK_F_RO;
+		return 0;
+	}
+	fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512) {
 		int e = fd < 0 ? errno : EINVAL;
 		if (fd >= 0)
@@ -103,8 +124,19 @@ static uint8_t serve(struct blk *d, struct vmm_vbuf *b, unsigned n, uint32_t *wr
 				return S_IOERR;
 			if (type == T_OUT && d->ro)
 				return S_IOERR;
-			r = type == T_IN ? pread(d->fd, b[i].p, b[i].len, (off_t)off) :
-					   pwrite(d->fd, b[i].p, b[i].len, (off_t)off);
+			if (d->obj) {
+				char err[256];
+
+				if (snap_disk_read(d->obj, b[i].p, b[i].len, off, err, sizeof(err)) < 0) {
+					if (d->warn && d->warned++ < 8)   /* said for the first bad reads only */
+						d->warn(d->warn_ctx, err);
+					return S_IOERR;
+				}
+				r = (ssize_t)b[i].len;
+			} else {
+				r = type == T_IN ? pread(d->fd, b[i].p, b[i].len, (off_t)off) :
+						   pwrite(d->fd, b[i].p, b[i].len, (off_t)off);
+			}
 			if (r != (ssize_t)b[i].len)
 				return S_IOERR;
 			off += b[i].len;
@@ -113,7 +145,7 @@ static uint8_t serve(struct blk *d, struct vmm_vbuf *b, unsigned n, uint32_t *wr
 		}
 		return S_OK;
 	case T_FLUSH:
-		return fdatasync(d->fd) == 0 ? S_OK : S_IOERR;
+		return d->obj || fdatasync(d->fd) == 0 ? S_OK : S_IOERR;
 	case T_GET_ID:
 		if (n < 3 || !b[1].write)
 			return S_IOERR;
@@ -141,6 +173,13 @@ static int blk_chain(struct vmm_virtio *d, unsigned q, struct vmm_vbuf *b, unsig
 	b[n - 1].p[b[n - 1].len - 1] = st;
 	*written += 1;
 	return 0;
+}
+
+void vmm_blk_backing(const struct vmm_virtio *d, int *fd, const char **path, int *ro)
+{
+	*fd = blk(d)->obj ? -1 : blk(d)->fd;
+	*path = blk(d)->path;
+	*ro = blk(d)->ro;
 }
 
 static void blk_save(const struct vmm_virtio *d, void *state)

@@ -42,6 +42,8 @@ void vmm_destroy(struct vmm *vm)
 	vmm_kvm_close(vm);
 	for (i = 0; i < vm->nvirtio; i++)
 		vmm_virtio_destroy(&vm->virtio[i]);
+	for (i = 0; i < VMM_MAX_DISKS; i++)
+		snap_disk_close(vm->obj_disks[i]);
 	close(vm->event_fd);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);

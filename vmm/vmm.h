@@ -28,9 +28,11 @@ struct vmm_timing {
 	uint64_t total;        /* the whole create/restore call until the first exit */
 };
 
+struct snap_disk;
 struct vmm_disk {
-	const char *path;
+	const char *path;            /* a host file; or, with object, the disk's name */
 	int ro;
+	struct snap_disk *object;    /* a manifest's ro disk read from its chunk objects (restore); NULL: path */
 };
 
 #define VMM_MAX_DISKS 4

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "keel_config.h"
+#include "snap/snap.h"
 #include "vmm/vmm.h"
 #include "vmm/vmstate_abi.h"
 
@@ -176,6 +177,9 @@ struct vmm_virtio_ops {
 
 extern const struct vmm_virtio_ops *const vmm_virtio_kinds[];   /* NULL-terminated (devices.c) */
 extern const struct vmm_virtio_ops vmm_virtio_net_ops;
+extern const struct vmm_virtio_ops vmm_virtio_blk_ops;
+/* A disk device's backing: its host file's fd (-1: an object disk), path and read-only flag. */
+void vmm_blk_backing(const struct vmm_virtio *d, int *fd, const char **path, int *ro);
 const struct vmm_virtio_ops *vmm_virtio_kind(uint32_t device_id);
 
 struct vmm_virtio {
@@ -311,6 +315,8 @@ struct vmm {
 	pthread_t pit_thread;
 	int pit_thread_started;
 	struct vmm_disk disks[VMM_MAX_DISKS];   /* restore: disks to reattach, in device order */
+	struct snap_disk *obj_disks[VMM_MAX_DISKS];   /* restore: the manifest's ro disks, owned */
+	char obj_names[VMM_MAX_DISKS][SNAP_DISK_NAME_MAX + 1];
 	int ndisks;
 	int net_fd;                   /* restore: the NIC's backend (-1: none; the link is then down) */
 	uint8_t net_mac[6];

@@ -745,6 +745,8 @@ int vmm_load_devices(struct vmm *vm, const uint8_t *blob, size_t len, char *err,
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(cfg.disks, vm->disks, sizeof(cfg.disks));
 	cfg.ndisks = vm->ndisks;
+	cfg.warn = vm->warn;
+	cfg.warn_ctx = vm->warn_ctx;
 	/* a NIC is the snapshot's: it comes back with the caller's backend, or with its link down */
 	cfg.net_fd = vm->net_fd;
 	memcpy(cfg.net_mac, vm->net_mac, 6);
