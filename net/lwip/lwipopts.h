@@ -11,6 +11,13 @@
 #define LWIP_IPV4                   1
 #define LWIP_IPV6                   1
 #define LWIP_ARP                    1
+/*
+ * Packets to a LAN host whose MAC is not known yet wait for the ARP answer, several of them:
+ * a guest's resolver sends its A and AAAA queries at once, and with one kept the other was lost
+ * (the guest waited 5 s to ask again).
+ */
+#define ARP_QUEUEING                1
+#define ARP_QUEUE_LEN               8
 #define LWIP_ETHERNET               1
 #define LWIP_ICMP                   1
 #define LWIP_DHCP                   1
