@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -359,6 +360,18 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 	/* not dumpable: no core with guest memory in it, /proc/PID stays root's */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return fail(err, errlen, -errno, "jail: not dumpable");
+	/*
+	 * Every object a snapshot uses may stay open (memory chunks mapped, a disk's chunks read):
+	 * the soft descriptor limit goes up to the hard one now, as the filter allows no setrlimit.
+	 */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	r = enter_root(j, err, errlen);
 	if (!r)
 		r = drop_privileges(j, err, errlen);
