@@ -441,14 +441,14 @@ static void cut_to_guest(struct net_nat *nat, struct nat_link *l, const uint8_t 
 }
 
 /*
- * The connection a segment from peer to the appliance belongs to: a guest's connection out (*l
- * set here) or one to a port forwarded to *l's guest port inner (a client's SYN makes it); NULL.
+ * The connection a segment from peer to the appliance belongs to: a guest's connection out (who:
+ * its port's owner; *l set here) or one to a port forwarded to *l's guest port inner (a client's
+ * SYN makes it); NULL.
  */
-static struct conn *conn_in(struct net_nat *nat, const uint8_t *tcp, uint32_t peer, struct nat_link **l,
-			    uint16_t inner, uint32_t now)
+static struct conn *conn_in(struct net_nat *nat, const uint8_t *tcp, uint32_t peer, unsigned who,
+			    struct nat_link **l, uint16_t inner, uint32_t now)
 {
 	uint16_t pport = get16(tcp), port = get16(tcp + 2);
-	unsigned who = port_owner(nat, port, DNS_PORTS, OUT_PORTS);
 	struct conn *c;
 
 	if (who) {
@@ -484,6 +484,7 @@ int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 	struct conn *c;
 	uint16_t port, inner = 0;
 	uint32_t now;
+	unsigned who;
 
 	if (!nat || len < ETH + 28 || get16(f + 12) != ET_IP || (ip[0] >> 4) != 4 || (ip[9] != 6 && ip[9] != 17))
 		return 0;
@@ -498,10 +499,11 @@ int net_nat_uplink_frame(struct net_nat *nat, const uint8_t *f, size_t len)
 		return 0;
 	tcp = ip + ihl;
 	port = get16(tcp + 2);
-	if (!port_owner(nat, port, DNS_PORTS, OUT_PORTS) && !(l = forward_of(nat, port, &inner)))
+	who = port_owner(nat, port, DNS_PORTS, OUT_PORTS);
+	if (!who && !(l = forward_of(nat, port, &inner)))
 		return 0;
 	now = now_ms();
-	c = conn_in(nat, tcp, get32(ip + 12), &l, inner, now);
+	c = conn_in(nat, tcp, get32(ip + 12), who, &l, inner, now);
 	thl = (size_t)(tcp[12] >> 4) * 4;
 	if (!c || thl < 20 || ihl + thl > tot) {
 		if (l)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "snap/snap.h"
+#include "snap/store_int.h"
 
 struct chunk {
 	uint64_t index, off, len;
@@ -28,7 +29,6 @@ struct chunk {
 };
 
 struct snap_disk {
-	const struct snap_source *src;
 	char name[SNAP_DISK_NAME_MAX + 1];
 	uint64_t bytes, chunk_bytes;
 	struct chunk *c;
@@ -60,7 +60,6 @@ int snap_disk_open(const struct snap_source *src, const struct snap_manifest_dis
 		snprintf(err, errlen, "disk %s: out of memory", d->name);
 		return -ENOMEM;
 	}
-	k->src = src;
 	snprintf(k->name, sizeof(k->name), "%s", d->name);
 	k->bytes = d->bytes;
 	k->chunk_bytes = d->chunk_bytes;
@@ -87,29 +86,14 @@ int snap_disk_open(const struct snap_source *src, const struct snap_manifest_dis
 }
 
 /*
- * 1 when the chunk's bytes hash to its id. Reads with pread alone, on one thread: a VMM's vCPU
- * serves disk reads under a seccomp filter that allows little more.
+ * 1 when the chunk's bytes hash to its id. With pread alone, on this thread: a VMM's vCPU serves
+ * disk reads under a seccomp filter that allows no openat, fstat or thread.
  */
 static int chunk_ok(const struct chunk *c)
 {
-	uint8_t buf[16384], got[SNAP_HASH_LEN];
-	struct snap_b3 h;
-	uint64_t done = 0;
+	uint8_t got[SNAP_HASH_LEN];
 
-	snap_b3_init(&h);
-	while (done < c->len) {
-		size_t want = c->len - done < sizeof(buf) ? (size_t)(c->len - done) : sizeof(buf);
-		ssize_t r = pread(c->fd, buf, want, (off_t)(c->off + done));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return 0;
-		snap_b3_update(&h, buf, (size_t)r);
-		done += (uint64_t)r;
-	}
-	snap_b3_final(&h, got, sizeof(got));
-	return !memcmp(got, c->id, SNAP_HASH_LEN);
+	return snap_store_hash_pread(c->fd, c->off, c->len, got) == 0 && !memcmp(got, c->id, SNAP_HASH_LEN);
 }
 
 /* The listed chunk of index, or NULL (a chunk of zeros). */

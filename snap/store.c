@@ -394,6 +394,33 @@ int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LE
 	return S_ISREG(st.st_mode) ? 1 : 0;
 }
 
+int snap_store_hash_pread(int fd, uint64_t off, uint64_t len, uint8_t out[SNAP_HASH_LEN])
+{
+	size_t cap = len < (1 << 20) ? (size_t)len : (1 << 20);
+	uint8_t *buf = malloc(cap ? cap : 1);
+	struct snap_b3 h;
+	uint64_t done = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	snap_b3_init(&h);
+	while (done < len) {
+		size_t want = len - done < cap ? (size_t)(len - done) : cap;
+		ssize_t n = pread(fd, buf, want, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			return n < 0 ? -errno : -EIO;
+		}
+		snap_b3_update(&h, buf, (size_t)n);
+		done += (uint64_t)n;
+	}
+	free(buf);
+	snap_b3_final(&h, out, SNAP_HASH_LEN);
+	return 0;
+}
+
 /* Hashes len bytes of fd from off; uses mmap so large files hash multithreaded. */
 int snap_store_hash_fd(int fd, uint64_t off, uint64_t len, uint8_t out[SNAP_HASH_LEN])
 {
@@ -408,30 +435,8 @@ int snap_store_hash_fd(int fd, uint64_t off, uint64_t len, uint8_t out[SNAP_HASH
 	if (len > SIZE_MAX - delta)
 		return -EFBIG;
 	map = mmap(NULL, (size_t)(len + delta), PROT_READ, MAP_SHARED, fd, (off_t)base);
-	if (map == MAP_FAILED) {
-		/* Not mappable (a pipe-like file): stream it. */
-		struct snap_b3 h;
-		uint8_t *buf = malloc(1 << 20);
-		uint64_t done = 0;
-		if (!buf)
-			return -ENOMEM;
-		snap_b3_init(&h);
-		while (done < len) {
-			size_t want = len - done < (1 << 20) ? (size_t)(len - done) : (1 << 20);
-			ssize_t n = pread(fd, buf, want, (off_t)(off + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				free(buf);
-				return n < 0 ? -errno : -EIO;
-			}
-			snap_b3_update(&h, buf, (size_t)n);
-			done += (uint64_t)n;
-		}
-		free(buf);
-		snap_b3_final(&h, out, SNAP_HASH_LEN);
-		return 0;
-	}
+	if (map == MAP_FAILED)
+		return snap_store_hash_pread(fd, off, len, out);   /* not mappable (a pipe-like file) */
 	snap_b3_hash((uint8_t *)map + delta, (size_t)len, 0, out);
 	munmap(map, (size_t)(len + delta));
 	return 0;
