@@ -347,6 +347,38 @@ int jail_vmm_thread(int thread)
 	return r;
 }
 
+/*
+ * Every object a snapshot uses may stay open (memory chunks mapped, a disk's chunks read from a
+ * directory store: a 256 MiB root filesystem is 4096 chunks of 64 KiB), more than the kernel's
+ * default hard limit for PID 1's children (4096). While still root the limit goes up to the
+ * kernel's ceiling (fs.nr_open), else the soft limit to the hard one: the filter allows no
+ * setrlimit later. The manifest bounds what is opened, not the guest.
+ */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	unsigned long ceiling = 0;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &ceiling) != 1)
+			ceiling = 0;
+		fclose(f);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (ceiling > rl.rlim_max) {
+		struct rlimit up = { ceiling, ceiling };
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int jail_enter(const struct jail *j, char *err, size_t errlen)
 {
 	int r;
@@ -360,18 +392,7 @@ int jail_enter(const struct jail *j, char *err, size_t errlen)
 	/* not dumpable: no core with guest memory in it, /proc/PID stays root's */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return fail(err, errlen, -errno, "jail: not dumpable");
-	/*
-	 * Every object a snapshot uses may stay open (memory chunks mapped, a disk's chunks read):
-	 * the soft descriptor limit goes up to the hard one now, as the filter allows no setrlimit.
-	 */
-	{
-		struct rlimit rl;
-
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = rl.rlim_max;
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-	}
+	raise_nofile();
 	r = enter_root(j, err, errlen);
 	if (!r)
 		r = drop_privileges(j, err, errlen);

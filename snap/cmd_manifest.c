@@ -392,8 +392,7 @@ static int add_disk(struct snap_store *s, struct snap_manifest *m, const char *s
 {
 	struct snap_manifest_disk *d;
 	const char *eq = strchr(spec, '=');
-	struct stat st;
-	int fd, ret;
+	int fd, ret, r = 0;
 
 	if (!eq || eq == spec || (size_t)(eq - spec) > SNAP_DISK_NAME_MAX)
 		return cli_usage(CMD, "--disk wants NAME=FILE (NAME [a-z0-9]{1,%d})", SNAP_DISK_NAME_MAX);
@@ -410,16 +409,16 @@ static int add_disk(struct snap_store *s, struct snap_manifest *m, const char *s
 		if (!strcmp(m->disks[i].name, d->name))
 			return cli_usage(CMD, "--disk %s given twice", d->name);
 	fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		ret = cli_error(CMD, "--disk %s: %s", eq + 1, strerror(errno));
+	if (fd < 0 || (r = snap_file_bytes(fd, &d->bytes)) < 0) {
+		ret = cli_error(CMD, "--disk %s: %s", eq + 1, fd < 0 ? strerror(errno) :
+				r == -EINVAL ? "not a file or block device" : strerror(-r));
 		goto out;
 	}
-	if (st.st_size == 0 || st.st_size % 512) {
-		ret = cli_usage(CMD, "--disk %s: %lld bytes is not a non-zero multiple of 512", eq + 1,
-				(long long)st.st_size);
+	if (d->bytes == 0 || d->bytes % 512) {
+		ret = cli_usage(CMD, "--disk %s: %llu bytes is not a non-zero multiple of 512", eq + 1,
+				(unsigned long long)d->bytes);
 		goto out;
 	}
-	d->bytes = (uint64_t)st.st_size;
 	d->chunk_bytes = disk_chunk;
 	ret = store_chunks(s, "--disk", fd, d->bytes, disk_chunk, &d->chunks, &d->nchunks);
 	m->ndisks++;

@@ -16,7 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <linux/fs.h>
 
 #include "snap/snap.h"
 #include "snap/store_int.h"
@@ -156,6 +159,21 @@ int snap_disk_read(struct snap_disk *k, void *buf, size_t len, uint64_t off, cha
 		len -= n;
 	}
 	return 0;
+}
+
+int snap_file_bytes(int fd, uint64_t *bytes)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		*bytes = (uint64_t)st.st_size;
+		return 0;
+	}
+	if (S_ISBLK(st.st_mode))
+		return ioctl(fd, BLKGETSIZE64, bytes) < 0 ? -errno : 0;
+	return -EINVAL;
 }
 
 int snap_chunks_put(struct snap_store *s, int fd, uint64_t size, uint64_t chunk_bytes,

@@ -318,6 +318,8 @@ void snap_disk_close(struct snap_disk *k);
  */
 int snap_chunks_put(struct snap_store *s, int fd, uint64_t size, uint64_t chunk_bytes,
 		    struct snap_manifest_chunk **list, size_t *n);
+/* A disk's size: a regular file's length or a block device's; -EINVAL for anything else. */
+int snap_file_bytes(int fd, uint64_t *bytes);
 
 /* Calls fn for each object id m references (not parent); stops on non-zero and returns it. */
 int snap_manifest_each_object(const struct snap_manifest *m,

@@ -174,14 +174,12 @@ int vmm_snapshot_write(struct vmm *vm, const char *store_dir, const struct vmm_s
 				goto out;
 			}
 			struct snap_manifest_disk *d = &m.disks[m.ndisks];
-			struct stat st;
 
 			snprintf(d->name, sizeof(d->name), "vd%c", 'a' + nro++);
-			if (fstat(fd, &st) < 0 || st.st_size <= 0 || st.st_size % 512) {
+			if (snap_file_bytes(fd, &d->bytes) < 0 || d->bytes == 0 || d->bytes % 512) {
 				r = fail(err, errlen, -EINVAL, "disk %s: not a whole number of 512-byte sectors", path);
 				goto out;
 			}
-			d->bytes = (uint64_t)st.st_size;
 			d->chunk_bytes = VMM_DISK_CHUNK;
 			m.ndisks++;
 			r = snap_chunks_put(s, fd, d->bytes, d->chunk_bytes, &d->chunks, &d->nchunks);

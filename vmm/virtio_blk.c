@@ -52,8 +52,8 @@ static int blk_init(struct vmm_virtio *d, const struct vmm_config *cfg, int i, c
 	const char *path = cfg->disks[i].path;
 	int ro = cfg->disks[i].ro;
 	struct blk *b = blk(d);
-	struct stat st;
-	int fd;
+	uint64_t bytes = 0;
+	int fd, e = 0;
 
 	b->fd = -1;
 	b->warn = cfg->warn;
@@ -67,8 +67,8 @@ static int blk_init(struct vmm_virtio *d, const struct vmm_config *cfg, int i, c
 		return 0;
 	}
 	fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 512) {
-		int e = fd < 0 ? errno : EINVAL;
+	if (fd < 0 || (e = -snap_file_bytes(fd, &bytes)) > 0 || bytes < 512) {
+		e = fd < 0 ? errno : e > 0 ? e : EINVAL;
 		if (fd >= 0)
 			close(fd);
 		snprintf(err, errlen, "disk %s: %s", path, strerror(e));
@@ -76,7 +76,7 @@ static int blk_init(struct vmm_virtio *d, const struct vmm_config *cfg, int i, c
 	}
 	b->fd = fd;
 	b->ro = ro;
-	b->capacity = (uint64_t)st.st_size / 512;
+	b->capacity = bytes / 512;
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	d->features |= BLK_F_SEG_MAX | BLK_F_FLUSH | (ro ? BLK_F_RO : 0);
 	return 0;
