@@ -75,7 +75,7 @@ int net_activation_request(int fd, const uint8_t id[SNAP_HASH_LEN], struct snap_
 }
 
 int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
-			 struct snap_activation *a, char *err, size_t errlen)
+			 const struct snap_source *fill, struct snap_activation *a, char *err, size_t errlen)
 {
 	char msg[MSG_MAX + 1], prev[SNAP_HEX_LEN + 1];
 	uint8_t id[SNAP_HASH_LEN];
@@ -93,7 +93,7 @@ int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey 
 		snprintf(err, errlen, "a malformed activation request");
 		r = -EPROTO;
 	} else {
-		r = snap_store_activate_signed(s, id, keys, nkeys, a, err, errlen);
+		r = snap_store_activate_signed(s, id, keys, nkeys, fill, a, err, errlen);
 	}
 	if (r < 0) {
 		n = snprintf(msg, sizeof(msg), "error %s", err);

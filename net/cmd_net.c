@@ -121,7 +121,7 @@ static int listen_jailed(struct net_config *c)
 
 		if (poll(&p, 1, -1) < 0 && errno == EINTR)
 			continue;
-		r = net_activation_serve(sv[0], s, c->keys, c->nkeys, &a, err, sizeof(err));
+		r = net_activation_serve(sv[0], s, c->keys, c->nkeys, NULL, &a, err, sizeof(err));
 		if (r < 0)
 			break;   /* the child is gone */
 		if (r == 2)

@@ -363,6 +363,8 @@ static void head_line(struct net_conn *c)
 		lim.reserve_bytes = c->srv->reserve_bytes;
 		lim.keys = c->srv->cfg->keys;
 		lim.nkeys = c->srv->cfg->nkeys;
+		lim.have = c->srv->cfg->have;
+		lim.nhave = c->srv->cfg->nhave;
 		r = snap_pack_rx_init(rx, c->srv->store, &lim);
 		if (r == 0)
 			r = snap_pack_rx_feed(rx, magic, sizeof(magic) - 1);
@@ -403,6 +405,8 @@ static void want_line(struct net_conn *c)
 		return;
 	}
 	r = snap_store_has(c->srv->store, SNAP_KIND_OBJECT, id);
+	if (r == 0)
+		r = snap_id_among(c->srv->cfg->have, c->srv->cfg->nhave, id);
 	if (r < 0) {
 		conn_reply(c, "error store: %s", strerror(-r));
 		return;

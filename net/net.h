@@ -78,6 +78,13 @@ struct net_config {
 	unsigned prefix;               /* 0..32 */
 	uint16_t port;
 	const char *store_dir;         /* writable directory store (must exist) */
+	/*
+	 * Objects the box has outside the store (PID 1: the partition image's), ascending: an
+	 * objects-needed round answers them as present, and PID 1's activation takes them from
+	 * there. Ids only: the listener never reads those bytes. NULL / 0: none.
+	 */
+	const uint8_t (*have)[32];
+	size_t nhave;
 	const struct snap_pubkey *keys; /* trusted manifest signers; nkeys 0: no manifest activates */
 	size_t nkeys;
 	int tls;                       /* 1: TLS 1.2 with required client certificates */
@@ -133,14 +140,16 @@ int net_listen(const struct net_config *c);
  * The privileged half of the listener's privilege split (net/activate.c), one request each:
  * request (the listener): 0 and a filled in, or -errno and err (the other side's reason).
  * serve (PID 1): reads one pending request from fd and answers it after
- * snap_store_activate_signed with the caller's own keys: 1 answered (a says what moved), 2
- * refused (err says why; the listener was told), 0 nothing pending, -errno the channel is gone.
+ * snap_store_activate_signed with the caller's own keys (objects the store lacks taken from
+ * fill, may be NULL): 1 answered (a says what moved), 2 refused (err says why; the listener was
+ * told), 0 nothing pending, -errno the channel is gone.
  */
 struct snap_activation;
 struct snap_store;
 int net_activation_request(int fd, const uint8_t id[32], struct snap_activation *a, char *err, size_t errlen);
+struct snap_source;
 int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
-			 struct snap_activation *a, char *err, size_t errlen);
+			 const struct snap_source *fill, struct snap_activation *a, char *err, size_t errlen);
 
 /* Initialises lwIP once (idempotent) and returns its version string. */
 const char *net_stack_version(void);

@@ -140,18 +140,13 @@ int snap_disk_read(struct snap_disk *k, void *buf, size_t len, uint64_t off, cha
 					 (unsigned long long)index, hex);
 				return -EBADMSG;
 			}
-			for (size_t got = 0; got < n;) {
-				ssize_t r = pread(c->fd, p + got, n - got, (off_t)(c->off + in + got));
+			int r = snap_pread_full(c->fd, p, n, c->off + in);
 
-				if (r < 0 && errno == EINTR)
-					continue;
-				if (r <= 0) {
-					snap_hex(c->id, hex);
-					snprintf(err, errlen, "disk %s: chunk %llu (object %s): %s", k->name,
-						 (unsigned long long)index, hex, r < 0 ? strerror(errno) : "short read");
-					return r < 0 ? -errno : -EIO;
-				}
-				got += (size_t)r;
+			if (r < 0) {
+				snap_hex(c->id, hex);
+				snprintf(err, errlen, "disk %s: chunk %llu (object %s): %s", k->name,
+					 (unsigned long long)index, hex, r == -ENODATA ? "short read" : strerror(-r));
+				return r == -ENODATA ? -EIO : r;
 			}
 		}
 		p += n;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "snap/snap.h"
+#include "snap/store_int.h"
 
 #define TABLE_ENTRY 96
 #define INDEX_ENTRY 56
@@ -96,7 +97,7 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t off)
+int snap_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
 
@@ -349,7 +350,7 @@ static int check_padding(struct snap_image *img, char *err, size_t errlen)
 
 	if (n == 0)
 		return 0;
-	rc = pread_full(img->fd, pad, n, from);
+	rc = snap_pread_full(img->fd, pad, n, from);
 	if (rc < 0)
 		return fail(err, errlen, rc, "reading the index padding: %s", strerror(-rc));
 	for (size_t i = 0; i < n; i++)
@@ -383,7 +384,7 @@ int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen
 			  (unsigned long long)img->dev_size);
 		goto out_close;
 	}
-	rc = pread_full(fd, img->hdr, sizeof(img->hdr), 0);
+	rc = snap_pread_full(fd, img->hdr, sizeof(img->hdr), 0);
 	if (rc < 0) {
 		fail(err, errlen, rc, "reading the header: %s", strerror(-rc));
 		goto out_close;
@@ -400,10 +401,10 @@ int snap_image_open_fd(int fd, struct snap_image **out, char *err, size_t errlen
 		goto out_close;
 	}
 	sig_len = (img->flags & SNAP_IMAGE_F_SIGNED) ? SIG_BYTES : 0;
-	if ((rc = pread_full(fd, img->table, img->nrefs * TABLE_ENTRY, rd64(img->hdr + H_TABLE_OFF))) < 0 ||
-	    (rc = pread_full(fd, img->index, img->nobjects * INDEX_ENTRY, rd64(img->hdr + H_INDEX_OFF))) < 0 ||
-	    (rc = pread_full(fd, img->meta, img->meta_len, rd64(img->hdr + H_META_OFF))) < 0 ||
-	    (rc = pread_full(fd, img->sig, sig_len, rd64(img->hdr + H_SIG_OFF))) < 0) {
+	if ((rc = snap_pread_full(fd, img->table, img->nrefs * TABLE_ENTRY, rd64(img->hdr + H_TABLE_OFF))) < 0 ||
+	    (rc = snap_pread_full(fd, img->index, img->nobjects * INDEX_ENTRY, rd64(img->hdr + H_INDEX_OFF))) < 0 ||
+	    (rc = snap_pread_full(fd, img->meta, img->meta_len, rd64(img->hdr + H_META_OFF))) < 0 ||
+	    (rc = snap_pread_full(fd, img->sig, sig_len, rd64(img->hdr + H_SIG_OFF))) < 0) {
 		fail(err, errlen, rc, "reading the index: %s", strerror(-rc));
 		goto out_close;
 	}
@@ -779,7 +780,7 @@ static int copy_item(struct build *b, int out, const uint8_t *e, uint8_t *buf, s
 	snap_b3_init(&h);
 	while (done < len) {
 		size_t n = len - done < bufsz ? (size_t)(len - done) : bufsz;
-		rc = pread_full(fd, buf, n, off + done);
+		rc = snap_pread_full(fd, buf, n, off + done);
 		if (rc < 0)
 			return fail(b->err, b->errlen, rc, "reading %s %s: %s", kind_name(kind), hex, strerror(-rc));
 		snap_b3_update(&h, buf, n);

@@ -335,7 +335,8 @@ int snap_pack_rx_finish(struct snap_pack_rx *rx, int *has_manifest, uint8_t mani
 		if (r < 0)
 			return rx_fail(rx, r, rx->rec_off, "manifest %s: %s", hex, snap_sig_strerror(r));
 	}
-	r = snap_store_put_manifest(rx->store, rx->manifest, rx->manifest_len, id, err, sizeof(err));
+	r = snap_store_put_manifest_have(rx->store, rx->manifest, rx->manifest_len, rx->lim.have, rx->lim.nhave, id, err,
+					 sizeof(err));
 	if (r < 0)
 		return rx_fail(rx, r, rx->rec_off, "manifest %s: %s", hex, err);
 	if (has_manifest)

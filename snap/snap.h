@@ -137,6 +137,8 @@ int snap_store_put_manifest(struct snap_store *s, const void *buf, size_t len,
 			    uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
 /* 1 present, 0 absent, -errno. Does not re-hash. */
 int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN]);
+/* 1 when id is among have[0..n) (ids in ascending byte order), else 0. */
+int snap_id_among(const uint8_t (*have)[SNAP_HASH_LEN], size_t n, const uint8_t id[SNAP_HASH_LEN]);
 /* Verified read into a malloc'd buffer; -EBADMSG when corrupt. */
 int snap_store_get(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN], uint8_t **buf,
 		   size_t *len);
@@ -190,6 +192,8 @@ struct snap_activation {
 	int moved;                       /* 0: the ref already pointed there */
 	int had_prev;
 	uint8_t prev[SNAP_HASH_LEN];
+	size_t filled;                   /* objects taken from snap_store_activate_signed's fill */
+	uint64_t filled_bytes;
 };
 int snap_store_activate(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN], struct snap_activation *a,
 			char *err, size_t errlen);
@@ -198,11 +202,14 @@ struct snap_pubkey;
  * snap_store_activate for a caller that trusts nothing else in the store: the manifest's
  * signature is checked here against keys (nkeys 0: -ENOKEY, nothing activates) on the bytes
  * that are then parsed (re-hashed on read, so a file swapped under it fails), and every object
- * it names must be present. The privileged half of the listener (PID 1) uses it.
+ * it names must be present. The privileged half of the listener (PID 1) uses it. fill (may be
+ * NULL): where objects the store lacks may be taken from (PID 1: the partition image, so an
+ * update only sends what the box has in neither), once the signature is good; each is hashed
+ * as it is stored and must match its id. a->filled / filled_bytes count them.
  */
 int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
-			       const struct snap_pubkey *keys, size_t nkeys, struct snap_activation *a,
-			       char *err, size_t errlen);
+			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_source *fill,
+			       struct snap_activation *a, char *err, size_t errlen);
 /* The floor itself: 0 and *created, -ENOENT none yet; raise never lowers it. */
 int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created);
 int snap_store_floor_raise(struct snap_store *s, const char *name, uint64_t created);
@@ -379,6 +386,9 @@ struct snap_pack_limits {
 	size_t max_manifest_bytes;       /* 0: CONFIG_SNAP_MAX_MANIFEST_BYTES */
 	const struct snap_pubkey *keys;  /* nkeys > 0: the manifest must verify with one of them */
 	size_t nkeys;
+	/* ids the box has outside the store (ascending), which the manifest may name without them */
+	const uint8_t (*have)[SNAP_HASH_LEN];
+	size_t nhave;
 };
 
 /*

@@ -332,8 +332,20 @@ int snap_store_put_buf(struct snap_store *s, int kind, const void *buf, size_t l
 	return put_in(s, s->objfd, buf, len, id);
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SNAP_HASH_LEN);
+}
+
+int snap_id_among(const uint8_t (*have)[SNAP_HASH_LEN], size_t n, const uint8_t id[SNAP_HASH_LEN])
+{
+	return n && bsearch(id, have, n, SNAP_HASH_LEN, id_cmp) != NULL;
+}
+
 struct need_ctx {
 	struct snap_store *s;
+	const uint8_t (*have)[SNAP_HASH_LEN];
+	size_t nhave;
 	uint8_t missing[SNAP_HASH_LEN];
 	int err;
 };
@@ -343,7 +355,7 @@ static int need_one(void *arg, const uint8_t id[SNAP_HASH_LEN])
 	struct need_ctx *c = arg;
 	int r = snap_store_has(c->s, SNAP_KIND_OBJECT, id);
 
-	if (r == 1)
+	if (r == 1 || (r == 0 && snap_id_among(c->have, c->nhave, id)))
 		return 0;
 	memcpy(c->missing, id, SNAP_HASH_LEN);
 	c->err = r < 0 ? r : -ENOENT;
@@ -353,8 +365,14 @@ static int need_one(void *arg, const uint8_t id[SNAP_HASH_LEN])
 int snap_store_put_manifest(struct snap_store *s, const void *buf, size_t len, uint8_t id[SNAP_HASH_LEN],
 			    char *err, size_t errlen)
 {
+	return snap_store_put_manifest_have(s, buf, len, NULL, 0, id, err, errlen);
+}
+
+int snap_store_put_manifest_have(struct snap_store *s, const void *buf, size_t len, const uint8_t (*have)[SNAP_HASH_LEN],
+				 size_t nhave, uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen)
+{
 	struct snap_manifest m;
-	struct need_ctx c = { .s = s };
+	struct need_ctx c = { .s = s, .have = have, .nhave = nhave };
 	char lerr[160];
 	int ret;
 
@@ -866,11 +884,54 @@ static int object_present(void *arg, const uint8_t id[SNAP_HASH_LEN])
 	return r == 1 ? 0 : r < 0 ? r : -ENOENT;
 }
 
+struct fill {
+	struct snap_store *s;
+	const struct snap_source *from;
+	size_t n;
+	uint64_t bytes;
+	uint8_t bad[SNAP_HASH_LEN];      /* the object that failed, for the message */
+};
+
+/*
+ * An object the store lacks, copied from f->from when it is there: read with pread (no
+ * verification on the way) and hashed once as it is stored; bytes that do not hash to the id
+ * fail the activation (the stray object they made is harmless: it is filed under its own hash).
+ */
+static int object_fill(void *arg, const uint8_t id[SNAP_HASH_LEN])
+{
+	struct fill *f = arg;
+	uint8_t got[SNAP_HASH_LEN], *buf;
+	uint64_t off, len;
+	int fd, r = snap_store_has(f->s, SNAP_KIND_OBJECT, id);
+
+	if (r != 0 || !f->from)
+		return r < 0 ? r : 0;
+	memcpy(f->bad, id, SNAP_HASH_LEN);
+	r = f->from->locate(f->from->ctx, SNAP_KIND_OBJECT, id, &fd, &off, &len);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;   /* the presence check names it */
+	if (len > SIZE_MAX || !(buf = malloc(len ? (size_t)len : 1)))
+		return -ENOMEM;
+	r = snap_pread_full(fd, buf, (size_t)len, off);
+	if (r == 0)
+		r = snap_store_put_buf(f->s, SNAP_KIND_OBJECT, buf, (size_t)len, got);
+	free(buf);
+	if (r == 0 && memcmp(got, id, SNAP_HASH_LEN))
+		r = -EBADMSG;
+	if (r == 0) {
+		f->n++;
+		f->bytes += len;
+	}
+	return r;
+}
+
 int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
-			       const struct snap_pubkey *keys, size_t nkeys, struct snap_activation *a,
-			       char *err, size_t errlen)
+			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_source *fill,
+			       struct snap_activation *a, char *err, size_t errlen)
 {
 	struct snap_manifest m;
+	struct fill f = { .s = s, .from = fill };
+	char hex[SNAP_HEX_LEN + 1];
 	int ret;
 
 	if (a)
@@ -882,11 +943,24 @@ int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_
 	ret = read_manifest(s, id, keys, nkeys, &m, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = snap_manifest_each_object(&m, object_present, s);
-	if (ret < 0)
+	ret = fill ? snap_manifest_each_object(&m, object_fill, &f) : 0;
+	if (a) {
+		a->filled = f.n;
+		a->filled_bytes = f.bytes;
+	}
+	if (ret < 0) {
+		snap_hex(f.bad, hex);
+		snprintf(err, errlen, "object %s of the manifest could not be taken from the image: %s", hex,
+			 ret == -EBADMSG ? "corrupt" : strerror(-ret));
+	} else if ((ret = snap_manifest_each_object(&m, object_present, s)) < 0) {
 		snprintf(err, errlen, "an object of the manifest is %s", ret == -ENOENT ? "missing" : strerror(-ret));
-	else
+	} else {
 		ret = activate_parsed(s, id, &m, a, err, errlen);
+		if (a) {
+			a->filled = f.n;
+			a->filled_bytes = f.bytes;
+		}
+	}
 	snap_manifest_free(&m);
 	return ret;
 }

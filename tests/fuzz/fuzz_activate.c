@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size > 4096 || send(sv[1], data, size, 0) != (ssize_t)size)
 		return 0;
-	r = net_activation_serve(sv[0], store, &key, 1, &a, err, sizeof(err));
+	r = net_activation_serve(sv[0], store, &key, 1, NULL, &a, err, sizeof(err));
 	if (r == -EPIPE && size == 0)
 		return 0;   /* an empty packet reads as the end of the channel */
 	if (r != 2)   /* nothing in an empty store can be activated */

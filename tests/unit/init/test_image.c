@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "snap/snap.h"
+#include "snap/store_int.h"
 #include "tests/harness.h"
 
 static char dir[512], img_path[600], err[256];
@@ -321,5 +322,116 @@ TEST(image_thin_child_reads_through_its_parent)
 	CHECK_EQ(snap_image_set_parent(parent, thin), -EINVAL);
 	snap_image_close(thin);
 	snap_image_close(parent);
+	snap_store_close(s);
+}
+
+/*
+ * An update that shares objects with the partition image: the manifest is filed with those
+ * objects only in the image (the listener's objects-needed said it had them), and activation
+ * takes them from the image into the store; a corrupt image object refuses the activation.
+ */
+struct id_list {
+	uint8_t id[8][SNAP_HASH_LEN];
+	size_t n;
+};
+
+static int image_ids(void *arg, int kind, const uint8_t id[SNAP_HASH_LEN], uint64_t off, uint64_t len)
+{
+	struct id_list *l = arg;
+
+	(void)off;
+	(void)len;
+	if (kind == SNAP_KIND_OBJECT && l->n < 8)
+		memcpy(l->id[l->n++], id, SNAP_HASH_LEN);
+	return 0;
+}
+
+static int id_order(const void *a, const void *b)
+{
+	return memcmp(a, b, SNAP_HASH_LEN);
+}
+
+TEST(update_takes_the_objects_the_image_has)
+{
+	struct snap_store *s, *box;
+	struct snap_privkey k;
+	struct snap_image *img;
+	struct snap_source src;
+	struct snap_activation a;
+	struct snap_manifest m;
+	struct id_list ids = { .n = 0 };
+	uint8_t chunk[4096], obj_c[SNAP_HASH_LEN], v3[SNAP_HASH_LEN], got[SNAP_HASH_LEN], *signed_text;
+	size_t len, slen;
+	char bdir[600], *text;
+	int fd;
+	uint64_t off, l;
+
+	REQUIRE(make_store(&s) == 0);
+	REQUIRE(snap_key_generate(&k) == 0);
+	snprintf(img_path, sizeof(img_path), "%s/fill.img", t_tmpdir());
+	REQUIRE(build(s, &k, NULL, img_path) == 0);
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	REQUIRE(snap_image_entry_each(img, image_ids, &ids) == 0);
+	CHECK_EQ(ids.n, 2);
+	qsort(ids.id, ids.n, SNAP_HASH_LEN, id_order);
+	snap_image_source(img, &src);
+
+	/* v3 of "web": the image's obj_a and obj_b plus a new chunk obj_c, signed */
+	snprintf(bdir, sizeof(bdir), "%s/box", t_tmpdir());
+	REQUIRE(snap_store_init(bdir) == 0 && snap_store_open(bdir, &box) == 0);
+	memset(chunk, 0x3c, sizeof(chunk));
+	REQUIRE(snap_store_put_buf(box, SNAP_KIND_OBJECT, chunk, sizeof(chunk), obj_c) == 0);
+	snap_manifest_init(&m);
+	snprintf(m.name, sizeof(m.name), "web");
+	m.created = 300;
+	m.memory_bytes = 8192;
+	m.chunk_bytes = 4096;
+	m.chunks = calloc(2, sizeof(*m.chunks));
+	m.nchunks = 2;
+	m.chunks[0].index = 0;
+	memcpy(m.chunks[0].id, obj_a, SNAP_HASH_LEN);
+	m.chunks[1].index = 1;
+	memcpy(m.chunks[1].id, obj_c, SNAP_HASH_LEN);
+	memcpy(m.vcpu[0], obj_a, SNAP_HASH_LEN);
+	memcpy(m.vm_state, obj_b, SNAP_HASH_LEN);
+	memcpy(m.devices, obj_c, SNAP_HASH_LEN);
+	REQUIRE(snap_manifest_format(&m, &text, &len) == 0);
+	snap_manifest_free(&m);
+	REQUIRE(snap_manifest_sign(text, len, &k, &signed_text, &slen) == 0);
+	free(text);
+
+	/* without the image's ids the box refuses the manifest; with them it files it */
+	CHECK_EQ(snap_store_put_manifest(box, signed_text, slen, v3, err, sizeof(err)), -ENOENT);
+	CHECK_EQ(snap_id_among((const uint8_t (*)[SNAP_HASH_LEN])ids.id, ids.n, obj_a), 1);
+	CHECK_EQ(snap_id_among((const uint8_t (*)[SNAP_HASH_LEN])ids.id, ids.n, obj_c), 0);
+	REQUIRE(snap_store_put_manifest_have(box, signed_text, slen, (const uint8_t (*)[SNAP_HASH_LEN])ids.id, ids.n,
+					     v3, err, sizeof(err)) == 0);
+
+	/* attack: the image's obj_b flipped on the partition; activation refuses, files nothing under its id */
+	REQUIRE(src.locate(src.ctx, SNAP_KIND_OBJECT, obj_b, &fd, &off, &l) == 0);
+	snap_image_close(img);
+	flip(img_path, (off_t)(off + l - 1));
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_source(img, &src);
+	CHECK_EQ(snap_store_activate_signed(box, v3, &k.pub, 1, &src, &a, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "could not be taken from the image: corrupt") != NULL);
+	CHECK_EQ(snap_store_has(box, SNAP_KIND_OBJECT, obj_b), 0);
+	CHECK_EQ(snap_store_ref_get(box, "web", got), -ENOENT);
+	snap_image_close(img);
+
+	/* the good image: what is still missing (obj_b; obj_a was taken before it) is copied, the ref moves */
+	flip(img_path, (off_t)(off + l - 1));
+	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
+	snap_image_source(img, &src);
+	CHECK_EQ(snap_store_activate_signed(box, v3, &k.pub, 1, NULL, &a, err, sizeof(err)), -ENOENT);
+	REQUIRE(snap_store_activate_signed(box, v3, &k.pub, 1, &src, &a, err, sizeof(err)) == 0);
+	CHECK_EQ(a.moved, 1);
+	CHECK_EQ(a.filled, 1);
+	CHECK_EQ(a.filled_bytes, 100);
+	CHECK_EQ(snap_store_has(box, SNAP_KIND_OBJECT, obj_a), 1);
+	CHECK_EQ(snap_store_has(box, SNAP_KIND_OBJECT, obj_b), 1);
+	snap_image_close(img);
+	free(signed_text);
+	snap_store_close(box);
 	snap_store_close(s);
 }
