@@ -908,26 +908,36 @@ static void net_ctl_close(struct init *in)
 	in->net_ctl_fd = -1;
 }
 
+#if CONFIG_NET
+/* Copying an update's objects from the image takes seconds: the watchdog is petted meanwhile. */
+static void fill_progress(void *arg)
+{
+	struct init *in = arg;
+
+	if (in->wdt_fd >= 0)
+		init_sys_watchdog_pet(in->wdt_fd);
+}
+#endif
+
 /* The jailed listener asks for an activation: checked again here, with PID 1's own keys. */
 static void net_ctl(struct init *in)
 {
 #if CONFIG_NET
 	struct snap_activation a;
 	struct snap_source img;
+	struct snap_fill fill = { .src = &img, .progress = fill_progress, .arg = in };
 	char err[256], hex[SNAP_HEX_LEN + 1];
+	uint64_t t0 = init_now_ms();
 	int r;
 
 	/* objects the partition image has are not sent again (objects-needed): they are taken from it */
-	uint64_t t0 = init_now_ms();
-
 	if (in->st.image)
 		snap_image_source(in->st.image, &img);
 	r = net_activation_serve(in->net_ctl_fd, in->st.data, in->st.keys, (size_t)in->st.nkeys,
-				 in->st.image ? &img : NULL, &a, err, sizeof(err));
+				 in->st.image ? &fill : NULL, &a, err, sizeof(err));
 	if (r > 0 && a.filled)
 		init_log("listener: %zu objects (%llu bytes) of the update taken from the image in %llu ms", a.filled,
 			 (unsigned long long)a.filled_bytes, (unsigned long long)(init_now_ms() - t0));
-
 	if (r < 0) {
 		net_ctl_close(in);   /* the listener is gone; net_exited restarts it */
 	} else if (r == 2) {

@@ -7,7 +7,8 @@
  *
  * Messages, one per packet:
  *   listener:   "activate HEX64"
- *   privileged: "ok MOVED HADPREV PREVHEX64|- NAME" | "error TEXT"
+ *   privileged: "busy" (any number, at least one per ANSWER_MS while it copies objects from
+ *               the image), then "ok MOVED HADPREV PREVHEX64|- NAME" | "error TEXT"
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,19 +39,23 @@ int net_activation_request(int fd, const uint8_t id[SNAP_HASH_LEN], struct snap_
 		snprintf(err, errlen, "asking for activation: %s", strerror(errno));
 		return -EIO;
 	}
-	do
-		n = poll(&p, 1, ANSWER_MS);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		snprintf(err, errlen, "no answer to the activation request");
-		return -ETIMEDOUT;
+	for (;;) {
+		do
+			n = poll(&p, 1, ANSWER_MS);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			snprintf(err, errlen, "no answer to the activation request");
+			return -ETIMEDOUT;
+		}
+		len = recv(fd, msg, MSG_MAX, 0);
+		if (len <= 0) {
+			snprintf(err, errlen, "the activation channel is closed");
+			return -EIO;
+		}
+		msg[len] = 0;
+		if (strcmp(msg, "busy"))
+			break;
 	}
-	len = recv(fd, msg, MSG_MAX, 0);
-	if (len <= 0) {
-		snprintf(err, errlen, "the activation channel is closed");
-		return -EIO;
-	}
-	msg[len] = 0;
 	if (!strncmp(msg, "error ", 6)) {
 		snprintf(err, errlen, "%s", msg + 6);
 		return -EPERM;
@@ -74,9 +79,26 @@ int net_activation_request(int fd, const uint8_t id[SNAP_HASH_LEN], struct snap_
 	return 0;
 }
 
-int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
-			 const struct snap_source *fill, struct snap_activation *a, char *err, size_t errlen)
+struct serve_fill {
+	int fd;
+	const struct snap_fill *caller;
+};
+
+/* While objects are copied: the listener hears that the answer is coming, the caller its progress. */
+static void serve_busy(void *arg)
 {
+	struct serve_fill *sf = arg;
+
+	send(sf->fd, "busy", 4, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (sf->caller->progress)
+		sf->caller->progress(sf->caller->arg);
+}
+
+int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
+			 const struct snap_fill *fill, struct snap_activation *a, char *err, size_t errlen)
+{
+	struct serve_fill sf = { .fd = fd, .caller = fill };
+	struct snap_fill mine = { .src = fill ? fill->src : NULL, .progress = serve_busy, .arg = &sf };
 	char msg[MSG_MAX + 1], prev[SNAP_HEX_LEN + 1];
 	uint8_t id[SNAP_HASH_LEN];
 	ssize_t len;
@@ -93,7 +115,7 @@ int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey 
 		snprintf(err, errlen, "a malformed activation request");
 		r = -EPROTO;
 	} else {
-		r = snap_store_activate_signed(s, id, keys, nkeys, fill, a, err, errlen);
+		r = snap_store_activate_signed(s, id, keys, nkeys, fill ? &mine : NULL, a, err, errlen);
 	}
 	if (r < 0) {
 		n = snprintf(msg, sizeof(msg), "error %s", err);

@@ -141,15 +141,16 @@ int net_listen(const struct net_config *c);
  * request (the listener): 0 and a filled in, or -errno and err (the other side's reason).
  * serve (PID 1): reads one pending request from fd and answers it after
  * snap_store_activate_signed with the caller's own keys (objects the store lacks taken from
- * fill, may be NULL): 1 answered (a says what moved), 2 refused (err says why; the listener was
- * told), 0 nothing pending, -errno the channel is gone.
+ * fill, may be NULL; while it copies, the listener is told to keep waiting and fill's progress
+ * is called): 1 answered (a says what moved), 2 refused (err says why; the listener was told),
+ * 0 nothing pending, -errno the channel is gone.
  */
 struct snap_activation;
 struct snap_store;
 int net_activation_request(int fd, const uint8_t id[32], struct snap_activation *a, char *err, size_t errlen);
-struct snap_source;
+struct snap_fill;
 int net_activation_serve(int fd, struct snap_store *s, const struct snap_pubkey *keys, size_t nkeys,
-			 const struct snap_source *fill, struct snap_activation *a, char *err, size_t errlen);
+			 const struct snap_fill *fill, struct snap_activation *a, char *err, size_t errlen);
 
 /* Initialises lwIP once (idempotent) and returns its version string. */
 const char *net_stack_version(void);

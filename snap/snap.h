@@ -205,10 +205,17 @@ struct snap_pubkey;
  * it names must be present. The privileged half of the listener (PID 1) uses it. fill (may be
  * NULL): where objects the store lacks may be taken from (PID 1: the partition image, so an
  * update only sends what the box has in neither), once the signature is good; each is hashed
- * as it is stored and must match its id. a->filled / filled_bytes count them.
+ * as it is stored and must match its id; progress (may be NULL) is called after every
+ * SNAP_FILL_STEP bytes copied. a->filled / filled_bytes count them.
  */
+#define SNAP_FILL_STEP (16u << 20)
+struct snap_fill {
+	const struct snap_source *src;
+	void (*progress)(void *arg);
+	void *arg;
+};
 int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
-			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_source *fill,
+			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_fill *fill,
 			       struct snap_activation *a, char *err, size_t errlen);
 /* The floor itself: 0 and *created, -ENOENT none yet; raise never lowers it. */
 int snap_store_floor_get(struct snap_store *s, const char *name, uint64_t *created);

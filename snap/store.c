@@ -887,8 +887,9 @@ static int object_present(void *arg, const uint8_t id[SNAP_HASH_LEN])
 struct fill {
 	struct snap_store *s;
 	const struct snap_source *from;
+	const struct snap_fill *opt;
 	size_t n;
-	uint64_t bytes;
+	uint64_t bytes, since;          /* since: bytes copied since the last progress call */
 	uint8_t bad[SNAP_HASH_LEN];      /* the object that failed, for the message */
 };
 
@@ -921,16 +922,21 @@ static int object_fill(void *arg, const uint8_t id[SNAP_HASH_LEN])
 	if (r == 0) {
 		f->n++;
 		f->bytes += len;
+		f->since += len;
+		if (f->since >= SNAP_FILL_STEP && f->opt->progress) {
+			f->since = 0;
+			f->opt->progress(f->opt->arg);
+		}
 	}
 	return r;
 }
 
 int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_LEN],
-			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_source *fill,
+			       const struct snap_pubkey *keys, size_t nkeys, const struct snap_fill *fill,
 			       struct snap_activation *a, char *err, size_t errlen)
 {
 	struct snap_manifest m;
-	struct fill f = { .s = s, .from = fill };
+	struct fill f = { .s = s, .from = fill ? fill->src : NULL, .opt = fill };
 	char hex[SNAP_HEX_LEN + 1];
 	int ret;
 
@@ -943,7 +949,7 @@ int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_
 	ret = read_manifest(s, id, keys, nkeys, &m, err, errlen);
 	if (ret < 0)
 		return ret;
-	ret = fill ? snap_manifest_each_object(&m, object_fill, &f) : 0;
+	ret = f.from ? snap_manifest_each_object(&m, object_fill, &f) : 0;
 	if (a) {
 		a->filled = f.n;
 		a->filled_bytes = f.bytes;

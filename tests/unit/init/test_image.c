@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "net/net.h"
 #include "snap/snap.h"
 #include "snap/store_int.h"
 #include "tests/harness.h"
@@ -357,6 +359,7 @@ TEST(update_takes_the_objects_the_image_has)
 	struct snap_privkey k;
 	struct snap_image *img;
 	struct snap_source src;
+	struct snap_fill fill = { .src = &src };
 	struct snap_activation a;
 	struct snap_manifest m;
 	struct id_list ids = { .n = 0 };
@@ -413,7 +416,7 @@ TEST(update_takes_the_objects_the_image_has)
 	flip(img_path, (off_t)(off + l - 1));
 	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
 	snap_image_source(img, &src);
-	CHECK_EQ(snap_store_activate_signed(box, v3, &k.pub, 1, &src, &a, err, sizeof(err)), -EBADMSG);
+	CHECK_EQ(snap_store_activate_signed(box, v3, &k.pub, 1, &fill, &a, err, sizeof(err)), -EBADMSG);
 	CHECK(strstr(err, "could not be taken from the image: corrupt") != NULL);
 	CHECK_EQ(snap_store_has(box, SNAP_KIND_OBJECT, obj_b), 0);
 	CHECK_EQ(snap_store_ref_get(box, "web", got), -ENOENT);
@@ -424,7 +427,7 @@ TEST(update_takes_the_objects_the_image_has)
 	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
 	snap_image_source(img, &src);
 	CHECK_EQ(snap_store_activate_signed(box, v3, &k.pub, 1, NULL, &a, err, sizeof(err)), -ENOENT);
-	REQUIRE(snap_store_activate_signed(box, v3, &k.pub, 1, &src, &a, err, sizeof(err)) == 0);
+	REQUIRE(snap_store_activate_signed(box, v3, &k.pub, 1, &fill, &a, err, sizeof(err)) == 0);
 	CHECK_EQ(a.moved, 1);
 	CHECK_EQ(a.filled, 1);
 	CHECK_EQ(a.filled_bytes, 100);
@@ -434,4 +437,28 @@ TEST(update_takes_the_objects_the_image_has)
 	free(signed_text);
 	snap_store_close(box);
 	snap_store_close(s);
+}
+
+/* PID 1 copying objects from the image says "busy" first: the listener keeps waiting for the answer. */
+TEST(activation_request_waits_through_busy)
+{
+	struct snap_activation a;
+	uint8_t id[SNAP_HASH_LEN] = { 1 };
+	char buf[128];
+	int sv[2];
+
+	REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+	REQUIRE(send(sv[1], "busy", 4, 0) == 4);
+	REQUIRE(send(sv[1], "busy", 4, 0) == 4);
+	REQUIRE(send(sv[1], "ok 1 0 - web", 12, 0) == 12);
+	CHECK_EQ(net_activation_request(sv[0], id, &a, err, sizeof(err)), 0);
+	CHECK_EQ(a.moved, 1);
+	CHECK_EQ(strcmp(a.name, "web"), 0);
+	CHECK(recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 9);   /* the request itself */
+	REQUIRE(send(sv[1], "busy", 4, 0) == 4);
+	REQUIRE(send(sv[1], "error no", 8, 0) == 8);
+	CHECK_EQ(net_activation_request(sv[0], id, &a, err, sizeof(err)), -EPERM);
+	CHECK_EQ(strcmp(err, "no"), 0);
+	close(sv[0]);
+	close(sv[1]);
 }
