@@ -137,6 +137,12 @@ int snap_store_put_manifest(struct snap_store *s, const void *buf, size_t len,
 			    uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
 /* 1 present, 0 absent, -errno. Does not re-hash. */
 int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN]);
+/*
+ * snap_store_put_manifest where the objects may also be among have[0..nhave) (ascending ids
+ * the box keeps elsewhere: the partition image's).
+ */
+int snap_store_put_manifest_have(struct snap_store *s, const void *buf, size_t len, const uint8_t (*have)[SNAP_HASH_LEN],
+				 size_t nhave, uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
 /* 1 when id is among have[0..n) (ids in ascending byte order), else 0. */
 int snap_id_among(const uint8_t (*have)[SNAP_HASH_LEN], size_t n, const uint8_t id[SNAP_HASH_LEN]);
 /* Verified read into a malloc'd buffer; -EBADMSG when corrupt. */

@@ -17,11 +17,5 @@ int snap_write_all(int fd, const void *buf, size_t len);
 /* Reads all len bytes at off (retrying short reads and EINTR). 0, -ENODATA at end of file, or -errno. */
 int snap_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
-/*
- * snap_store_put_manifest where the objects may also be among have[0..nhave) (ascending ids
- * the box keeps elsewhere: the partition image's).
- */
-int snap_store_put_manifest_have(struct snap_store *s, const void *buf, size_t len, const uint8_t (*have)[SNAP_HASH_LEN],
-				 size_t nhave, uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
 
 #endif

@@ -9,7 +9,6 @@
 
 #include "net/net.h"
 #include "snap/snap.h"
-#include "snap/store_int.h"
 #include "tests/harness.h"
 
 static char dir[512], img_path[600], err[256];
