@@ -698,11 +698,6 @@ static int image_id(void *arg, int kind, const uint8_t id[SNAP_HASH_LEN], uint64
 	return 0;
 }
 
-static int id_order(const void *a, const void *b)
-{
-	return memcmp(a, b, SNAP_HASH_LEN);
-}
-
 /*
  * The partition image's object ids, ascending, for the listener: an update does not send what
  * the image has (PID 1 copies those objects into the store when it activates). Ids, not bytes:
@@ -717,7 +712,7 @@ static void image_have(const struct init *in, struct net_config *c)
 		free(l.id);
 		return;
 	}
-	qsort(l.id, l.n, SNAP_HASH_LEN, id_order);
+	snap_ids_sort(l.id, l.n);
 	c->have = (const uint8_t (*)[SNAP_HASH_LEN])l.id;
 	c->nhave = l.n;
 }

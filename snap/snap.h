@@ -143,8 +143,9 @@ int snap_store_has(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LE
  */
 int snap_store_put_manifest_have(struct snap_store *s, const void *buf, size_t len, const uint8_t (*have)[SNAP_HASH_LEN],
 				 size_t nhave, uint8_t id[SNAP_HASH_LEN], char *err, size_t errlen);
-/* 1 when id is among have[0..n) (ids in ascending byte order), else 0. */
+/* 1 when id is among have[0..n) (ids in the order snap_ids_sort leaves them), else 0. */
 int snap_id_among(const uint8_t (*have)[SNAP_HASH_LEN], size_t n, const uint8_t id[SNAP_HASH_LEN]);
+void snap_ids_sort(uint8_t (*ids)[SNAP_HASH_LEN], size_t n);
 /* Verified read into a malloc'd buffer; -EBADMSG when corrupt. */
 int snap_store_get(struct snap_store *s, int kind, const uint8_t id[SNAP_HASH_LEN], uint8_t **buf,
 		   size_t *len);

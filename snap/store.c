@@ -337,6 +337,12 @@ static int id_cmp(const void *a, const void *b)
 	return memcmp(a, b, SNAP_HASH_LEN);
 }
 
+void snap_ids_sort(uint8_t (*ids)[SNAP_HASH_LEN], size_t n)
+{
+	if (n)
+		qsort(ids, n, SNAP_HASH_LEN, id_cmp);
+}
+
 int snap_id_among(const uint8_t (*have)[SNAP_HASH_LEN], size_t n, const uint8_t id[SNAP_HASH_LEN])
 {
 	return n && bsearch(id, have, n, SNAP_HASH_LEN, id_cmp) != NULL;
@@ -950,10 +956,6 @@ int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_
 	if (ret < 0)
 		return ret;
 	ret = f.from ? snap_manifest_each_object(&m, object_fill, &f) : 0;
-	if (a) {
-		a->filled = f.n;
-		a->filled_bytes = f.bytes;
-	}
 	if (ret < 0) {
 		snap_hex(f.bad, hex);
 		snprintf(err, errlen, "object %s of the manifest could not be taken from the image: %s", hex,
@@ -961,11 +963,11 @@ int snap_store_activate_signed(struct snap_store *s, const uint8_t id[SNAP_HASH_
 	} else if ((ret = snap_manifest_each_object(&m, object_present, s)) < 0) {
 		snprintf(err, errlen, "an object of the manifest is %s", ret == -ENOENT ? "missing" : strerror(-ret));
 	} else {
-		ret = activate_parsed(s, id, &m, a, err, errlen);
-		if (a) {
-			a->filled = f.n;
-			a->filled_bytes = f.bytes;
-		}
+		ret = activate_parsed(s, id, &m, a, err, errlen);   /* clears a */
+	}
+	if (a) {
+		a->filled = f.n;
+		a->filled_bytes = f.bytes;
 	}
 	snap_manifest_free(&m);
 	return ret;

@@ -347,11 +347,6 @@ static int image_ids(void *arg, int kind, const uint8_t id[SNAP_HASH_LEN], uint6
 	return 0;
 }
 
-static int id_order(const void *a, const void *b)
-{
-	return memcmp(a, b, SNAP_HASH_LEN);
-}
-
 TEST(update_takes_the_objects_the_image_has)
 {
 	struct snap_store *s, *box;
@@ -375,7 +370,7 @@ TEST(update_takes_the_objects_the_image_has)
 	REQUIRE(snap_image_open(img_path, &img, err, sizeof(err)) == 0);
 	REQUIRE(snap_image_entry_each(img, image_ids, &ids) == 0);
 	CHECK_EQ(ids.n, 2);
-	qsort(ids.id, ids.n, SNAP_HASH_LEN, id_order);
+	snap_ids_sort(ids.id, ids.n);
 	snap_image_source(img, &src);
 
 	/* v3 of "web": the image's obj_a and obj_b plus a new chunk obj_c, signed */
